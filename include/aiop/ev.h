@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file aiop/ev.h
+ * Coro variants: every call that can wait, completed on a libev loop.
+ *
+ * Contract (same for every aiop_*_coro_* call):
+ *  - the op is caller-allocated and must stay valid until its callback ran;
+ *  - a start call that returns < 0 never runs the callback;
+ *  - otherwise the callback runs exactly once, from the loop, never inside
+ *    the start call, with the result (>= 0 or -errno as the blocking call);
+ *  - timeout_ns as the blocking call: AIOP_FOREVER, 0 = try (the callback
+ *    then gets -EAGAIN), or relative ns (-ETIMEDOUT);
+ *  - aiop_op_cancel() makes the callback run with -ECANCELED; if the op had
+ *    already been granted (lock taken, unit taken) the grant is undone first,
+ *    so nothing is lost;
+ *  - start and cancel are called on the loop's thread; the loop needs
+ *    EV_MULTIPLICITY (libev's default).
+ */
+#ifndef AIOP_EV_H
+#define AIOP_EV_H
+
+#include <ev.h>
+
+#include <aiop/common.h>
+#include <aiop/lock.h>
+#include <aiop/rlock.h>
+#include <aiop/semaphore.h>
+#include <aiop/event.h>
+
+#if !EV_MULTIPLICITY
+#error "aiop needs libev built with EV_MULTIPLICITY (the default)"
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct aiop_op;
+
+/**
+ * Completion callback.
+ * @param loop   the loop the op was started on
+ * @param op     the op; it may be reused or freed inside the callback
+ * @param result the operation's result, >= 0 or -errno
+ */
+typedef void (*aiop_op_cb)(struct ev_loop *loop, struct aiop_op *op,
+			   int result);
+
+/**
+ * A coro operation. Allocate it yourself (any memory; no init call needed);
+ * only `data` is yours, every other field is private to aiop.
+ */
+struct aiop_op {
+	void *data; /* rw: user data, never touched by aiop */
+
+	/* private: */
+	ev_timer aiop_timer;
+	struct aiop_op *aiop_next;
+	struct aiop_op *aiop_prev;
+	aiop_op_cb aiop_cb;
+	const void *aiop_desc;
+	void *aiop_obj;
+	void *aiop_wq;
+	void *aiop_reg;
+	uint32_t aiop_state;
+	int aiop_result;
+	uint64_t aiop_args[6];
+	void *aiop_reserved[4];
+};
+
+/**
+ * Cancel a pending op. Its callback then runs (from the loop) with
+ * -ECANCELED; if it had been granted already, the grant is undone.
+ * @return 0; -EALREADY if its callback already ran or is running;
+ *         -EINVAL if op is NULL or was never started
+ */
+AIOP_API int aiop_op_cancel(struct aiop_op *op);
+
+/** @return 1 if the op is started and its callback has not run yet, else 0 */
+AIOP_API int aiop_op_pending(const struct aiop_op *op);
+
+/**
+ * Give back this process's doorbell for a loop (e.g. before
+ * ev_loop_destroy). Optional: a process's doorbells are released at exit,
+ * and reclaimed from processes that died.
+ * @return 0 (also if the loop never used aiop), -EBUSY if ops are pending,
+ *         -EINVAL if loop is NULL
+ */
+AIOP_API int aiop_loop_detach(struct ev_loop *loop);
+
+/** Coro aiop_lock_acquire(). */
+AIOP_API int aiop_lock_coro_acquire(struct ev_loop *loop, struct aiop_op *op,
+				    struct aiop_lock *lock, int64_t timeout_ns,
+				    aiop_op_cb cb);
+
+/** Coro aiop_rlock_acquire(); the owner is the loop's thread. */
+AIOP_API int aiop_rlock_coro_acquire(struct ev_loop *loop, struct aiop_op *op,
+				     struct aiop_rlock *rlock,
+				     int64_t timeout_ns, aiop_op_cb cb);
+
+/** Coro aiop_sem_acquire(). */
+AIOP_API int aiop_sem_coro_acquire(struct ev_loop *loop, struct aiop_op *op,
+				   struct aiop_sem *sem, int64_t timeout_ns,
+				   aiop_op_cb cb);
+
+/** Coro aiop_event_wait(). */
+AIOP_API int aiop_event_coro_wait(struct ev_loop *loop, struct aiop_op *op,
+				  struct aiop_event *event, int64_t timeout_ns,
+				  aiop_op_cb cb);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AIOP_EV_H */

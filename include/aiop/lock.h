@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file aiop/lock.h
+ * Process-shared, non-recursive lock (Python's multiprocessing.Lock).
+ * Any process may release it. The coro variant is in aiop/ev.h.
+ */
+#ifndef AIOP_LOCK_H
+#define AIOP_LOCK_H
+
+#include <aiop/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct aiop_lock;
+
+/**
+ * Create an unlocked lock in new shared memory. The handle stays valid in
+ * children forked afterwards.
+ * @param out receives the handle
+ * @return 0, -EINVAL (out is NULL), -ENOMEM, -EMFILE or another -errno from
+ *         memfd_create/posix_fallocate/mmap
+ */
+AIOP_API int aiop_lock_new(struct aiop_lock **out);
+
+/**
+ * Drop this process's handle (the lock lives on in other processes).
+ * @return 0 (also for NULL), -EBUSY if coro ops on it are still pending here
+ */
+AIOP_API int aiop_lock_free(struct aiop_lock *lock);
+
+/**
+ * Acquire, waiting up to timeout_ns.
+ * @param timeout_ns relative ns; AIOP_FOREVER waits forever; 0 = try
+ * @return 0 acquired; -EOWNERDEAD acquired, but the previous holder died
+ *         while holding it (the data it guarded may be inconsistent);
+ *         -ETIMEDOUT; -EAGAIN (timeout 0 and held); -EINVAL bad handle or
+ *         timeout; -EPROTO the shared object is corrupt or of another version
+ */
+AIOP_API int aiop_lock_acquire(struct aiop_lock *lock, int64_t timeout_ns);
+
+/** Acquire without waiting. @return as aiop_lock_acquire, -EAGAIN if held */
+AIOP_API int aiop_lock_try_acquire(struct aiop_lock *lock);
+
+/**
+ * Release. Any process or thread may release (multiprocessing semantics).
+ * @return 0, -EPERM if the lock is not held, -EINVAL, -EPROTO
+ */
+AIOP_API int aiop_lock_release(struct aiop_lock *lock);
+
+/** @return 1 if held, 0 if free, or -EINVAL/-EPROTO (a snapshot). */
+AIOP_API int aiop_lock_locked(struct aiop_lock *lock);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AIOP_LOCK_H */

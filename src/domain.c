@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The domain: one per process tree, created by the first aiop_*_new().
+ * It owns the doorbell eventfds (created before any object exists, so every
+ * process that inherits an object inherits every doorbell) and a shared page
+ * recording which process claimed which doorbell. Also: per-thread tid
+ * cache, liveness probes, and the fork handlers. See docs/design.md 1, 5, 6.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct aiop__bell_shm {
+	_Atomic uint32_t owner; /* pid of the claimant, 0 = free */
+	uint32_t pad[AIOP__CACHELINE / 4 - 1];
+};
+
+struct aiop__domain_shm {
+	struct aiop__shm_hdr hdr;
+	_Atomic uint32_t nbells;
+	uint32_t pad[AIOP__CACHELINE / 4 - 7];
+	struct aiop__bell_shm bell[AIOP__DOORBELLS_MAX];
+};
+
+_Static_assert(sizeof(struct aiop__bell_shm) == AIOP__CACHELINE, "bell");
+
+struct aiop__domain aiop__dom;
+_Atomic unsigned aiop__fork_gen = 1;
+pthread_mutex_t aiop__reg_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static pthread_mutex_t dom_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int dom_ready;
+static pid_t cached_pid;
+
+static __thread pid_t t_tid;
+static __thread unsigned t_gen;
+
+pid_t
+aiop__tid(void)
+{
+	unsigned g = atomic_load_explicit(&aiop__fork_gen,
+					  memory_order_relaxed);
+
+	if (AIOP_UNLIKELY(t_gen != g)) {
+		t_tid = (pid_t)syscall(SYS_gettid);
+		t_gen = g;
+	}
+	return t_tid;
+}
+
+static pid_t
+self_pid(void)
+{
+	return cached_pid ? cached_pid : (cached_pid = getpid());
+}
+
+bool
+aiop__tid_alive(pid_t tid)
+{
+	char path[48], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	AIOP__COUNT(owner_probes);
+	if (tid <= 0)
+		return false;
+	if (kill(tid, 0) < 0 && errno == ESRCH)
+		return false;
+	/* kill() succeeds on a zombie: a killed holder whose parent has not
+	 * reaped it yet. Its state letter in /proc says Z (or X). */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno != ENOENT && errno != ESRCH;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return true;
+	return p[2] != 'Z' && p[2] != 'X';
+}
+
+
+static void
+fork_prepare(void)
+{
+	pthread_mutex_lock(&aiop__reg_mu);
+}
+
+static void
+fork_parent(void)
+{
+	pthread_mutex_unlock(&aiop__reg_mu);
+}
+
+static void
+fork_child(void)
+{
+	cached_pid = 0;
+	atomic_fetch_add(&aiop__fork_gen, 1);
+	pthread_mutex_unlock(&aiop__reg_mu);
+}
+
+static void
+release_all_bells(void)
+{
+	pid_t me = getpid();
+	int i;
+
+	if (!aiop__dom.shm)
+		return;
+	for (i = 0; i < aiop__dom.nbells; i++) {
+		uint32_t o = (uint32_t)me;
+		atomic_compare_exchange_strong(
+			&aiop__dom.shm->bell[i].owner, &o, 0);
+	}
+}
+
+static int
+env_doorbells(void)
+{
+	const char *s = getenv("AIOP_DOORBELLS");
+	char *end;
+	long v;
+
+	if (!s || !*s)
+		return 64;
+	v = strtol(s, &end, 10);
+	if (*end || v < 1 || v > AIOP__DOORBELLS_MAX)
+		return 64;
+	return (int)v;
+}
+
+static int
+domain_create(void)
+{
+	struct aiop__domain_shm *shm;
+	int i, n = env_doorbells(), r;
+	uint64_t id = 0;
+
+	r = aiop__shm_map("aiop-domain", sizeof(*shm), (void **)&shm);
+	if (r < 0)
+		return r;
+	for (i = 0; i < n; i++) {
+		aiop__dom.efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (aiop__dom.efd[i] < 0) {
+			r = -errno;
+			while (i-- > 0)
+				close(aiop__dom.efd[i]);
+			munmap(shm, sizeof(*shm));
+			return r;
+		}
+	}
+	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id))
+		id = aiop__now_ns() ^ ((uint64_t)getpid() << 40);
+	atomic_store(&shm->nbells, (uint32_t)n);
+	atomic_store(&shm->hdr.size, (uint32_t)sizeof(*shm));
+	atomic_store(&shm->hdr.domain_id, id);
+	atomic_store(&shm->hdr.ident, AIOP__IDENT(AIOP__T_DOMAIN));
+	aiop__dom.shm = shm;
+	aiop__dom.id = id;
+	aiop__dom.nbells = n;
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	atexit(release_all_bells);
+	aiop__spin_env();
+	return 0;
+}
+
+int
+aiop__domain_ensure(void)
+{
+	int r = 0;
+
+	if (AIOP_LIKELY(atomic_load_explicit(&dom_ready,
+					     memory_order_acquire)))
+		return 0;
+	pthread_mutex_lock(&dom_mu);
+	if (!atomic_load_explicit(&dom_ready, memory_order_relaxed)) {
+		r = domain_create();
+		if (r == 0)
+			atomic_store_explicit(&dom_ready, 1,
+					      memory_order_release);
+	}
+	pthread_mutex_unlock(&dom_mu);
+	return r;
+}
+
+int
+aiop__bell_claim(void)
+{
+	uint32_t me = (uint32_t)self_pid();
+	int pass, i;
+
+	if (!aiop__dom.shm)
+		return -EINVAL;
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < aiop__dom.nbells; i++) {
+			_Atomic uint32_t *ow = &aiop__dom.shm->bell[i].owner;
+			uint32_t o = atomic_load(ow);
+
+			if (pass == 0 && o != 0)
+				continue;
+			if (pass == 1 &&
+			    (o == 0 || o == me || aiop__tid_alive((pid_t)o)))
+				continue;
+			if (atomic_compare_exchange_strong(ow, &o, me)) {
+				uint64_t v;
+				/* a dead claimant may have left a count */
+				if (read(aiop__dom.efd[i], &v, sizeof(v)) < 0)
+					(void)0;
+				return i;
+			}
+		}
+	}
+	return -EMFILE;
+}
+
+void
+aiop__bell_release(int bell)
+{
+	uint32_t me = (uint32_t)self_pid();
+
+	if (bell < 0 || bell >= aiop__dom.nbells)
+		return;
+	atomic_compare_exchange_strong(&aiop__dom.shm->bell[bell].owner, &me,
+				       0);
+}
+
+unsigned
+aiop__try_flags(void)
+{
+	static __thread uint64_t last;
+	uint64_t t = aiop__now_ns();
+
+	if (t - last < (uint64_t)AIOP__RECHECK_OWNER_NS)
+		return 0;
+	last = t;
+	return AIOP__ATT_PROBE;
+}

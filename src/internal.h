@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private declarations: shared-memory layouts, the per-process handle base,
+ * and the one wait/wake engine (src/wait.c). See docs/design.md.
+ */
+#ifndef AIOP_INTERNAL_H
+#define AIOP_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <time.h>
+#include <sys/types.h>
+#include <pthread.h>
+
+#include "aiop.h"
+
+#define AIOP_LIKELY(x) __builtin_expect(!!(x), 1)
+#define AIOP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define AIOP__CACHELINE 64
+
+#define aiop__container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- shared-memory header: first bytes of every object ---------------- */
+
+#define AIOP__SHM_MAGIC 0x706f6961u /* "aiop" */
+#define AIOP__ABI 1u
+
+enum aiop__type {
+	AIOP__T_DOMAIN = 1,
+	AIOP__T_LOCK,
+	AIOP__T_RLOCK,
+	AIOP__T_SEM,
+	AIOP__T_EVENT,
+	AIOP__T_MAX,
+};
+
+#define AIOP__IDENT(type) \
+	((uint64_t)AIOP__SHM_MAGIC | ((uint64_t)AIOP__ABI << 32) | \
+	 ((uint64_t)(type) << 48))
+
+struct aiop__shm_hdr {
+	_Atomic uint64_t ident; /* magic | abi << 32 | type << 48 */
+	_Atomic uint32_t size;  /* bytes mapped (validated, never trusted) */
+	_Atomic uint32_t flags;
+	_Atomic uint64_t domain_id;
+};
+
+/* ---- the wait queue embedded in every object that can be waited on ---- */
+
+#define AIOP__DOORBELLS_MAX 128
+#define AIOP__ARMED_WORDS (AIOP__DOORBELLS_MAX / 64)
+
+struct aiop__waitq {
+	_Atomic uint32_t seq;     /* futex word, bumped by each wake */
+	_Atomic uint32_t nsleep;  /* blocking waiters armed or asleep */
+	_Atomic uint32_t spin_ns; /* adaptive spin budget (a hint) */
+	uint32_t pad;
+	_Atomic uint64_t armed[AIOP__ARMED_WORDS]; /* loops to ring */
+};
+
+#define AIOP__WAKE_ALL 0x7fffffff
+
+/* ---- per-process handle base ------------------------------------------ */
+
+#define AIOP__HANDLE_MAGIC 0x68706f61u
+
+struct aiop__obj {
+	uint32_t hmagic;          /* AIOP__HANDLE_MAGIC while valid */
+	uint16_t type;            /* enum aiop__type */
+	uint16_t pad;
+	size_t size;              /* mapping length (local, trusted) */
+	struct aiop__shm_hdr *shm;
+	_Atomic int npending;     /* coro ops of this process on it */
+	_Atomic uint64_t stamp;   /* dispatcher pass marker (wait.c) */
+};
+
+/* Check a handle and its shared header; 0 or -EINVAL/-EPROTO. */
+static inline int
+aiop__obj_check(const struct aiop__obj *o, unsigned type)
+{
+	uint64_t id;
+
+	if (AIOP_UNLIKELY(!o || o->hmagic != AIOP__HANDLE_MAGIC ||
+			  o->type != type))
+		return -EINVAL;
+	id = atomic_load_explicit(&o->shm->ident, memory_order_relaxed);
+	if (AIOP_UNLIKELY(id != AIOP__IDENT(type)))
+		return -EPROTO;
+	return 0;
+}
+
+/* shm.c */
+int aiop__obj_new(unsigned type, size_t shm_size, size_t handle_size,
+		  void **handle_out);
+int aiop__obj_free(struct aiop__obj *o, unsigned type);
+int aiop__shm_map(const char *name, size_t size, void **out);
+
+/* ---- per-process state (domain.c) ------------------------------------- */
+
+struct aiop__domain {
+	struct aiop__domain_shm *shm;
+	uint64_t id;
+	int nbells;
+	int efd[AIOP__DOORBELLS_MAX];
+};
+
+extern struct aiop__domain aiop__dom;
+extern _Atomic unsigned aiop__fork_gen;
+extern pthread_mutex_t aiop__reg_mu;
+
+int aiop__domain_ensure(void);
+int aiop__bell_claim(void);
+void aiop__bell_release(int bell);
+
+/* Kernel thread id of the caller, cached per thread and per fork. */
+pid_t aiop__tid(void);
+
+/* Is the thread with this tid alive? (not ESRCH, not a zombie) */
+bool aiop__tid_alive(pid_t tid);
+
+/* Flags for a try call: PROBE for a dead owner, at most every 100 ms per
+ * thread, so a loop of failing tries does not turn into syscalls. */
+unsigned aiop__try_flags(void);
+
+/* lock.c: take a free owner word, or (PROBE) one whose owner died. */
+int aiop__owner_take(_Atomic uint32_t *owner, unsigned flags);
+
+/* ---- counters (error.c) ----------------------------------------------- */
+
+struct aiop__counters {
+	_Atomic uint64_t futex_waits, futex_wakes, rings, reads, spins_ok,
+		spins_failed, owner_probes;
+};
+extern struct aiop__counters aiop__cnt;
+#define AIOP__COUNT(field) \
+	atomic_fetch_add_explicit(&aiop__cnt.field, 1, memory_order_relaxed)
+
+/* ---- the engine (wait.c) ---------------------------------------------- */
+
+/* attempt() flags */
+#define AIOP__ATT_PROBE 1u /* periodic recheck: test peers for death */
+
+/*
+ * What a primitive tells the engine about one kind of wait.
+ * attempt: the non-blocking try; >= 0 done, -EAGAIN would wait, other < 0
+ *          done with an error. It wakes others itself if it frees anything.
+ * undo:    give back what a granted result took (cancel of a granted coro
+ *          op); may be NULL when nothing was taken.
+ * recheck_ns: bound on each sleep, so a dead holder or a wake-up swallowed
+ *          by a dead waiter is noticed (docs/design.md section 5).
+ */
+struct aiop__waitdesc {
+	int (*attempt)(struct aiop__obj *obj, void *args, unsigned flags);
+	void (*undo)(struct aiop__obj *obj, void *args, int result);
+	int64_t recheck_ns;
+};
+
+#define AIOP__RECHECK_OWNER_NS (100 * 1000 * 1000LL)
+#define AIOP__RECHECK_NS (1000 * 1000 * 1000LL)
+
+int aiop__wait(struct aiop__obj *obj, struct aiop__waitq *wq,
+	       const struct aiop__waitdesc *d, void *args, int64_t timeout_ns);
+void aiop__wake(struct aiop__waitq *wq, int n);
+void aiop__waitq_init(struct aiop__waitq *wq);
+
+/* Shared by the start calls in aiop/ev.h. args (<= 48 bytes) is copied. */
+struct aiop_op;
+struct ev_loop;
+int aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
+		     struct aiop__obj *obj, struct aiop__waitq *wq,
+		     const struct aiop__waitdesc *d, const void *args,
+		     size_t args_size, int64_t timeout_ns,
+		     void (*cb)(struct ev_loop *, struct aiop_op *, int));
+
+/* Spin configuration (error.c) */
+extern _Atomic int aiop__spin_mode;
+extern _Atomic int64_t aiop__spin_fixed_ns;
+void aiop__spin_env(void);
+bool aiop__spin_single_cpu(void);
+
+static inline uint64_t
+aiop__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline void
+aiop__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#else
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+#endif /* AIOP_INTERNAL_H */

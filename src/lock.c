@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Lock: shared state is the owner's kernel tid (0 = free). Any process may
+ * release. A dead owner is found by the engine's periodic PROBE attempt and
+ * the lock is taken over with -EOWNERDEAD (docs/design.md 5).
+ */
+#include "aiop/ev.h"
+#include "internal.h"
+
+struct lock_shm {
+	struct aiop__shm_hdr hdr;
+	struct aiop__waitq wq;
+	_Atomic uint32_t owner;
+};
+
+struct aiop_lock {
+	struct aiop__obj o;
+};
+
+static inline struct lock_shm *
+S(struct aiop__obj *o)
+{
+	return (struct lock_shm *)o->shm;
+}
+
+/* Take a free lock, or (on a probe) one whose owner died. Shared by RLock. */
+int
+aiop__owner_take(_Atomic uint32_t *owner, unsigned flags)
+{
+	uint32_t me = (uint32_t)aiop__tid();
+	uint32_t cur = atomic_load_explicit(owner, memory_order_relaxed);
+
+	if (cur == 0 && atomic_compare_exchange_strong(owner, &cur, me))
+		return 0;
+	if ((flags & AIOP__ATT_PROBE) && cur != 0 && cur != me &&
+	    !aiop__tid_alive((pid_t)cur) &&
+	    atomic_compare_exchange_strong(owner, &cur, me))
+		return -EOWNERDEAD;
+	return -EAGAIN;
+}
+
+static int
+lock_attempt(struct aiop__obj *o, void *args, unsigned flags)
+{
+	(void)args;
+	return aiop__owner_take(&S(o)->owner, flags);
+}
+
+static int
+lock_release(struct aiop__obj *o)
+{
+	if (atomic_exchange(&S(o)->owner, 0) == 0)
+		return -EPERM;
+	aiop__wake(&S(o)->wq, 1);
+	return 0;
+}
+
+static void
+lock_undo(struct aiop__obj *o, void *args, int result)
+{
+	(void)args;
+	if (result == 0 || result == -EOWNERDEAD)
+		(void)lock_release(o);
+}
+
+static const struct aiop__waitdesc lock_wait = {
+	.attempt = lock_attempt,
+	.undo = lock_undo,
+	.recheck_ns = AIOP__RECHECK_OWNER_NS,
+};
+
+AIOP_API int
+aiop_lock_new(struct aiop_lock **out)
+{
+	struct aiop_lock *l;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	r = aiop__obj_new(AIOP__T_LOCK, sizeof(struct lock_shm), sizeof(*l),
+			  (void **)&l);
+	if (r < 0)
+		return r;
+	aiop__waitq_init(&S(&l->o)->wq);
+	*out = l;
+	return 0;
+}
+
+AIOP_API int
+aiop_lock_free(struct aiop_lock *lock)
+{
+	return lock ? aiop__obj_free(&lock->o, AIOP__T_LOCK) : 0;
+}
+
+AIOP_API int
+aiop_lock_try_acquire(struct aiop_lock *lock)
+{
+	int r = aiop__obj_check(lock ? &lock->o : NULL, AIOP__T_LOCK);
+
+	unsigned f;
+
+	if (r < 0)
+		return r;
+	r = lock_attempt(&lock->o, NULL, 0);
+	/* a dead owner is only looked for once a try has failed */
+	if (r == -EAGAIN && (f = aiop__try_flags()) != 0)
+		r = lock_attempt(&lock->o, NULL, f);
+	return r;
+}
+
+AIOP_API int
+aiop_lock_acquire(struct aiop_lock *lock, int64_t timeout_ns)
+{
+	int r = aiop__obj_check(lock ? &lock->o : NULL, AIOP__T_LOCK);
+
+	if (r < 0)
+		return r;
+	return aiop__wait(&lock->o, &S(&lock->o)->wq, &lock_wait, NULL,
+			  timeout_ns);
+}
+
+AIOP_API int
+aiop_lock_coro_acquire(struct ev_loop *loop, struct aiop_op *op,
+		       struct aiop_lock *lock, int64_t timeout_ns,
+		       aiop_op_cb cb)
+{
+	int r = aiop__obj_check(lock ? &lock->o : NULL, AIOP__T_LOCK);
+
+	if (r < 0)
+		return r;
+	return aiop__coro_start(loop, op, &lock->o, &S(&lock->o)->wq,
+				&lock_wait, NULL, 0, timeout_ns, cb);
+}
+
+AIOP_API int
+aiop_lock_release(struct aiop_lock *lock)
+{
+	int r = aiop__obj_check(lock ? &lock->o : NULL, AIOP__T_LOCK);
+
+	return r < 0 ? r : lock_release(&lock->o);
+}
+
+AIOP_API int
+aiop_lock_locked(struct aiop_lock *lock)
+{
+	int r = aiop__obj_check(lock ? &lock->o : NULL, AIOP__T_LOCK);
+
+	if (r < 0)
+		return r;
+	return atomic_load(&S(&lock->o)->owner) != 0;
+}

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * RLock: owner tid plus a recursion depth that only the owner writes.
+ * Ownership is (process, thread) because a kernel tid names exactly that.
+ */
+#include "aiop/ev.h"
+#include "internal.h"
+
+struct rlock_shm {
+	struct aiop__shm_hdr hdr;
+	struct aiop__waitq wq;
+	_Atomic uint32_t owner;
+	_Atomic uint32_t depth;
+};
+
+struct aiop_rlock {
+	struct aiop__obj o;
+};
+
+
+static inline struct rlock_shm *
+S(struct aiop__obj *o)
+{
+	return (struct rlock_shm *)o->shm;
+}
+
+static int
+rlock_attempt(struct aiop__obj *o, void *args, unsigned flags)
+{
+	struct rlock_shm *s = S(o);
+	uint32_t me = (uint32_t)aiop__tid(), d;
+	int r;
+
+	(void)args;
+	if (atomic_load_explicit(&s->owner, memory_order_relaxed) == me) {
+		d = atomic_load_explicit(&s->depth, memory_order_relaxed);
+		if (d >= AIOP_RLOCK_DEPTH_MAX)
+			return -EOVERFLOW;
+		atomic_store_explicit(&s->depth, d + 1, memory_order_relaxed);
+		return 0;
+	}
+	r = aiop__owner_take(&s->owner, flags);
+	if (r == 0 || r == -EOWNERDEAD)
+		atomic_store_explicit(&s->depth, 1, memory_order_relaxed);
+	return r;
+}
+
+static int
+rlock_release(struct aiop__obj *o)
+{
+	struct rlock_shm *s = S(o);
+	uint32_t d;
+
+	if (atomic_load_explicit(&s->owner, memory_order_relaxed) !=
+	    (uint32_t)aiop__tid())
+		return -EPERM;
+	d = atomic_load_explicit(&s->depth, memory_order_relaxed);
+	if (d > 1) {
+		atomic_store_explicit(&s->depth, d - 1, memory_order_relaxed);
+		return 0;
+	}
+	/* d == 1, or a corrupt 0: release fully */
+	atomic_store_explicit(&s->depth, 0, memory_order_relaxed);
+	atomic_store(&s->owner, 0);
+	aiop__wake(&s->wq, 1);
+	return 0;
+}
+
+static void
+rlock_undo(struct aiop__obj *o, void *args, int result)
+{
+	(void)args;
+	if (result == 0 || result == -EOWNERDEAD)
+		(void)rlock_release(o);
+}
+
+static const struct aiop__waitdesc rlock_wait = {
+	.attempt = rlock_attempt,
+	.undo = rlock_undo,
+	.recheck_ns = AIOP__RECHECK_OWNER_NS,
+};
+
+AIOP_API int
+aiop_rlock_new(struct aiop_rlock **out)
+{
+	struct aiop_rlock *l;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	r = aiop__obj_new(AIOP__T_RLOCK, sizeof(struct rlock_shm), sizeof(*l),
+			  (void **)&l);
+	if (r < 0)
+		return r;
+	aiop__waitq_init(&S(&l->o)->wq);
+	*out = l;
+	return 0;
+}
+
+AIOP_API int
+aiop_rlock_free(struct aiop_rlock *rlock)
+{
+	return rlock ? aiop__obj_free(&rlock->o, AIOP__T_RLOCK) : 0;
+}
+
+AIOP_API int
+aiop_rlock_try_acquire(struct aiop_rlock *rlock)
+{
+	int r = aiop__obj_check(rlock ? &rlock->o : NULL, AIOP__T_RLOCK);
+
+	unsigned f;
+
+	if (r < 0)
+		return r;
+	r = rlock_attempt(&rlock->o, NULL, 0);
+	/* a dead owner is only looked for once a try has failed */
+	if (r == -EAGAIN && (f = aiop__try_flags()) != 0)
+		r = rlock_attempt(&rlock->o, NULL, f);
+	return r;
+}
+
+AIOP_API int
+aiop_rlock_acquire(struct aiop_rlock *rlock, int64_t timeout_ns)
+{
+	int r = aiop__obj_check(rlock ? &rlock->o : NULL, AIOP__T_RLOCK);
+
+	if (r < 0)
+		return r;
+	return aiop__wait(&rlock->o, &S(&rlock->o)->wq, &rlock_wait, NULL,
+			  timeout_ns);
+}
+
+AIOP_API int
+aiop_rlock_coro_acquire(struct ev_loop *loop, struct aiop_op *op,
+			struct aiop_rlock *rlock, int64_t timeout_ns,
+			aiop_op_cb cb)
+{
+	int r = aiop__obj_check(rlock ? &rlock->o : NULL, AIOP__T_RLOCK);
+
+	if (r < 0)
+		return r;
+	return aiop__coro_start(loop, op, &rlock->o, &S(&rlock->o)->wq,
+				&rlock_wait, NULL, 0, timeout_ns, cb);
+}
+
+AIOP_API int
+aiop_rlock_release(struct aiop_rlock *rlock)
+{
+	int r = aiop__obj_check(rlock ? &rlock->o : NULL, AIOP__T_RLOCK);
+
+	return r < 0 ? r : rlock_release(&rlock->o);
+}
+
+AIOP_API int
+aiop_rlock_depth(struct aiop_rlock *rlock)
+{
+	int r = aiop__obj_check(rlock ? &rlock->o : NULL, AIOP__T_RLOCK);
+	struct rlock_shm *s;
+
+	if (r < 0)
+		return r;
+	s = S(&rlock->o);
+	if (atomic_load(&s->owner) != (uint32_t)aiop__tid())
+		return 0;
+	return (int)(atomic_load(&s->depth) & 0x7fffffff);
+}

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared memory: every object is a sealed memfd mapped MAP_SHARED.
+ * posix_fallocate (not ftruncate) reserves the pages up front, so a full
+ * tmpfs is a clean error here instead of a SIGBUS on first touch; the seals
+ * stop any holder of the fd from shrinking the file under other mappings.
+ * The fd is closed once mapped: the mapping is what children inherit.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int
+aiop__shm_map(const char *name, size_t size, void **out)
+{
+	int fd, r;
+	void *p;
+
+	fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	r = posix_fallocate(fd, 0, (off_t)size);
+	if (r != 0) {
+		close(fd);
+		/* EFBIG/ENOSPC from a full or capped tmpfs read as ENOMEM */
+		return r == ENOSPC || r == EFBIG ? -ENOMEM : -r;
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+	    < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	r = -errno;
+	close(fd);
+	if (p == MAP_FAILED)
+		return r;
+	*out = p;
+	return 0;
+}
+
+static const char *const obj_names[AIOP__T_MAX] = {
+	[AIOP__T_DOMAIN] = "aiop-domain", [AIOP__T_LOCK] = "aiop-lock",
+	[AIOP__T_RLOCK] = "aiop-rlock",   [AIOP__T_SEM] = "aiop-sem",
+	[AIOP__T_EVENT] = "aiop-event",
+};
+
+int
+aiop__obj_new(unsigned type, size_t shm_size, size_t handle_size,
+	      void **handle_out)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	struct aiop__obj *o;
+	void *map;
+	int r;
+
+	if (!handle_out || type == 0 || type >= AIOP__T_MAX)
+		return -EINVAL;
+	/* The domain (doorbells) must exist before any object can be
+	 * inherited, so that every process holding the object holds them. */
+	r = aiop__domain_ensure();
+	if (r < 0)
+		return r;
+	shm_size = (shm_size + pg - 1) / pg * pg;
+	o = calloc(1, handle_size);
+	if (!o)
+		return -ENOMEM;
+	r = aiop__shm_map(obj_names[type], shm_size, &map);
+	if (r < 0) {
+		free(o);
+		return r;
+	}
+	o->shm = map;
+	o->size = shm_size;
+	o->type = (uint16_t)type;
+	atomic_store_explicit(&o->shm->size, (uint32_t)shm_size,
+			      memory_order_relaxed);
+	atomic_store_explicit(&o->shm->domain_id, aiop__dom.id,
+			      memory_order_relaxed);
+	/* ident last: a half-built object never validates */
+	atomic_store_explicit(&o->shm->ident, AIOP__IDENT(type),
+			      memory_order_release);
+	o->hmagic = AIOP__HANDLE_MAGIC;
+	*handle_out = o;
+	return 0;
+}
+
+int
+aiop__obj_free(struct aiop__obj *o, unsigned type)
+{
+	if (!o)
+		return 0;
+	if (o->hmagic != AIOP__HANDLE_MAGIC || o->type != type)
+		return -EINVAL;
+	if (atomic_load(&o->npending) > 0)
+		return -EBUSY;
+	o->hmagic = 0; /* a stale handle used after free reads as invalid */
+	munmap(o->shm, o->size);
+	free(o);
+	return 0;
+}

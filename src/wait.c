@@ -1,0 +1,720 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The one waiting mechanism (docs/design.md sections 2-4): blocking waits
+ * on a shared futex, coro waits on a libev loop woken through a doorbell
+ * eventfd, adaptive spin, deadlines, cancellation. Primitives only supply
+ * their shared state and an attempt function (struct aiop__waitdesc).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include "aiop/ev.h"
+#include "internal.h"
+#include "futex.h"
+
+/* op states (aiop_state); anything else means "not started" */
+#define OP_WAITING 0x6f700001u /* linked in reg->wait, maybe armed */
+#define OP_QUEUED 0x6f700002u  /* result decided, callback not yet run */
+#define OP_DONE 0x6f700003u    /* callback ran or is running */
+#define OP_CURSOR 0x6f700004u  /* dispatcher's place holder */
+
+#define SPIN_MAX_NS 20000u
+#define SPIN_START_NS 2000u
+#define SPIN_PROBE_NS 500u
+#define CORO_SPIN_MAX_NS 5000u
+#define DELIVER_BUDGET_NS 200000u
+
+/* ---- per-loop registration -------------------------------------------- */
+
+struct aiop__reg {
+	struct aiop__reg *next; /* all registrations of this process */
+	struct ev_loop *loop;   /* NULL once detached (kept for reuse) */
+	unsigned gen;           /* fork generation it belongs to */
+	pid_t tid;              /* thread that runs the loop */
+	int bell;
+	uint32_t id;
+	uint32_t pass;
+	int nwaiting, nowner;
+	int in_dispatch;
+	bool kicked;
+	double rep;
+	struct aiop_op wait;     /* sentinel of the circular waiting list */
+	struct aiop_op *done_head, *done_tail;
+	ev_io io;
+	ev_check check;
+	ev_idle idle;
+	ev_timer recheck;
+};
+
+static struct aiop__reg *regs;
+static _Atomic(struct aiop__reg *) bell_reg[AIOP__DOORBELLS_MAX];
+static uint32_t reg_ids;
+static __thread struct aiop__reg *t_reg;
+static __thread unsigned t_probe;
+
+static inline unsigned
+cur_gen(void)
+{
+	return atomic_load_explicit(&aiop__fork_gen, memory_order_relaxed);
+}
+
+/* ---- adaptive spin ----------------------------------------------------- */
+
+static int
+spin(struct aiop__obj *obj, struct aiop__waitq *wq,
+     const struct aiop__waitdesc *d, void *args, uint32_t cap_ns)
+{
+	int mode = atomic_load_explicit(&aiop__spin_mode, memory_order_relaxed);
+	uint64_t budget, t0, t;
+	int r;
+
+	if (mode == AIOP_SPIN_OFF)
+		return -EAGAIN;
+	if (mode == AIOP_SPIN_FIXED) {
+		budget = (uint64_t)atomic_load_explicit(&aiop__spin_fixed_ns,
+							memory_order_relaxed);
+	} else {
+		if (aiop__spin_single_cpu())
+			return -EAGAIN;
+		budget = atomic_load_explicit(&wq->spin_ns,
+					      memory_order_relaxed);
+		if (budget > SPIN_MAX_NS)
+			budget = SPIN_MAX_NS; /* a peer's word is a hint */
+		if (budget == 0) {
+			/* re-probe now and then: placement may change */
+			if ((++t_probe & 15) != 0)
+				return -EAGAIN;
+			budget = SPIN_PROBE_NS;
+		}
+	}
+	if (budget > cap_ns)
+		budget = cap_ns;
+	if (budget == 0)
+		return -EAGAIN;
+	t0 = aiop__now_ns();
+	for (;;) {
+		for (int i = 0; i < 8; i++)
+			aiop__cpu_relax();
+		r = d->attempt(obj, args, 0);
+		t = aiop__now_ns();
+		if (r != -EAGAIN) {
+			if (mode == AIOP_SPIN_AUTO) {
+				uint64_t nb = 2 * (t - t0) + 1000;
+				atomic_store_explicit(
+					&wq->spin_ns,
+					(uint32_t)(nb > SPIN_MAX_NS ? SPIN_MAX_NS
+								   : nb),
+					memory_order_relaxed);
+			}
+			AIOP__COUNT(spins_ok);
+			return r;
+		}
+		if (t - t0 >= budget)
+			break;
+	}
+	if (mode == AIOP_SPIN_AUTO) {
+		uint64_t nb = budget / 2;
+		atomic_store_explicit(&wq->spin_ns,
+				      (uint32_t)(nb < 250 ? 0 : nb),
+				      memory_order_relaxed);
+	}
+	AIOP__COUNT(spins_failed);
+	return -EAGAIN;
+}
+
+void
+aiop__waitq_init(struct aiop__waitq *wq)
+{
+	atomic_store(&wq->seq, 0);
+	atomic_store(&wq->nsleep, 0);
+	atomic_store(&wq->spin_ns, SPIN_START_NS);
+	for (int i = 0; i < AIOP__ARMED_WORDS; i++)
+		atomic_store(&wq->armed[i], 0);
+}
+
+/* ---- waking ------------------------------------------------------------ */
+
+static void reg_watch(struct aiop__reg *r);
+
+static void
+ring(int bell)
+{
+	struct aiop__reg *r;
+	uint64_t one = 1;
+
+	if (bell >= aiop__dom.nbells)
+		return; /* garbage from shared memory: ignore */
+	r = atomic_load_explicit(&bell_reg[bell], memory_order_acquire);
+	if (r && r->gen == cur_gen() && r->loop && r->tid == aiop__tid()) {
+		/* our own loop, on its own thread: no syscall needed */
+		r->kicked = true;
+		reg_watch(r);
+		return;
+	}
+	AIOP__COUNT(rings);
+	if (write(aiop__dom.efd[bell], &one, sizeof(one)) < 0)
+		(void)0; /* EAGAIN: counter saturated, already readable */
+}
+
+void
+aiop__wake(struct aiop__waitq *wq, int n)
+{
+	uint32_t ns = atomic_load(&wq->nsleep);
+	uint64_t a = 0;
+
+	for (int w = 0; w < AIOP__ARMED_WORDS; w++)
+		a |= atomic_load(&wq->armed[w]);
+	if (AIOP_LIKELY((ns | a) == 0))
+		return;
+	atomic_fetch_add(&wq->seq, 1);
+	if (ns) {
+		AIOP__COUNT(futex_wakes);
+		aiop__futex_wake(&wq->seq, n);
+	}
+	if (!a)
+		return;
+	for (int w = 0; w < AIOP__ARMED_WORDS; w++) {
+		uint64_t m;
+
+		if (!atomic_load_explicit(&wq->armed[w], memory_order_relaxed))
+			continue;
+		m = atomic_exchange(&wq->armed[w], 0);
+		while (m) {
+			ring(w * 64 + __builtin_ctzll(m));
+			m &= m - 1;
+		}
+	}
+}
+
+static inline void
+arm(struct aiop__waitq *wq, int bell)
+{
+	atomic_fetch_or(&wq->armed[bell / 64], 1ull << (bell % 64));
+}
+
+/* ---- blocking waits ---------------------------------------------------- */
+
+static void
+ns_to_ts(uint64_t ns, struct timespec *ts)
+{
+	ts->tv_sec = (time_t)(ns / 1000000000ull);
+	ts->tv_nsec = (long)(ns % 1000000000ull);
+}
+
+int
+aiop__wait(struct aiop__obj *obj, struct aiop__waitq *wq,
+	   const struct aiop__waitdesc *d, void *args, int64_t timeout_ns)
+{
+	uint64_t start, deadline, next_probe, t;
+	unsigned flags = 0;
+	int r;
+
+	if (timeout_ns < 0 && timeout_ns != AIOP_FOREVER)
+		return -EINVAL;
+	r = d->attempt(obj, args, 0);
+	if (r != -EAGAIN || timeout_ns == 0)
+		return r;
+	start = aiop__now_ns();
+	deadline = timeout_ns == AIOP_FOREVER ||
+				   (uint64_t)timeout_ns > UINT64_MAX - start
+			   ? UINT64_MAX
+			   : start + (uint64_t)timeout_ns;
+	r = spin(obj, wq, d, args, SPIN_MAX_NS);
+	if (r != -EAGAIN)
+		return r;
+	next_probe = start + (uint64_t)d->recheck_ns;
+	for (;;) {
+		uint32_t s = atomic_load(&wq->seq);
+
+		atomic_fetch_add(&wq->nsleep, 1);
+		r = d->attempt(obj, args, flags);
+		if (r == -EAGAIN) {
+			struct timespec ts;
+
+			ns_to_ts(deadline < next_probe ? deadline : next_probe,
+				 &ts);
+			AIOP__COUNT(futex_waits);
+			(void)aiop__futex_wait(&wq->seq, s, &ts);
+		}
+		atomic_fetch_sub(&wq->nsleep, 1);
+		if (r != -EAGAIN)
+			return r;
+		t = aiop__now_ns();
+		flags = 0;
+		if (t >= next_probe) {
+			flags = AIOP__ATT_PROBE;
+			next_probe = t + (uint64_t)d->recheck_ns;
+		}
+		if (t >= deadline) {
+			r = d->attempt(obj, args, flags);
+			return r == -EAGAIN ? -ETIMEDOUT : r;
+		}
+	}
+}
+
+/* ---- coro: lists ------------------------------------------------------- */
+
+static inline void
+list_insert_before(struct aiop_op *pos, struct aiop_op *op)
+{
+	op->aiop_prev = pos->aiop_prev;
+	op->aiop_next = pos;
+	pos->aiop_prev->aiop_next = op;
+	pos->aiop_prev = op;
+}
+
+static inline void
+list_unlink(struct aiop_op *op)
+{
+	op->aiop_prev->aiop_next = op->aiop_next;
+	op->aiop_next->aiop_prev = op->aiop_prev;
+	op->aiop_next = op->aiop_prev = NULL;
+}
+
+static inline struct aiop__reg *
+op_reg(const struct aiop_op *op)
+{
+	return op->aiop_reg;
+}
+
+static inline const struct aiop__waitdesc *
+op_desc(const struct aiop_op *op)
+{
+	return op->aiop_desc;
+}
+
+static void
+queue_done(struct aiop__reg *r, struct aiop_op *op, int res)
+{
+	op->aiop_state = OP_QUEUED;
+	op->aiop_result = res;
+	op->aiop_next = NULL;
+	if (r->done_tail)
+		r->done_tail->aiop_next = op;
+	else
+		r->done_head = op;
+	r->done_tail = op;
+}
+
+/* Take a waiting op off the list. If it was the last op of this process
+ * waiting on its object, clear our armed bit: a producer then need not ring
+ * a loop that is no longer waiting (design.md 2.3). */
+static void
+unwait(struct aiop__reg *r, struct aiop_op *op)
+{
+	struct aiop__obj *obj = op->aiop_obj;
+
+	list_unlink(op);
+	ev_timer_stop(r->loop, &op->aiop_timer);
+	r->nwaiting--;
+	if (op_desc(op)->recheck_ns == AIOP__RECHECK_OWNER_NS)
+		r->nowner--;
+	if (atomic_load(&obj->npending) == 1 && r->bell >= 0) {
+		/* only this op pending on the handle in this process */
+		struct aiop__waitq *wq = op->aiop_wq;
+		atomic_fetch_and(&wq->armed[r->bell / 64],
+				 ~(1ull << (r->bell % 64)));
+	}
+}
+
+static void
+deliver(struct aiop__reg *r, struct aiop_op *op, int res)
+{
+	aiop_op_cb cb = op->aiop_cb;
+	struct aiop__obj *obj = op->aiop_obj;
+
+	op->aiop_state = OP_DONE;
+	op->aiop_result = res;
+	atomic_fetch_sub(&obj->npending, 1);
+	cb(r->loop, op, res);
+}
+
+/* ---- coro: watchers ---------------------------------------------------- */
+
+static void
+reg_watch(struct aiop__reg *r)
+{
+	struct ev_loop *loop = r->loop;
+	bool busy = r->done_head || r->kicked;
+
+	if (r->nwaiting > 0) {
+		double rep = (double)(r->nowner ? AIOP__RECHECK_OWNER_NS
+						: AIOP__RECHECK_NS) / 1e9;
+		if (!ev_is_active(&r->io))
+			ev_io_start(loop, &r->io);
+		if (!ev_is_active(&r->recheck) || rep != r->rep) {
+			r->rep = rep;
+			ev_timer_stop(loop, &r->recheck);
+			ev_timer_set(&r->recheck, rep, rep);
+			ev_timer_start(loop, &r->recheck);
+		}
+	} else {
+		if (ev_is_active(&r->io))
+			ev_io_stop(loop, &r->io);
+		if (ev_is_active(&r->recheck))
+			ev_timer_stop(loop, &r->recheck);
+	}
+	if (busy) {
+		/* check delivers every iteration; idle keeps the poll from
+		 * blocking while something is queued */
+		if (!ev_is_active(&r->check))
+			ev_check_start(loop, &r->check);
+		if (!ev_is_active(&r->idle))
+			ev_idle_start(loop, &r->idle);
+	} else {
+		if (ev_is_active(&r->check))
+			ev_check_stop(loop, &r->check);
+		if (ev_is_active(&r->idle))
+			ev_idle_stop(loop, &r->idle);
+	}
+}
+
+/* One pass over the waiting ops, oldest first (design.md 2.3). */
+static void
+pass_waiting(struct aiop__reg *r, unsigned flags)
+{
+	struct aiop_op cursor;
+	struct aiop_op *op;
+	uint64_t stamp = ((uint64_t)r->id << 32) | ++r->pass;
+
+	cursor.aiop_state = OP_CURSOR;
+	op = r->wait.aiop_next;
+	while (op != &r->wait) {
+		struct aiop__obj *obj = op->aiop_obj;
+		const struct aiop__waitdesc *d = op_desc(op);
+		int res;
+
+		if (op->aiop_state != OP_WAITING ||
+		    atomic_load_explicit(&obj->stamp, memory_order_relaxed) ==
+			    stamp) {
+			op = op->aiop_next;
+			continue;
+		}
+		res = d->attempt(obj, op->aiop_args, flags);
+		if (res == -EAGAIN) {
+			arm(op->aiop_wq, r->bell);
+			res = d->attempt(obj, op->aiop_args, 0);
+		}
+		if (res == -EAGAIN) {
+			/* later ops on this object would fail the same way */
+			atomic_store_explicit(&obj->stamp, stamp,
+					      memory_order_relaxed);
+			op = op->aiop_next;
+			continue;
+		}
+		list_insert_before(op->aiop_next, &cursor);
+		unwait(r, op);
+		deliver(r, op, res);
+		op = cursor.aiop_next;
+		list_unlink(&cursor);
+	}
+}
+
+static void
+deliver_done(struct aiop__reg *r)
+{
+	uint64_t t0 = 0;
+	unsigned n = 0;
+	struct aiop_op *op;
+
+	while ((op = r->done_head)) {
+		r->done_head = op->aiop_next;
+		if (!r->done_head)
+			r->done_tail = NULL;
+		deliver(r, op, op->aiop_result);
+		/* callbacks that restart ops complete again at once; bound
+		 * the time so other watchers of the loop still get served */
+		if ((++n & 31) == 0) {
+			uint64_t t = aiop__now_ns();
+			if (!t0)
+				t0 = t;
+			else if (t - t0 > DELIVER_BUDGET_NS)
+				break;
+		}
+	}
+}
+
+static void
+io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct aiop__reg *r = aiop__container_of(w, struct aiop__reg, io);
+	uint64_t v;
+
+	(void)loop;
+	(void)revents;
+	AIOP__COUNT(reads);
+	if (read(w->fd, &v, sizeof(v)) < 0)
+		(void)0; /* EAGAIN: another pass already drained it */
+	r->in_dispatch++;
+	pass_waiting(r, 0);
+	r->in_dispatch--;
+	reg_watch(r);
+}
+
+static void
+check_cb(struct ev_loop *loop, ev_check *w, int revents)
+{
+	struct aiop__reg *r = aiop__container_of(w, struct aiop__reg, check);
+
+	(void)loop;
+	(void)revents;
+	r->in_dispatch++;
+	if (r->kicked) {
+		r->kicked = false;
+		pass_waiting(r, 0);
+	}
+	deliver_done(r);
+	r->in_dispatch--;
+	reg_watch(r);
+}
+
+static void
+idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+}
+
+static void
+recheck_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct aiop__reg *r = aiop__container_of(w, struct aiop__reg,
+						 recheck);
+
+	(void)loop;
+	(void)revents;
+	r->in_dispatch++;
+	pass_waiting(r, AIOP__ATT_PROBE);
+	r->in_dispatch--;
+	reg_watch(r);
+}
+
+static void
+op_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct aiop_op *op = aiop__container_of(w, struct aiop_op, aiop_timer);
+	struct aiop__reg *r = op_reg(op);
+	int res;
+
+	(void)loop;
+	(void)revents;
+	/* a last attempt: a result available at the deadline wins */
+	res = op_desc(op)->attempt(op->aiop_obj, op->aiop_args, 0);
+	if (res == -EAGAIN)
+		res = -ETIMEDOUT;
+	unwait(r, op);
+	r->in_dispatch++;
+	deliver(r, op, res);
+	r->in_dispatch--;
+	reg_watch(r);
+}
+
+/* ---- coro: registrations ----------------------------------------------- */
+
+static void
+reg_stop_all(struct aiop__reg *r)
+{
+	ev_io_stop(r->loop, &r->io);
+	ev_check_stop(r->loop, &r->check);
+	ev_idle_stop(r->loop, &r->idle);
+	ev_timer_stop(r->loop, &r->recheck);
+}
+
+static int
+reg_get(struct ev_loop *loop, struct aiop__reg **out)
+{
+	unsigned g = cur_gen();
+	struct aiop__reg *r = t_reg, *spare = NULL;
+	int bell;
+
+	if (AIOP_LIKELY(r && r->loop == loop && r->gen == g)) {
+		*out = r;
+		return 0;
+	}
+	pthread_mutex_lock(&aiop__reg_mu);
+	for (r = regs; r; r = r->next) {
+		if (r->gen != g && r->loop) {
+			/* inherited from the parent: its ops are not ours. If
+			 * the child reuses that loop, stop our watchers in
+			 * its copy first. */
+			if (r->loop == loop)
+				reg_stop_all(r);
+			r->loop = NULL;
+		}
+		if (r->loop == loop)
+			break;
+		if (!r->loop && !spare)
+			spare = r;
+	}
+	if (!r) {
+		bell = aiop__bell_claim();
+		if (bell < 0) {
+			pthread_mutex_unlock(&aiop__reg_mu);
+			return bell;
+		}
+		if (spare) {
+			r = spare;
+		} else {
+			r = calloc(1, sizeof(*r));
+			if (!r) {
+				aiop__bell_release(bell);
+				pthread_mutex_unlock(&aiop__reg_mu);
+				return -ENOMEM;
+			}
+			r->next = regs;
+			regs = r;
+		}
+		r->loop = loop;
+		r->gen = g;
+		r->tid = aiop__tid();
+		r->bell = bell;
+		r->id = ++reg_ids;
+		r->nwaiting = r->nowner = r->in_dispatch = 0;
+		r->kicked = false;
+		r->done_head = r->done_tail = NULL;
+		r->wait.aiop_next = r->wait.aiop_prev = &r->wait;
+		r->wait.aiop_state = OP_CURSOR;
+		ev_io_init(&r->io, io_cb, aiop__dom.efd[bell], EV_READ);
+		ev_check_init(&r->check, check_cb);
+		ev_idle_init(&r->idle, idle_cb);
+		ev_init(&r->recheck, recheck_cb);
+		/* run after the user's own check watchers, before others' io */
+		ev_set_priority(&r->check, EV_MINPRI);
+		atomic_store_explicit(&bell_reg[bell], r, memory_order_release);
+	}
+	pthread_mutex_unlock(&aiop__reg_mu);
+	t_reg = r;
+	*out = r;
+	return 0;
+}
+
+AIOP_API int
+aiop_loop_detach(struct ev_loop *loop)
+{
+	struct aiop__reg *r;
+	unsigned g = cur_gen();
+
+	if (!loop)
+		return -EINVAL;
+	pthread_mutex_lock(&aiop__reg_mu);
+	for (r = regs; r; r = r->next)
+		if (r->loop == loop && r->gen == g)
+			break;
+	if (r && (r->nwaiting || r->done_head || r->in_dispatch)) {
+		pthread_mutex_unlock(&aiop__reg_mu);
+		return -EBUSY;
+	}
+	if (r) {
+		reg_stop_all(r);
+		atomic_store(&bell_reg[r->bell], NULL);
+		aiop__bell_release(r->bell);
+		r->bell = -1;
+		r->loop = NULL; /* kept: other threads may cache the pointer */
+	}
+	pthread_mutex_unlock(&aiop__reg_mu);
+	return 0;
+}
+
+/* ---- coro: start and cancel -------------------------------------------- */
+
+int
+aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
+		 struct aiop__obj *obj, struct aiop__waitq *wq,
+		 const struct aiop__waitdesc *d, const void *args,
+		 size_t args_size, int64_t timeout_ns, aiop_op_cb cb)
+{
+	struct aiop__reg *r;
+	int res;
+
+	if (!loop || !op || !cb || args_size > sizeof(op->aiop_args))
+		return -EINVAL;
+	if (timeout_ns < 0 && timeout_ns != AIOP_FOREVER)
+		return -EINVAL;
+	if (op->aiop_state == OP_WAITING || op->aiop_state == OP_QUEUED)
+		return -EBUSY;
+	if (atomic_load_explicit(&obj->shm->domain_id, memory_order_relaxed) !=
+	    aiop__dom.id)
+		return -EPROTO;
+	res = reg_get(loop, &r);
+	if (res < 0)
+		return res;
+	op->aiop_cb = cb;
+	op->aiop_desc = d;
+	op->aiop_obj = obj;
+	op->aiop_wq = wq;
+	op->aiop_reg = r;
+	if (args_size)
+		memcpy(op->aiop_args, args, args_size);
+	atomic_fetch_add(&obj->npending, 1);
+
+	res = d->attempt(obj, op->aiop_args, 0);
+	if (res == -EAGAIN && timeout_ns != 0) {
+		res = spin(obj, wq, d, op->aiop_args, CORO_SPIN_MAX_NS);
+		if (res == -EAGAIN) {
+			op->aiop_state = OP_WAITING;
+			ev_init(&op->aiop_timer, op_timeout_cb);
+			list_insert_before(&r->wait, op);
+			r->nwaiting++;
+			if (d->recheck_ns == AIOP__RECHECK_OWNER_NS)
+				r->nowner++;
+			arm(wq, r->bell);
+			res = d->attempt(obj, op->aiop_args, 0);
+			if (res == -EAGAIN) {
+				if (timeout_ns > 0) {
+					double after = (double)timeout_ns / 1e9 +
+						       (ev_time() - ev_now(loop));
+					ev_timer_set(&op->aiop_timer,
+						     after < 0 ? 0 : after, 0.);
+					ev_timer_start(loop, &op->aiop_timer);
+				}
+				reg_watch(r);
+				return 0;
+			}
+			unwait(r, op);
+		}
+	}
+	queue_done(r, op, res);
+	reg_watch(r);
+	return 0;
+}
+
+AIOP_API int
+aiop_op_cancel(struct aiop_op *op)
+{
+	struct aiop__reg *r;
+	const struct aiop__waitdesc *d;
+
+	if (!op)
+		return -EINVAL;
+	switch (op->aiop_state) {
+	case OP_WAITING:
+		r = op_reg(op);
+		unwait(r, op);
+		queue_done(r, op, -ECANCELED);
+		reg_watch(r);
+		return 0;
+	case OP_QUEUED:
+		d = op_desc(op);
+		if (op->aiop_result != -ECANCELED) {
+			if (d->undo)
+				d->undo(op->aiop_obj, op->aiop_args,
+					op->aiop_result);
+			op->aiop_result = -ECANCELED;
+		}
+		return 0;
+	case OP_DONE:
+		return -EALREADY;
+	default:
+		return -EINVAL;
+	}
+}
+
+AIOP_API int
+aiop_op_pending(const struct aiop_op *op)
+{
+	return op && (op->aiop_state == OP_WAITING ||
+		      op->aiop_state == OP_QUEUED);
+}
