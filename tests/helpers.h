@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* Test helpers (t_ prefix): bounded child processes, shared scratch memory,
+ * loops that cannot hang. Every wait in a test has a bound. */
+#ifndef AIOP_TEST_HELPERS_H
+#define AIOP_TEST_HELPERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <aiop.h>
+#include <aiop/ev.h>
+
+#define T_MS 1000000LL
+#define T_SEC 1000000000LL
+
+/* Exit codes a child uses to report; 0 = ok. */
+#define T_CHILD_TIMEOUT -1000 /* t_reap: child did not exit in time */
+
+/* Run fn(arg) in a child process; the child exits with fn's return value. */
+pid_t t_fork(int (*fn)(void *arg), void *arg);
+/* Wait up to timeout_ms for pid; returns its exit code, -signal if it was
+ * killed, or T_CHILD_TIMEOUT (after SIGKILLing and reaping it). */
+int t_reap(pid_t pid, int timeout_ms);
+/* Zeroed MAP_SHARED|MAP_ANONYMOUS memory, inherited by children. */
+void *t_shared(size_t size);
+void t_unshared(void *p, size_t size);
+/* Monotonic nanoseconds. */
+uint64_t t_now(void);
+/* Sleep for ms milliseconds. */
+void t_msleep(int ms);
+/* Run loop until it has nothing left or max_ms passed; returns false if
+ * the bound was hit (the test should fail). */
+bool t_run(struct ev_loop *loop, int max_ms);
+/* Spin-wait (with sleeps) until *flag is non-zero, up to max_ms. */
+bool t_wait_flag(volatile int *flag, int max_ms);
+/* xorshift PRNG for reproducible random mixes */
+uint32_t t_rand(uint64_t *state);
+
+/* A coro op plus what its callback saw. */
+struct t_op {
+	struct aiop_op op;
+	int result;
+	int calls;
+	bool in_start; /* set while the start call runs */
+};
+void t_op_cb(struct ev_loop *loop, struct aiop_op *op, int result);
+
+#endif

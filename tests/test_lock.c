@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: MIT */
+/* Lock: blocking, try and coro variants; success, timeout, cancel, errors. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static struct aiop_lock *L;
+
+static void
+setup(void)
+{
+	cr_assert_eq(aiop_lock_new(&L), 0);
+}
+
+static void
+teardown(void)
+{
+	cr_assert_eq(aiop_lock_free(L), 0);
+}
+
+TestSuite(lock, .init = setup, .fini = teardown, .timeout = 30);
+
+static int
+start_acquire(struct ev_loop *loop, struct t_op *t, int64_t timeout)
+{
+	int r;
+
+	t->in_start = true;
+	t->calls = 0;
+	r = aiop_lock_coro_acquire(loop, &t->op, L, timeout, t_op_cb);
+	t->in_start = false;
+	return r;
+}
+
+Test(lock, acquire_release)
+{
+	cr_assert_eq(aiop_lock_locked(L), 0);
+	cr_assert_eq(aiop_lock_acquire(L, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_lock_locked(L), 1);
+	cr_assert_eq(aiop_lock_try_acquire(L), -EAGAIN);
+	cr_assert_eq(aiop_lock_acquire(L, 0), -EAGAIN, "0 means try");
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(aiop_lock_try_acquire(L), 0);
+	cr_assert_eq(aiop_lock_release(L), 0);
+}
+
+Test(lock, release_unlocked_is_eperm)
+{
+	cr_assert_eq(aiop_lock_release(L), -EPERM);
+	cr_assert_eq(aiop_lock_acquire(L, T_SEC), 0);
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(aiop_lock_release(L), -EPERM);
+}
+
+Test(lock, bad_timeout_is_einval)
+{
+	cr_assert_eq(aiop_lock_acquire(L, -2), -EINVAL);
+	cr_assert_eq(aiop_lock_locked(L), 0, "a bad call takes nothing");
+}
+
+Test(lock, timeout_honoured)
+{
+	uint64_t t0;
+	int r;
+
+	cr_assert_eq(aiop_lock_acquire(L, AIOP_FOREVER), 0);
+	t0 = t_now();
+	/* same thread: the lock is not recursive, so this must time out */
+	r = aiop_lock_acquire(L, 50 * T_MS);
+	cr_assert_eq(r, -ETIMEDOUT);
+	cr_assert_geq(t_now() - t0, 50 * T_MS);
+	cr_assert_lt(t_now() - t0, 2 * T_SEC);
+	cr_assert_eq(aiop_lock_release(L), 0);
+}
+
+static int
+child_release(void *arg)
+{
+	(void)arg;
+	return aiop_lock_release(L) == 0 ? 0 : 1;
+}
+
+Test(lock, any_process_may_release)
+{
+	cr_assert_eq(aiop_lock_acquire(L, AIOP_FOREVER), 0);
+	cr_assert_eq(t_reap(t_fork(child_release, NULL), 5000), 0);
+	cr_assert_eq(aiop_lock_locked(L), 0);
+}
+
+static void *
+thread_release(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)aiop_lock_release(L);
+}
+
+Test(lock, any_thread_may_release)
+{
+	pthread_t th;
+	void *ret;
+
+	cr_assert_eq(aiop_lock_acquire(L, AIOP_FOREVER), 0);
+	pthread_create(&th, NULL, thread_release, NULL);
+	pthread_join(th, &ret);
+	cr_assert_eq((intptr_t)ret, 0);
+	cr_assert_eq(aiop_lock_locked(L), 0);
+}
+
+static int
+child_hold(void *arg)
+{
+	volatile int *flags = arg;
+
+	if (aiop_lock_acquire(L, 5 * T_SEC) != 0)
+		return 1;
+	__atomic_store_n(&flags[0], 1, __ATOMIC_SEQ_CST);
+	t_msleep(100);
+	return aiop_lock_release(L) == 0 ? 0 : 2;
+}
+
+Test(lock, blocking_waiter_woken_by_other_process)
+{
+	int *flags = t_shared(64);
+	pid_t pid = t_fork(child_hold, flags);
+	uint64_t t0;
+
+	cr_assert(t_wait_flag(&flags[0], 5000));
+	t0 = t_now();
+	cr_assert_eq(aiop_lock_acquire(L, 5 * T_SEC), 0);
+	cr_assert_geq(t_now() - t0, 20 * T_MS, "must have waited for it");
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(t_reap(pid, 5000), 0);
+	t_unshared(flags, 64);
+}
+
+Test(lock, coro_immediate_never_inside_start)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+
+	cr_assert_eq(start_acquire(loop, &a, AIOP_FOREVER), 0);
+	cr_assert_eq(a.calls, 0, "callback ran inside the start call");
+	cr_assert_eq(aiop_op_pending(&a.op), 1);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, 0);
+	cr_assert_eq(aiop_op_pending(&a.op), 0);
+	cr_assert_eq(aiop_lock_locked(L), 1);
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(aiop_loop_detach(loop), 0);
+	ev_loop_destroy(loop);
+}
+
+Test(lock, coro_timeout_and_zero)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 }, z = { 0 };
+	uint64_t t0;
+
+	cr_assert_eq(aiop_lock_acquire(L, AIOP_FOREVER), 0);
+	t0 = t_now();
+	cr_assert_eq(start_acquire(loop, &a, 50 * T_MS), 0);
+	cr_assert_eq(start_acquire(loop, &z, 0), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, -ETIMEDOUT);
+	cr_assert_geq(t_now() - t0, 45 * T_MS);
+	cr_assert_eq(z.calls, 1);
+	cr_assert_eq(z.result, -EAGAIN, "timeout 0 means try");
+	cr_assert_eq(aiop_lock_release(L), 0);
+	ev_loop_destroy(loop);
+}
+
+Test(lock, coro_cancel_pending)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+
+	cr_assert_eq(aiop_lock_acquire(L, AIOP_FOREVER), 0);
+	cr_assert_eq(start_acquire(loop, &a, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_lock_free(L), -EBUSY, "handle has a pending op");
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert_eq(a.calls, 0, "cancel must not call back synchronously");
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(aiop_op_cancel(&a.op), -EALREADY);
+	/* the cancelled op must not take the lock later */
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert(t_run(loop, 100));
+	cr_assert_eq(aiop_lock_locked(L), 0);
+	cr_assert_eq(a.calls, 1);
+	ev_loop_destroy(loop);
+}
+
+Test(lock, coro_cancel_granted_gives_it_back)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+
+	/* granted at start: the lock is taken before the callback runs */
+	cr_assert_eq(start_acquire(loop, &a, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_lock_locked(L), 1);
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert_eq(aiop_lock_locked(L), 0, "undo must release it");
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, -ECANCELED);
+	ev_loop_destroy(loop);
+}
+
+Test(lock, coro_double_start_is_ebusy)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+
+	cr_assert_eq(start_acquire(loop, &a, AIOP_FOREVER), 0);
+	cr_assert_eq(start_acquire(loop, &a, AIOP_FOREVER), -EBUSY);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(aiop_lock_release(L), 0);
+	/* a completed op may be started again */
+	cr_assert_eq(start_acquire(loop, &a, AIOP_FOREVER), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, 0);
+	cr_assert_eq(aiop_lock_release(L), 0);
+	ev_loop_destroy(loop);
+}
+
+static void
+release_and_count(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	t_op_cb(loop, op, result);
+	if (result == 0)
+		aiop_lock_release(L);
+}
+
+Test(lock, two_coro_ops_one_process)
+{
+	/* aioprocessing deadlocks here: one executor thread per object */
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 }, b = { 0 };
+
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &a.op, L, T_SEC,
+					    release_and_count), 0);
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &b.op, L, T_SEC,
+					    release_and_count), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(b.calls, 1);
+	cr_assert_eq(a.result, 0);
+	cr_assert_eq(b.result, 0);
+	cr_assert_eq(aiop_lock_locked(L), 0);
+	ev_loop_destroy(loop);
+}
+
+Test(lock, uncontended_makes_no_syscall)
+{
+	struct aiop_stats s;
+
+	aiop_stats_reset();
+	for (int i = 0; i < 10000; i++) {
+		cr_assert_eq(aiop_lock_acquire(L, AIOP_FOREVER), 0);
+		cr_assert_eq(aiop_lock_release(L), 0);
+		cr_assert_eq(aiop_lock_try_acquire(L), 0);
+		cr_assert_eq(aiop_lock_release(L), 0);
+	}
+	aiop_stats_get(&s);
+	cr_assert_eq(s.futex_waits + s.futex_wakes + s.doorbell_rings +
+			     s.doorbell_reads + s.owner_probes, 0);
+}
