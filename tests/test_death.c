@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+/* Peer death: a holder killed with SIGKILL must not wedge the others (the
+ * next acquirer gets -EOWNERDEAD); a killed waiter must not hurt anyone. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static struct aiop_lock *L;
+static struct aiop_rlock *R;
+
+TestSuite(death, .timeout = 60);
+
+static int
+hold_forever(void *arg)
+{
+	volatile int *flag = arg;
+
+	if (aiop_lock_acquire(L, T_SEC) != 0)
+		return 1;
+	__atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
+	for (;;)
+		pause();
+}
+
+static pid_t
+holder_killed(bool reap)
+{
+	int *flag = t_shared(64);
+	pid_t pid = t_fork(hold_forever, flag);
+
+	cr_assert(t_wait_flag(flag, 5000));
+	t_unshared(flag, 64);
+	kill(pid, SIGKILL);
+	if (reap)
+		cr_assert_eq(t_reap(pid, 5000), -SIGKILL);
+	return pid;
+}
+
+Test(death, lock_holder_killed_blocking)
+{
+	uint64_t t0;
+
+	cr_assert_eq(aiop_lock_new(&L), 0);
+	holder_killed(true);
+	cr_assert_eq(aiop_lock_locked(L), 1);
+	t0 = t_now();
+	cr_assert_eq(aiop_lock_acquire(L, 5 * T_SEC), -EOWNERDEAD);
+	cr_assert_lt(t_now() - t0, 2 * T_SEC, "recovered promptly");
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(aiop_lock_try_acquire(L), 0, "healthy again");
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(aiop_lock_free(L), 0);
+}
+
+Test(death, lock_holder_zombie_counts_as_dead)
+{
+	pid_t pid;
+
+	cr_assert_eq(aiop_lock_new(&L), 0);
+	pid = holder_killed(false); /* not reaped: a zombie */
+	t_msleep(20);
+	cr_assert_eq(aiop_lock_acquire(L, 5 * T_SEC), -EOWNERDEAD);
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(t_reap(pid, 5000), -SIGKILL);
+	cr_assert_eq(aiop_lock_free(L), 0);
+}
+
+Test(death, lock_holder_killed_try)
+{
+	cr_assert_eq(aiop_lock_new(&L), 0);
+	holder_killed(true);
+	/* a try also recovers it (probing is rate-limited, so retry) */
+	int r = -EAGAIN;
+	for (int i = 0; i < 100 && r == -EAGAIN; i++) {
+		r = aiop_lock_try_acquire(L);
+		if (r == -EAGAIN)
+			t_msleep(10);
+	}
+	cr_assert_eq(r, -EOWNERDEAD);
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(aiop_lock_free(L), 0);
+}
+
+Test(death, lock_holder_killed_coro)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+
+	cr_assert_eq(aiop_lock_new(&L), 0);
+	holder_killed(true);
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &a.op, L, 5 * T_SEC,
+					    t_op_cb), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, -EOWNERDEAD);
+	cr_assert_eq(aiop_lock_locked(L), 1);
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(aiop_lock_free(L), 0);
+	ev_loop_destroy(loop);
+}
+
+static int
+rhold_forever(void *arg)
+{
+	volatile int *flag = arg;
+
+	if (aiop_rlock_acquire(R, T_SEC) || aiop_rlock_acquire(R, T_SEC))
+		return 1;
+	__atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
+	for (;;)
+		pause();
+}
+
+Test(death, rlock_owner_killed_blocking_and_coro)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+	int *flag = t_shared(64);
+	pid_t pid;
+
+	cr_assert_eq(aiop_rlock_new(&R), 0);
+	pid = t_fork(rhold_forever, flag);
+	cr_assert(t_wait_flag(flag, 5000));
+	kill(pid, SIGKILL);
+	cr_assert_eq(t_reap(pid, 5000), -SIGKILL);
+	cr_assert_eq(aiop_rlock_coro_acquire(loop, &a.op, R, 5 * T_SEC,
+					     t_op_cb), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -EOWNERDEAD);
+	cr_assert_eq(aiop_rlock_depth(R), 1, "depth restarts at 1");
+	cr_assert_eq(aiop_rlock_release(R), 0);
+	/* blocking, again */
+	__atomic_store_n(flag, 0, __ATOMIC_SEQ_CST);
+	pid = t_fork(rhold_forever, flag);
+	cr_assert(t_wait_flag(flag, 5000));
+	kill(pid, SIGKILL);
+	cr_assert_eq(t_reap(pid, 5000), -SIGKILL);
+	cr_assert_eq(aiop_rlock_acquire(R, 5 * T_SEC), -EOWNERDEAD);
+	cr_assert_eq(aiop_rlock_release(R), 0);
+	cr_assert_eq(aiop_rlock_free(R), 0);
+	t_unshared(flag, 64);
+	ev_loop_destroy(loop);
+}
+
+static int
+waiter(void *arg)
+{
+	volatile int *flag = arg;
+
+	__atomic_fetch_add(flag, 1, __ATOMIC_SEQ_CST);
+	return aiop_lock_acquire(L, 10 * T_SEC) == 0 &&
+			       aiop_lock_release(L) == 0
+		       ? 0
+		       : 1;
+}
+
+static int
+coro_waiter(void *arg)
+{
+	volatile int *flag = arg;
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+
+	if (aiop_lock_coro_acquire(loop, &a.op, L, 10 * T_SEC, t_op_cb))
+		return 1;
+	__atomic_fetch_add(flag, 1, __ATOMIC_SEQ_CST);
+	if (!t_run(loop, 15000) || a.result != 0)
+		return 2;
+	return aiop_lock_release(L) == 0 ? 0 : 3;
+}
+
+Test(death, killed_waiters_hurt_nobody)
+{
+	int *flag = t_shared(64);
+	pid_t victim_b, victim_c, good_b, good_c;
+
+	cr_assert_eq(aiop_lock_new(&L), 0);
+	cr_assert_eq(aiop_lock_acquire(L, T_SEC), 0);
+	victim_b = t_fork(waiter, flag);
+	victim_c = t_fork(coro_waiter, flag);
+	good_b = t_fork(waiter, flag);
+	good_c = t_fork(coro_waiter, flag);
+	while (__atomic_load_n(flag, __ATOMIC_SEQ_CST) < 4)
+		t_msleep(1);
+	t_msleep(50); /* all asleep */
+	kill(victim_b, SIGKILL);
+	kill(victim_c, SIGKILL);
+	cr_assert_eq(t_reap(victim_b, 5000), -SIGKILL);
+	cr_assert_eq(t_reap(victim_c, 5000), -SIGKILL);
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(t_reap(good_b, 10000), 0);
+	cr_assert_eq(t_reap(good_c, 10000), 0);
+	cr_assert_eq(aiop_lock_try_acquire(L), 0);
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(aiop_lock_free(L), 0);
+	t_unshared(flag, 64);
+}
