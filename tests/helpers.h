@@ -34,6 +34,15 @@ void t_msleep(int ms);
 bool t_run(struct ev_loop *loop, int max_ms);
 /* Spin-wait (with sleeps) until *flag is non-zero, up to max_ms. */
 bool t_wait_flag(volatile int *flag, int max_ms);
+/* a pause instruction, to stretch a critical section */
+static inline void
+aiop__t_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
 /* xorshift PRNG for reproducible random mixes */
 uint32_t t_rand(uint64_t *state);
 

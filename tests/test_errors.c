@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: MIT */
+/* Bad input and hostile shared memory: clear errors, never a crash or hang.
+ * Reaches into the shared layout through the private headers. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "internal.h"
+
+TestSuite(errors, .timeout = 30);
+
+static void
+never_cb(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	cr_assert_fail("callback of a failed start must never run");
+}
+
+Test(errors, null_handles)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct aiop_op op;
+
+	memset(&op, 0, sizeof(op));
+	cr_assert_eq(aiop_lock_new(NULL), -EINVAL);
+	cr_assert_eq(aiop_rlock_new(NULL), -EINVAL);
+	cr_assert_eq(aiop_sem_new(NULL, 1), -EINVAL);
+	cr_assert_eq(aiop_sem_new_bounded(NULL, 1), -EINVAL);
+	cr_assert_eq(aiop_event_new(NULL), -EINVAL);
+	cr_assert_eq(aiop_lock_acquire(NULL, 0), -EINVAL);
+	cr_assert_eq(aiop_lock_try_acquire(NULL), -EINVAL);
+	cr_assert_eq(aiop_lock_release(NULL), -EINVAL);
+	cr_assert_eq(aiop_lock_locked(NULL), -EINVAL);
+	cr_assert_eq(aiop_rlock_acquire(NULL, 0), -EINVAL);
+	cr_assert_eq(aiop_rlock_try_acquire(NULL), -EINVAL);
+	cr_assert_eq(aiop_rlock_release(NULL), -EINVAL);
+	cr_assert_eq(aiop_rlock_depth(NULL), -EINVAL);
+	cr_assert_eq(aiop_sem_acquire(NULL, 0), -EINVAL);
+	cr_assert_eq(aiop_sem_try_acquire(NULL), -EINVAL);
+	cr_assert_eq(aiop_sem_release(NULL), -EINVAL);
+	cr_assert_eq(aiop_sem_get_value(NULL), -EINVAL);
+	cr_assert_eq(aiop_event_set(NULL), -EINVAL);
+	cr_assert_eq(aiop_event_clear(NULL), -EINVAL);
+	cr_assert_eq(aiop_event_is_set(NULL), -EINVAL);
+	cr_assert_eq(aiop_event_wait(NULL, 0), -EINVAL);
+	cr_assert_eq(aiop_event_try_wait(NULL), -EINVAL);
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &op, NULL, 0, never_cb),
+		     -EINVAL);
+	cr_assert_eq(aiop_rlock_coro_acquire(loop, &op, NULL, 0, never_cb),
+		     -EINVAL);
+	cr_assert_eq(aiop_sem_coro_acquire(loop, &op, NULL, 0, never_cb),
+		     -EINVAL);
+	cr_assert_eq(aiop_event_coro_wait(loop, &op, NULL, 0, never_cb),
+		     -EINVAL);
+	cr_assert_eq(aiop_lock_free(NULL), 0);
+	cr_assert_eq(aiop_rlock_free(NULL), 0);
+	cr_assert_eq(aiop_sem_free(NULL), 0);
+	cr_assert_eq(aiop_event_free(NULL), 0);
+	cr_assert_eq(aiop_op_cancel(NULL), -EINVAL);
+	cr_assert_eq(aiop_op_cancel(&op), -EINVAL, "never started");
+	cr_assert_eq(aiop_op_pending(NULL), 0);
+	cr_assert_eq(aiop_op_pending(&op), 0);
+	cr_assert_eq(aiop_loop_detach(NULL), -EINVAL);
+	cr_assert_eq(aiop_stats_get(NULL), -EINVAL);
+	cr_assert(t_run(loop, 50));
+	ev_loop_destroy(loop);
+}
+
+Test(errors, bad_coro_arguments)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct aiop_lock *l;
+	struct aiop_op op;
+
+	memset(&op, 0, sizeof(op));
+	cr_assert_eq(aiop_lock_new(&l), 0);
+	cr_assert_eq(aiop_lock_coro_acquire(NULL, &op, l, 0, never_cb),
+		     -EINVAL);
+	cr_assert_eq(aiop_lock_coro_acquire(loop, NULL, l, 0, never_cb),
+		     -EINVAL);
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &op, l, 0, NULL), -EINVAL);
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &op, l, -5, never_cb),
+		     -EINVAL);
+	cr_assert_eq(aiop_lock_locked(l), 0, "failed starts take nothing");
+	cr_assert(t_run(loop, 50));
+	cr_assert_eq(aiop_lock_free(l), 0);
+	ev_loop_destroy(loop);
+}
+
+Test(errors, wrong_type_handle)
+{
+	struct aiop_sem *s;
+	struct aiop_event *e;
+
+	cr_assert_eq(aiop_sem_new(&s, 1), 0);
+	cr_assert_eq(aiop_event_new(&e), 0);
+	cr_assert_eq(aiop_lock_acquire((struct aiop_lock *)s, 0), -EINVAL);
+	cr_assert_eq(aiop_lock_release((struct aiop_lock *)e), -EINVAL);
+	cr_assert_eq(aiop_rlock_depth((struct aiop_rlock *)s), -EINVAL);
+	cr_assert_eq(aiop_event_set((struct aiop_event *)s), -EINVAL);
+	cr_assert_eq(aiop_sem_release((struct aiop_sem *)e), -EINVAL);
+	cr_assert_eq(aiop_lock_free((struct aiop_lock *)s), -EINVAL);
+	cr_assert_eq(aiop_sem_get_value(s), 1, "untouched");
+	cr_assert_eq(aiop_sem_free(s), 0);
+	cr_assert_eq(aiop_event_free(e), 0);
+}
+
+static struct aiop__shm_hdr *
+hdr_of(void *handle)
+{
+	return ((struct aiop__obj *)handle)->shm;
+}
+
+Test(errors, corrupt_header_is_eproto)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct aiop_lock *l;
+	struct aiop_event *e;
+	struct aiop_op op;
+	uint64_t good;
+
+	memset(&op, 0, sizeof(op));
+	cr_assert_eq(aiop_lock_new(&l), 0);
+	cr_assert_eq(aiop_event_new(&e), 0);
+	good = atomic_load(&hdr_of(l)->ident);
+	/* wrong magic */
+	atomic_store(&hdr_of(l)->ident, good ^ 0xff);
+	cr_assert_eq(aiop_lock_acquire(l, AIOP_FOREVER), -EPROTO);
+	cr_assert_eq(aiop_lock_try_acquire(l), -EPROTO);
+	cr_assert_eq(aiop_lock_release(l), -EPROTO);
+	cr_assert_eq(aiop_lock_locked(l), -EPROTO);
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &op, l, 0, never_cb),
+		     -EPROTO);
+	/* another ABI version */
+	atomic_store(&hdr_of(l)->ident, good + (1ull << 32));
+	cr_assert_eq(aiop_lock_acquire(l, 0), -EPROTO);
+	/* another type's header in a lock's place */
+	atomic_store(&hdr_of(l)->ident, atomic_load(&hdr_of(e)->ident));
+	cr_assert_eq(aiop_lock_acquire(l, 0), -EPROTO);
+	atomic_store(&hdr_of(l)->ident, good);
+	cr_assert_eq(aiop_lock_acquire(l, 0), 0, "restored");
+	cr_assert_eq(aiop_lock_release(l), 0);
+	/* coro ops refuse an object from another domain */
+	atomic_store(&hdr_of(e)->domain_id, 12345);
+	cr_assert_eq(aiop_event_coro_wait(loop, &op, e, 0, never_cb), -EPROTO);
+	cr_assert(t_run(loop, 50));
+	cr_assert_eq(aiop_lock_free(l), 0);
+	cr_assert_eq(aiop_event_free(e), 0);
+	ev_loop_destroy(loop);
+}
+
+/* The lock's shared layout as src/lock.c has it (hdr, waitq, owner). */
+struct t_lock_shm {
+	struct aiop__shm_hdr hdr;
+	struct aiop__waitq wq;
+	_Atomic uint32_t owner;
+};
+
+Test(errors, hostile_waitq_words)
+{
+	struct aiop_lock *l;
+	struct t_lock_shm *s;
+	uint64_t t0;
+
+	cr_assert_eq(aiop_lock_new(&l), 0);
+	s = (struct t_lock_shm *)hdr_of(l);
+	/* every armed bit set, even for doorbells that do not exist */
+	for (int i = 0; i < AIOP__ARMED_WORDS; i++)
+		atomic_store(&s->wq.armed[i], ~0ull);
+	atomic_store(&s->wq.nsleep, 0xffffffffu);
+	atomic_store(&s->wq.spin_ns, 0xffffffffu);
+	cr_assert_eq(aiop_lock_acquire(l, 0), 0);
+	cr_assert_eq(aiop_lock_release(l), 0, "rings only real doorbells");
+	cr_assert_eq(aiop_lock_acquire(l, 0), 0);
+	t0 = t_now();
+	/* a huge spin budget is clamped: the timeout still holds */
+	cr_assert_eq(aiop_lock_acquire(l, 30 * T_MS), -ETIMEDOUT);
+	cr_assert_lt(t_now() - t0, T_SEC);
+	cr_assert_eq(aiop_lock_release(l), 0);
+	cr_assert_eq(aiop_lock_free(l), 0);
+}
+
+Test(errors, hostile_owner_word_is_recovered)
+{
+	struct aiop_lock *l;
+	struct t_lock_shm *s;
+
+	cr_assert_eq(aiop_lock_new(&l), 0);
+	s = (struct t_lock_shm *)hdr_of(l);
+	atomic_store(&s->owner, 0x7ffffff0u); /* no such thread */
+	cr_assert_eq(aiop_lock_acquire(l, 5 * T_SEC), -EOWNERDEAD);
+	cr_assert_eq(aiop_lock_release(l), 0);
+	cr_assert_eq(aiop_lock_free(l), 0);
+}
+
+struct t_sem_shm {
+	struct aiop__shm_hdr hdr;
+	struct aiop__waitq wq;
+	_Atomic uint32_t value;
+	uint32_t bound;
+};
+
+Test(errors, hostile_semaphore_value)
+{
+	struct aiop_sem *s;
+	struct t_sem_shm *sh;
+
+	cr_assert_eq(aiop_sem_new_bounded(&s, 1), 0);
+	sh = (struct t_sem_shm *)hdr_of(s);
+	sh->bound = 0xffffffffu; /* the bound lives in the handle */
+	atomic_store(&sh->value, 0xffffffffu);
+	cr_assert_eq(aiop_sem_release(s), -EOVERFLOW);
+	cr_assert_geq(aiop_sem_get_value(s), 0, "never negative");
+	cr_assert_eq(aiop_sem_try_acquire(s), 0);
+	cr_assert_eq(aiop_sem_free(s), 0);
+}
+
+Test(errors, strerror_covers_codes)
+{
+	int codes[] = { EAGAIN, ETIMEDOUT, ECANCELED, EINVAL, EPERM,
+			EOVERFLOW, EMSGSIZE, EPIPE, EOWNERDEAD, EPROTO,
+			ENOMEM, EBUSY, EALREADY, EMFILE, ENOENT };
+
+	cr_assert_str_eq(aiop_strerror(0), "success");
+	cr_assert_str_eq(aiop_strerror(7), "success");
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		const char *s = aiop_strerror(-codes[i]);
+		cr_assert(s && *s);
+	}
+	cr_assert(aiop_strerror(-100000) != NULL);
+	cr_assert(aiop_strerror(-2147483647 - 1) != NULL);
+	cr_assert_str_eq(aiop_version(), AIOP_VERSION_STRING);
+}
+
+Test(errors, spin_set)
+{
+	cr_assert_eq(aiop_spin_set(AIOP_SPIN_FIXED, -1), -EINVAL);
+	cr_assert_eq(aiop_spin_set(AIOP_SPIN_FIXED, 2000000), -EINVAL);
+	cr_assert_eq(aiop_spin_set((enum aiop_spin_mode)42, 0), -EINVAL);
+	cr_assert_eq(aiop_spin_set(AIOP_SPIN_FIXED, 1000), 0);
+	cr_assert_eq(aiop_spin_set(AIOP_SPIN_OFF, 0), 0);
+	cr_assert_eq(aiop_spin_set(AIOP_SPIN_AUTO, 0), 0);
+}
+
+static void
+count_cb(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	(*(int *)op->data)++;
+}
+
+Test(errors, doorbells_run_out_cleanly)
+{
+	/* a fresh process (Criterion): the domain is created with 2 */
+	struct ev_loop *l1 = ev_loop_new(0), *l2 = ev_loop_new(0),
+		       *l3 = ev_loop_new(0);
+	struct aiop_event *e;
+	struct aiop_op o1, o2, o3;
+	int n = 0;
+
+	setenv("AIOP_DOORBELLS", "2", 1);
+	cr_assert_eq(aiop_event_new(&e), 0);
+	o1.data = o2.data = o3.data = &n;
+	cr_assert_eq(aiop_event_coro_wait(l1, &o1, e, T_SEC, count_cb), 0);
+	cr_assert_eq(aiop_event_coro_wait(l2, &o2, e, T_SEC, count_cb), 0);
+	cr_assert_eq(aiop_event_coro_wait(l3, &o3, e, T_SEC, never_cb),
+		     -EMFILE);
+	cr_assert_eq(aiop_loop_detach(l1), -EBUSY);
+	cr_assert_eq(aiop_event_set(e), 0);
+	cr_assert(t_run(l1, 5000));
+	cr_assert(t_run(l2, 5000));
+	cr_assert_eq(n, 2);
+	/* a detached loop gives its doorbell back */
+	cr_assert_eq(aiop_loop_detach(l1), 0);
+	cr_assert_eq(aiop_event_coro_wait(l3, &o3, e, T_SEC, count_cb), 0);
+	cr_assert(t_run(l3, 5000));
+	cr_assert_eq(n, 3);
+	cr_assert_eq(aiop_event_free(e), 0);
+	ev_loop_destroy(l1);
+	ev_loop_destroy(l2);
+	ev_loop_destroy(l3);
+}

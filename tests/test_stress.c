@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stress: 8 processes hammer one primitive with a random mix of blocking,
+ * try and coro calls (several coro ops at once, random short timeouts and
+ * cancels) for a bounded time. Invariants are checked as they run: mutual
+ * exclusion (an "inside" flag and a non-atomic shared counter), semaphore
+ * holders never above the initial value, no lost Event wake-up. A long
+ * wait that times out counts as a hang and fails the test.
+ * AIOP_STRESS_MS sets the duration per test (default 2000).
+ */
+#include <criterion/criterion.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+#define PROCS 8
+#define LONG_WAIT (8 * T_SEC) /* timing out on this = a hang */
+
+TestSuite(stress, .timeout = 240);
+
+struct shared {
+	int inside;
+	int holders;
+	int violations;
+	int errors;
+	int last_error;
+	long counter;
+	long ops[PROCS];
+	long coro_ops[PROCS];
+	int stop;
+};
+
+/* One interface over Lock, RLock and Semaphore. */
+struct prim {
+	void *h;
+	int limit; /* how many may hold at once */
+	int (*acquire)(void *h, int64_t t);
+	int (*try_acquire)(void *h);
+	int (*coro)(struct ev_loop *l, struct aiop_op *op, void *h, int64_t t,
+		    aiop_op_cb cb);
+	int (*release)(void *h);
+};
+
+static struct shared *SH;
+static struct prim P;
+static int ME;
+
+static int
+stress_ms(void)
+{
+	const char *s = getenv("AIOP_STRESS_MS");
+	int v = s ? atoi(s) : 0;
+
+	return v > 0 ? v : 2000;
+}
+
+static void
+fail(int err)
+{
+	__atomic_fetch_add(&SH->errors, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&SH->last_error, err, __ATOMIC_SEQ_CST);
+}
+
+/* The critical section: checks the invariant, then a racy increment that
+ * only mutual exclusion keeps exact. */
+static void
+critical(void)
+{
+	int h = __atomic_add_fetch(&SH->holders, 1, __ATOMIC_SEQ_CST);
+	long c;
+
+	if (h > P.limit)
+		__atomic_fetch_add(&SH->violations, 1, __ATOMIC_SEQ_CST);
+	if (P.limit == 1) {
+		c = *(volatile long *)&SH->counter;
+		for (int i = 0; i < 20; i++)
+			aiop__t_relax();
+		*(volatile long *)&SH->counter = c + 1;
+	}
+	SH->ops[ME]++;
+	__atomic_sub_fetch(&SH->holders, 1, __ATOMIC_SEQ_CST);
+}
+
+struct sop {
+	struct aiop_op op;
+	int done;
+	int64_t timeout;
+};
+
+static void
+on_acquired(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	struct sop *s = (struct sop *)op;
+
+	s->done = 1;
+	if (aiop_held(result)) {
+		critical();
+		SH->coro_ops[ME]++;
+		if (P.release(P.h) != 0)
+			fail(-1001);
+	} else if (result == -ETIMEDOUT && s->timeout == LONG_WAIT) {
+		fail(result); /* a hang */
+	} else if (result != -ETIMEDOUT && result != -ECANCELED &&
+		   result != -EAGAIN) {
+		fail(result);
+	}
+}
+
+static int
+worker(void *arg)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	uint64_t seed = 0x9e3779b97f4a7c15ull * (uint64_t)(ME + 1) ^ t_now();
+	uint64_t end = t_now() + (uint64_t)stress_ms() * T_MS;
+	struct sop ops[3];
+	int r;
+
+	(void)arg;
+	while (t_now() < end) {
+		switch (t_rand(&seed) % 4) {
+		case 0: /* blocking */
+			r = P.acquire(P.h, LONG_WAIT);
+			if (!aiop_held(r)) {
+				fail(r);
+				break;
+			}
+			critical();
+			if (P.release(P.h) != 0)
+				fail(-1002);
+			break;
+		case 1: /* try */
+			r = P.try_acquire(P.h);
+			if (r == -EAGAIN) {
+				sched_yield();
+				break;
+			}
+			if (!aiop_held(r)) {
+				fail(r);
+				break;
+			}
+			critical();
+			if (P.release(P.h) != 0)
+				fail(-1003);
+			break;
+		default: { /* coro: 1-3 ops at once, some cancelled */
+			int n = 1 + (int)(t_rand(&seed) % 3);
+
+			for (int i = 0; i < n; i++) {
+				uint32_t x = t_rand(&seed) % 8;
+
+				ops[i].done = 0;
+				ops[i].timeout = x == 0   ? 0
+						 : x == 1 ? 1 * T_MS
+							  : LONG_WAIT;
+				r = P.coro(loop, &ops[i].op, P.h,
+					   ops[i].timeout, on_acquired);
+				if (r < 0) {
+					fail(r);
+					ops[i].done = 1;
+				}
+			}
+			if (t_rand(&seed) % 4 == 0) {
+				int i = (int)(t_rand(&seed) % (uint32_t)n);
+				r = aiop_op_cancel(&ops[i].op);
+				if (r != 0 && r != -EALREADY)
+					fail(r);
+			}
+			if (!t_run(loop, 20000))
+				fail(-1004);
+			for (int i = 0; i < n; i++)
+				if (!ops[i].done)
+					fail(-1005);
+			break;
+		}
+		}
+	}
+	ev_loop_destroy(loop);
+	return 0;
+}
+
+static void
+run_workers(void)
+{
+	pid_t pid[PROCS];
+	long total = 0, coro = 0;
+
+	for (ME = 0; ME < PROCS; ME++)
+		pid[ME] = t_fork(worker, NULL);
+	for (int i = 0; i < PROCS; i++)
+		cr_expect_eq(t_reap(pid[i], stress_ms() + 60000), 0,
+			     "worker %d", i);
+	for (int i = 0; i < PROCS; i++) {
+		total += SH->ops[i];
+		coro += SH->coro_ops[i];
+	}
+	cr_log_info("%ld critical sections (%ld by coro ops)\n", total,
+		    coro);
+	cr_assert_eq(SH->violations, 0, "exclusion violated");
+	cr_assert_eq(SH->errors, 0, "%d errors, last %d (%s)", SH->errors,
+		     SH->last_error, aiop_strerror(SH->last_error));
+	if (P.limit == 1)
+		cr_assert_eq(SH->counter, total, "lost increments");
+	cr_assert_gt(total, PROCS, "made progress");
+	cr_assert_gt(coro, 0);
+}
+
+static int w_lock_acq(void *h, int64_t t) { return aiop_lock_acquire(h, t); }
+static int w_lock_try(void *h) { return aiop_lock_try_acquire(h); }
+static int w_lock_rel(void *h) { return aiop_lock_release(h); }
+static int
+w_lock_coro(struct ev_loop *l, struct aiop_op *op, void *h, int64_t t,
+	    aiop_op_cb cb)
+{
+	return aiop_lock_coro_acquire(l, op, h, t, cb);
+}
+
+static int w_rl_acq(void *h, int64_t t) { return aiop_rlock_acquire(h, t); }
+static int w_rl_try(void *h) { return aiop_rlock_try_acquire(h); }
+static int w_rl_rel(void *h) { return aiop_rlock_release(h); }
+static int
+w_rl_coro(struct ev_loop *l, struct aiop_op *op, void *h, int64_t t,
+	  aiop_op_cb cb)
+{
+	return aiop_rlock_coro_acquire(l, op, h, t, cb);
+}
+
+static int w_sem_acq(void *h, int64_t t) { return aiop_sem_acquire(h, t); }
+static int w_sem_try(void *h) { return aiop_sem_try_acquire(h); }
+static int w_sem_rel(void *h) { return aiop_sem_release(h); }
+static int
+w_sem_coro(struct ev_loop *l, struct aiop_op *op, void *h, int64_t t,
+	   aiop_op_cb cb)
+{
+	return aiop_sem_coro_acquire(l, op, h, t, cb);
+}
+
+Test(stress, lock)
+{
+	struct aiop_lock *l;
+
+	SH = t_shared(sizeof(*SH));
+	cr_assert_eq(aiop_lock_new(&l), 0);
+	P = (struct prim){ l, 1, w_lock_acq, w_lock_try, w_lock_coro,
+			   w_lock_rel };
+	run_workers();
+	cr_assert_eq(aiop_lock_locked(l), 0);
+	cr_assert_eq(aiop_lock_free(l), 0);
+	t_unshared(SH, sizeof(*SH));
+}
+
+Test(stress, rlock)
+{
+	struct aiop_rlock *l;
+
+	SH = t_shared(sizeof(*SH));
+	cr_assert_eq(aiop_rlock_new(&l), 0);
+	P = (struct prim){ l, 1, w_rl_acq, w_rl_try, w_rl_coro, w_rl_rel };
+	run_workers();
+	cr_assert_eq(aiop_rlock_try_acquire(l), 0, "free at the end");
+	cr_assert_eq(aiop_rlock_depth(l), 1);
+	cr_assert_eq(aiop_rlock_release(l), 0);
+	cr_assert_eq(aiop_rlock_free(l), 0);
+	t_unshared(SH, sizeof(*SH));
+}
+
+Test(stress, semaphore)
+{
+	struct aiop_sem *s;
+
+	SH = t_shared(sizeof(*SH));
+	cr_assert_eq(aiop_sem_new_bounded(&s, 3), 0);
+	P = (struct prim){ s, 3, w_sem_acq, w_sem_try, w_sem_coro,
+			   w_sem_rel };
+	run_workers();
+	cr_assert_eq(aiop_sem_get_value(s), 3, "every unit came back");
+	cr_assert_eq(aiop_sem_free(s), 0);
+	t_unshared(SH, sizeof(*SH));
+}
+
+/* Event: a setter pulses set/clear every ~1 ms; every waiter, blocking or
+ * coro, must come back well within LONG_WAIT (else a wake-up was lost). */
+static struct aiop_event *EV;
+
+static int
+setter(void *arg)
+{
+	uint64_t seed = t_now();
+
+	(void)arg;
+	while (!__atomic_load_n(&SH->stop, __ATOMIC_SEQ_CST)) {
+		if (aiop_event_set(EV) || aiop_event_clear(EV))
+			fail(-2001);
+		if (t_rand(&seed) % 2)
+			sched_yield();
+		else
+			t_msleep(1);
+	}
+	return aiop_event_set(EV) != 0; /* release any last waiter */
+}
+
+static void
+on_event(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	struct sop *s = (struct sop *)op;
+
+	s->done = 1;
+	if (result == 0) {
+		SH->ops[ME]++;
+		SH->coro_ops[ME]++;
+	} else if (result == -ETIMEDOUT && s->timeout == LONG_WAIT) {
+		fail(result);
+	} else if (result != -ETIMEDOUT && result != -ECANCELED &&
+		   result != -EAGAIN) {
+		fail(result);
+	}
+}
+
+static int
+ev_worker(void *arg)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	uint64_t seed = 0x2545f4914f6cdd1dull * (uint64_t)(ME + 1) ^ t_now();
+	uint64_t end = t_now() + (uint64_t)stress_ms() * T_MS;
+	struct sop ops[3];
+	int r;
+
+	(void)arg;
+	while (t_now() < end) {
+		if (t_rand(&seed) % 2) {
+			r = aiop_event_wait(EV, LONG_WAIT);
+			if (r != 0)
+				fail(r);
+			else
+				SH->ops[ME]++;
+			continue;
+		}
+		int n = 1 + (int)(t_rand(&seed) % 3);
+		for (int i = 0; i < n; i++) {
+			ops[i].done = 0;
+			ops[i].timeout = t_rand(&seed) % 5 ? LONG_WAIT : T_MS;
+			if (aiop_event_coro_wait(loop, &ops[i].op, EV,
+						 ops[i].timeout, on_event) < 0) {
+				fail(-2002);
+				ops[i].done = 1;
+			}
+		}
+		if (t_rand(&seed) % 4 == 0)
+			aiop_op_cancel(&ops[t_rand(&seed) % (uint32_t)n].op);
+		if (!t_run(loop, 20000))
+			fail(-2003);
+	}
+	ev_loop_destroy(loop);
+	return 0;
+}
+
+Test(stress, event)
+{
+	pid_t set_pid, pid[PROCS - 1];
+	long total = 0;
+
+	SH = t_shared(sizeof(*SH));
+	cr_assert_eq(aiop_event_new(&EV), 0);
+	set_pid = t_fork(setter, NULL);
+	for (ME = 0; ME < PROCS - 1; ME++)
+		pid[ME] = t_fork(ev_worker, NULL);
+	for (int i = 0; i < PROCS - 1; i++)
+		cr_expect_eq(t_reap(pid[i], stress_ms() + 60000), 0);
+	__atomic_store_n(&SH->stop, 1, __ATOMIC_SEQ_CST);
+	cr_expect_eq(t_reap(set_pid, 10000), 0);
+	for (int i = 0; i < PROCS; i++)
+		total += SH->ops[i];
+	cr_log_info("%ld event waits completed\n", total);
+	cr_assert_eq(SH->errors, 0, "%d errors, last %d (%s)", SH->errors,
+		     SH->last_error, aiop_strerror(SH->last_error));
+	cr_assert_gt(total, PROCS);
+	cr_assert_eq(aiop_event_free(EV), 0);
+	t_unshared(SH, sizeof(*SH));
+}
