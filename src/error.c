@@ -18,6 +18,8 @@ aiop_strerror(int err)
 
 	if (err >= 0)
 		return "success";
+	if (err < -4095) /* not an errno (and -INT_MIN would overflow) */
+		return "unknown error";
 	/* the meanings aiop gives these codes (docs/errors.md) */
 	switch (-err) {
 	case EAGAIN:
