@@ -42,8 +42,9 @@ static pthread_mutex_t dom_mu = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int dom_ready;
 static pid_t cached_pid;
 
-static __thread pid_t t_tid;
-static __thread unsigned t_gen;
+/* initial-exec: no __tls_get_addr call on the acquire fast path */
+static __thread pid_t t_tid __attribute__((tls_model("initial-exec")));
+static __thread unsigned t_gen __attribute__((tls_model("initial-exec")));
 
 pid_t
 aiop__tid(void)

@@ -164,7 +164,24 @@ struct aiop__waitdesc {
 
 int aiop__wait(struct aiop__obj *obj, struct aiop__waitq *wq,
 	       const struct aiop__waitdesc *d, void *args, int64_t timeout_ns);
-void aiop__wake(struct aiop__waitq *wq, int n);
+void aiop__wake_slow(struct aiop__waitq *wq, uint32_t nsleep, int n);
+
+/*
+ * Wake up to n blocking waiters and every armed loop. Called after the
+ * state change (a seq_cst RMW), so these seq_cst loads complete the Dekker
+ * pair of design.md 2.1. Inline: with nobody waiting it is two loads.
+ */
+static inline void
+aiop__wake(struct aiop__waitq *wq, int n)
+{
+	uint32_t ns = atomic_load(&wq->nsleep);
+	uint64_t a = 0;
+
+	for (int w = 0; w < AIOP__ARMED_WORDS; w++)
+		a |= atomic_load(&wq->armed[w]);
+	if (AIOP_UNLIKELY((ns | a) != 0))
+		aiop__wake_slow(wq, ns, n);
+}
 void aiop__waitq_init(struct aiop__waitq *wq);
 
 /* Shared by the start calls in aiop/ev.h. args (<= 48 bytes) is copied. */

@@ -115,6 +115,10 @@ aiop_lock_acquire(struct aiop_lock *lock, int64_t timeout_ns)
 
 	if (r < 0)
 		return r;
+	/* uncontended fast path, inlined; aiop__wait validates the rest */
+	if (AIOP_LIKELY(timeout_ns >= AIOP_FOREVER) &&
+	    lock_attempt(&lock->o, NULL, 0) == 0)
+		return 0;
 	return aiop__wait(&lock->o, &S(&lock->o)->wq, &lock_wait, NULL,
 			  timeout_ns);
 }

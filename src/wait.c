@@ -159,22 +159,13 @@ ring(int bell)
 }
 
 void
-aiop__wake(struct aiop__waitq *wq, int n)
+aiop__wake_slow(struct aiop__waitq *wq, uint32_t ns, int n)
 {
-	uint32_t ns = atomic_load(&wq->nsleep);
-	uint64_t a = 0;
-
-	for (int w = 0; w < AIOP__ARMED_WORDS; w++)
-		a |= atomic_load(&wq->armed[w]);
-	if (AIOP_LIKELY((ns | a) == 0))
-		return;
 	atomic_fetch_add(&wq->seq, 1);
 	if (ns) {
 		AIOP__COUNT(futex_wakes);
 		aiop__futex_wake(&wq->seq, n);
 	}
-	if (!a)
-		return;
 	for (int w = 0; w < AIOP__ARMED_WORDS; w++) {
 		uint64_t m;
 
