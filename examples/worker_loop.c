@@ -44,7 +44,7 @@ main(void)
 	struct aiop_event *go;
 	struct aiop_sem *done;
 	struct aiop_lock *lock;
-	struct aiop_op ops[WORKERS];
+	struct aiop_op ops[WORKERS] = { 0 };
 	struct ev_loop *loop = EV_DEFAULT;
 	ev_timer tick;
 	long *total;

@@ -14,7 +14,7 @@
 #include "internal.h"
 #include "futex.h"
 
-/* op states (aiop_state); anything else means "not started" */
+/* op states (aiop_state); 0 = zeroed, never started */
 #define OP_WAITING 0x6f700001u /* linked in reg->wait, maybe armed */
 #define OP_QUEUED 0x6f700002u  /* result decided, callback not yet run */
 #define OP_DONE 0x6f700003u    /* callback ran or is running */

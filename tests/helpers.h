@@ -13,6 +13,8 @@
 
 #define T_MS 1000000LL
 #define T_SEC 1000000000LL
+/* bound on reaping a child: generous, valgrind runs 20x slower */
+#define T_REAP_MS 30000
 
 /* Exit codes a child uses to report; 0 = ok. */
 #define T_CHILD_TIMEOUT -1000 /* t_reap: child did not exit in time */

@@ -11,7 +11,7 @@
 static struct aiop_lock *L;
 static struct aiop_rlock *R;
 
-TestSuite(death, .timeout = 60);
+TestSuite(death, .timeout = 120);
 
 static int
 hold_forever(void *arg)
@@ -35,7 +35,7 @@ holder_killed(bool reap)
 	t_unshared(flag, 64);
 	kill(pid, SIGKILL);
 	if (reap)
-		cr_assert_eq(t_reap(pid, 5000), -SIGKILL);
+		cr_assert_eq(t_reap(pid, T_REAP_MS), -SIGKILL);
 	return pid;
 }
 
@@ -64,7 +64,7 @@ Test(death, lock_holder_zombie_counts_as_dead)
 	t_msleep(20);
 	cr_assert_eq(aiop_lock_acquire(L, 5 * T_SEC), -EOWNERDEAD);
 	cr_assert_eq(aiop_lock_release(L), 0);
-	cr_assert_eq(t_reap(pid, 5000), -SIGKILL);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), -SIGKILL);
 	cr_assert_eq(aiop_lock_free(L), 0);
 }
 
@@ -125,7 +125,7 @@ Test(death, rlock_owner_killed_blocking_and_coro)
 	pid = t_fork(rhold_forever, flag);
 	cr_assert(t_wait_flag(flag, 5000));
 	kill(pid, SIGKILL);
-	cr_assert_eq(t_reap(pid, 5000), -SIGKILL);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), -SIGKILL);
 	cr_assert_eq(aiop_rlock_coro_acquire(loop, &a.op, R, 5 * T_SEC,
 					     t_op_cb), 0);
 	cr_assert(t_run(loop, 5000));
@@ -137,7 +137,7 @@ Test(death, rlock_owner_killed_blocking_and_coro)
 	pid = t_fork(rhold_forever, flag);
 	cr_assert(t_wait_flag(flag, 5000));
 	kill(pid, SIGKILL);
-	cr_assert_eq(t_reap(pid, 5000), -SIGKILL);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), -SIGKILL);
 	cr_assert_eq(aiop_rlock_acquire(R, 5 * T_SEC), -EOWNERDEAD);
 	cr_assert_eq(aiop_rlock_release(R), 0);
 	cr_assert_eq(aiop_rlock_free(R), 0);
@@ -188,11 +188,11 @@ Test(death, killed_waiters_hurt_nobody)
 	t_msleep(50); /* all asleep */
 	kill(victim_b, SIGKILL);
 	kill(victim_c, SIGKILL);
-	cr_assert_eq(t_reap(victim_b, 5000), -SIGKILL);
-	cr_assert_eq(t_reap(victim_c, 5000), -SIGKILL);
+	cr_assert_eq(t_reap(victim_b, T_REAP_MS), -SIGKILL);
+	cr_assert_eq(t_reap(victim_c, T_REAP_MS), -SIGKILL);
 	cr_assert_eq(aiop_lock_release(L), 0);
-	cr_assert_eq(t_reap(good_b, 10000), 0);
-	cr_assert_eq(t_reap(good_c, 10000), 0);
+	cr_assert_eq(t_reap(good_b, T_REAP_MS), 0);
+	cr_assert_eq(t_reap(good_c, T_REAP_MS), 0);
 	cr_assert_eq(aiop_lock_try_acquire(L), 0);
 	cr_assert_eq(aiop_lock_release(L), 0);
 	cr_assert_eq(aiop_lock_free(L), 0);

@@ -9,7 +9,7 @@
 #include "helpers.h"
 #include "internal.h"
 
-TestSuite(errors, .timeout = 30);
+TestSuite(errors, .timeout = 120);
 
 static void
 never_cb(struct ev_loop *loop, struct aiop_op *op, int result)
@@ -255,7 +255,7 @@ Test(errors, doorbells_run_out_cleanly)
 	struct ev_loop *l1 = ev_loop_new(0), *l2 = ev_loop_new(0),
 		       *l3 = ev_loop_new(0);
 	struct aiop_event *e;
-	struct aiop_op o1, o2, o3;
+	struct aiop_op o1 = { 0 }, o2 = { 0 }, o3 = { 0 };
 	int n = 0;
 
 	setenv("AIOP_DOORBELLS", "2", 1);

@@ -19,7 +19,7 @@ teardown(void)
 	cr_assert_eq(aiop_event_free(E), 0);
 }
 
-TestSuite(event, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(event, .init = setup, .fini = teardown, .timeout = 120);
 
 Test(event, flag)
 {
@@ -49,7 +49,7 @@ Test(event, blocking_woken_by_other_process)
 	pid_t pid = t_fork(child_set, (void *)50);
 
 	cr_assert_eq(aiop_event_wait(E, 5 * T_SEC), 0);
-	cr_assert_eq(t_reap(pid, 5000), 0);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), 0);
 }
 
 static int
@@ -74,8 +74,8 @@ Test(event, waiter_present_at_set_wins_over_clear)
 
 	__atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
 	cr_assert_eq(aiop_event_wait(E, 5 * T_SEC), 0);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), 0);
 	cr_assert_eq(aiop_event_is_set(E), 0);
-	cr_assert_eq(t_reap(pid, 5000), 0);
 	t_unshared(flag, 64);
 }
 
@@ -175,7 +175,7 @@ Test(event, one_set_wakes_three_processes_and_two_loops)
 	t_msleep(50); /* let them all go to sleep */
 	cr_assert_eq(aiop_event_set(E), 0);
 	for (i = 0; i < 5; i++)
-		cr_assert_eq(t_reap(pid[i], 10000), 0, "waiter %d", i);
+		cr_assert_eq(t_reap(pid[i], T_REAP_MS), 0, "waiter %d", i);
 	for (i = 0; i < 5; i++)
 		cr_assert_eq(b->woke[i], 1);
 	t_unshared(b, sizeof(*b));

@@ -7,42 +7,56 @@
 
 static struct aiop_lock *L;
 
-TestSuite(mixed, .timeout = 60);
+TestSuite(mixed, .timeout = 120);
 
+/* flags[0]: worker holds; flags[1]: loop is waiting; flags[2]: released */
 static int
 worker_hold(void *arg)
 {
-	volatile int *flag = arg;
+	volatile int *flags = arg;
 
 	if (aiop_lock_acquire(L, 5 * T_SEC) != 0)
 		return 1;
-	__atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
-	t_msleep(100);
+	__atomic_store_n(&flags[0], 1, __ATOMIC_SEQ_CST);
+	if (!t_wait_flag(&flags[1], 10000))
+		return 3;
+	t_msleep(30);
+	__atomic_store_n(&flags[2], 1, __ATOMIC_SEQ_CST);
 	return aiop_lock_release(L) == 0 ? 0 : 2;
+}
+
+static void
+check_released(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	t_op_cb(loop, op, result);
+	/* granted only after the worker let go */
+	if (!__atomic_load_n((int *)op->data, __ATOMIC_SEQ_CST))
+		((struct t_op *)op)->result = -1;
 }
 
 Test(mixed, coro_acquire_while_worker_holds)
 {
 	struct ev_loop *loop = ev_loop_new(0);
 	struct t_op a = { 0 };
-	int *flag = t_shared(64);
+	int *flags = t_shared(64);
 	pid_t pid;
-	uint64_t t0;
+	int rc;
 
 	cr_assert_eq(aiop_lock_new(&L), 0);
-	pid = t_fork(worker_hold, flag);
-	cr_assert(t_wait_flag(flag, 5000));
-	t0 = t_now();
-	cr_assert_eq(aiop_lock_coro_acquire(loop, &a.op, L, 5 * T_SEC,
-					    t_op_cb), 0);
-	cr_assert(t_run(loop, 5000));
+	pid = t_fork(worker_hold, flags);
+	cr_assert(t_wait_flag(&flags[0], 5000));
+	a.op.data = &flags[2];
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &a.op, L, 10 * T_SEC,
+					    check_released), 0);
+	__atomic_store_n(&flags[1], 1, __ATOMIC_SEQ_CST);
+	cr_assert(t_run(loop, 10000));
 	cr_assert_eq(a.calls, 1);
 	cr_assert_eq(a.result, 0);
-	cr_assert_geq(t_now() - t0, 30 * T_MS, "waited for the worker");
 	cr_assert_eq(aiop_lock_release(L), 0);
-	cr_assert_eq(t_reap(pid, 5000), 0);
+	rc = t_reap(pid, T_REAP_MS);
+	cr_assert_eq(rc, 0, "worker exit %d", rc);
 	cr_assert_eq(aiop_lock_free(L), 0);
-	t_unshared(flag, 64);
+	t_unshared(flags, 64);
 	ev_loop_destroy(loop);
 }
 
@@ -91,7 +105,7 @@ Test(mixed, loop_holds_worker_blocks)
 	tm.data = r;
 	ev_timer_start(loop, &tm);
 	cr_assert(t_run(loop, 5000));
-	cr_assert_eq(t_reap(pid, 5000), 0);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), 0);
 	cr_assert_eq(r->got, 1);
 	cr_assert_eq(aiop_lock_locked(L), 0);
 	cr_assert_eq(aiop_lock_free(L), 0);
@@ -155,7 +169,7 @@ Test(mixed, event_ping_pong_worker_and_loop)
 	cr_assert(t_run(loop, 20000));
 	cr_assert_eq(p.err, 0);
 	cr_assert_eq(p.n, 200);
-	cr_assert_eq(t_reap(pid, 5000), 0);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), 0);
 	aiop_event_free(PING);
 	aiop_event_free(PONG);
 	ev_loop_destroy(loop);

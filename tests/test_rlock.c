@@ -20,7 +20,7 @@ teardown(void)
 	cr_assert_eq(aiop_rlock_free(R), 0);
 }
 
-TestSuite(rlock, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(rlock, .init = setup, .fini = teardown, .timeout = 120);
 
 Test(rlock, recursion)
 {
@@ -66,29 +66,33 @@ Test(rlock, other_thread_is_not_owner)
 static int
 child_try(void *arg)
 {
-	(void)arg;
+	volatile int *checked = arg;
+
 	if (aiop_rlock_release(R) != -EPERM)
 		return 1;
 	if (aiop_rlock_try_acquire(R) != -EAGAIN)
 		return 2;
+	__atomic_store_n(checked, 1, __ATOMIC_SEQ_CST);
 	/* waits until the parent has released both levels */
-	if (aiop_rlock_acquire(R, 5 * T_SEC) != 0)
+	if (aiop_rlock_acquire(R, 10 * T_SEC) != 0)
 		return 3;
 	return aiop_rlock_release(R) == 0 ? 0 : 4;
 }
 
 Test(rlock, other_process_waits_for_full_release)
 {
+	int *checked = t_shared(64);
 	pid_t pid;
 
 	cr_assert_eq(aiop_rlock_acquire(R, AIOP_FOREVER), 0);
 	cr_assert_eq(aiop_rlock_acquire(R, AIOP_FOREVER), 0);
-	pid = t_fork(child_try, NULL);
-	t_msleep(50);
+	pid = t_fork(child_try, checked);
+	cr_assert(t_wait_flag(checked, 10000));
 	cr_assert_eq(aiop_rlock_release(R), 0);
 	t_msleep(20);
 	cr_assert_eq(aiop_rlock_release(R), 0);
-	cr_assert_eq(t_reap(pid, 5000), 0);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), 0);
+	t_unshared(checked, 64);
 }
 
 Test(rlock, bad_timeout)
@@ -154,7 +158,7 @@ Test(rlock, coro_waits_for_other_process)
 	cr_assert_eq(a.result, 0);
 	cr_assert_eq(aiop_rlock_depth(R), 1);
 	cr_assert_eq(aiop_rlock_release(R), 0);
-	cr_assert_eq(t_reap(pid, 5000), 0);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), 0);
 	t_unshared(flag, 64);
 	ev_loop_destroy(loop);
 }

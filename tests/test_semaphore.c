@@ -5,7 +5,7 @@
 
 #include "helpers.h"
 
-TestSuite(sem, .timeout = 30);
+TestSuite(sem, .timeout = 120);
 
 Test(sem, counts)
 {
@@ -82,7 +82,7 @@ Test(sem, release_wakes_one_per_unit)
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(aiop_sem_release(S), 0);
 	for (int i = 0; i < 3; i++)
-		done += t_reap(w[i], 5000) == 0;
+		done += t_reap(w[i], T_REAP_MS) == 0;
 	cr_assert_eq(done, 3);
 	cr_assert_eq(aiop_sem_get_value(S), 0);
 	cr_assert_eq(aiop_sem_free(S), 0);
@@ -156,7 +156,7 @@ Test(sem, coro_woken_by_other_process)
 					   t_op_cb), 0);
 	cr_assert(t_run(loop, 5000));
 	cr_assert_eq(a.result, 0);
-	cr_assert_eq(t_reap(pid, 5000), 0);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), 0);
 	cr_assert_eq(aiop_sem_free(S), 0);
 	ev_loop_destroy(loop);
 }

@@ -114,7 +114,7 @@ worker(void *arg)
 	struct ev_loop *loop = ev_loop_new(0);
 	uint64_t seed = 0x9e3779b97f4a7c15ull * (uint64_t)(ME + 1) ^ t_now();
 	uint64_t end = t_now() + (uint64_t)stress_ms() * T_MS;
-	struct sop ops[3];
+	struct sop ops[3] = { 0 };
 	int r;
 
 	(void)arg;
@@ -323,7 +323,7 @@ ev_worker(void *arg)
 	struct ev_loop *loop = ev_loop_new(0);
 	uint64_t seed = 0x2545f4914f6cdd1dull * (uint64_t)(ME + 1) ^ t_now();
 	uint64_t end = t_now() + (uint64_t)stress_ms() * T_MS;
-	struct sop ops[3];
+	struct sop ops[3] = { 0 };
 	int r;
 
 	(void)arg;
@@ -368,7 +368,7 @@ Test(stress, event)
 	for (int i = 0; i < PROCS - 1; i++)
 		cr_expect_eq(t_reap(pid[i], stress_ms() + 60000), 0);
 	__atomic_store_n(&SH->stop, 1, __ATOMIC_SEQ_CST);
-	cr_expect_eq(t_reap(set_pid, 10000), 0);
+	cr_expect_eq(t_reap(set_pid, T_REAP_MS), 0);
 	for (int i = 0; i < PROCS; i++)
 		total += SH->ops[i];
 	cr_log_info("%ld event waits completed\n", total);

@@ -4,7 +4,9 @@
  * Coro variants: every call that can wait, completed on a libev loop.
  *
  * Contract (same for every aiop_*_coro_* call):
- *  - the op is caller-allocated and must stay valid until its callback ran;
+ *  - the op is caller-allocated, zeroed before its first use (`= {0}`,
+ *    memset, or aiop_op_init()), and must stay valid until its callback
+ *    ran; a completed op may be started again without re-initialising;
  *  - a start call that returns < 0 never runs the callback;
  *  - otherwise the callback runs exactly once, from the loop, never inside
  *    the start call, with the result (>= 0 or -errno as the blocking call);
@@ -18,6 +20,8 @@
  */
 #ifndef AIOP_EV_H
 #define AIOP_EV_H
+
+#include <string.h>
 
 #include <ev.h>
 
@@ -47,8 +51,9 @@ typedef void (*aiop_op_cb)(struct ev_loop *loop, struct aiop_op *op,
 			   int result);
 
 /**
- * A coro operation. Allocate it yourself (any memory; no init call needed);
- * only `data` is yours, every other field is private to aiop.
+ * A coro operation. Allocate it yourself and zero it before its first use
+ * (like libev's ev_init); only `data` is yours, every other field is
+ * private to aiop.
  */
 struct aiop_op {
 	void *data; /* rw: user data, never touched by aiop */
@@ -68,11 +73,18 @@ struct aiop_op {
 	void *aiop_reserved[4];
 };
 
+/** Prepare an op for its first start (same as zeroing it). */
+static inline void
+aiop_op_init(struct aiop_op *op)
+{
+	memset(op, 0, sizeof(*op));
+}
+
 /**
  * Cancel a pending op. Its callback then runs (from the loop) with
  * -ECANCELED; if it had been granted already, the grant is undone.
  * @return 0; -EALREADY if its callback already ran or is running;
- *         -EINVAL if op is NULL or was never started
+ *         -EINVAL if op is NULL or was never started (zeroed)
  */
 AIOP_API int aiop_op_cancel(struct aiop_op *op);
 

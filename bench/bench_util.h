@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers for the benchmarks: clock, shared pages, CPU placement, bounded
+ * reaping of children, CPU time of another process, medians. Nothing here
+ * knows about aiop, so the same helpers serve the raw baselines.
+ */
+#ifndef AIOP_BENCH_UTIL_H
+#define AIOP_BENCH_UTIL_H
+
+#include <sched.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define BENCH_NS_PER_S 1000000000ull
+#define BENCH_NS_PER_MS 1000000ull
+
+static inline uint64_t
+bench_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * BENCH_NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+/* One poll step of a busy wait: `pause` lets the sibling hyperthread (or,
+ * in a VM, the host) run and avoids the memory-order flush on exit. */
+static inline void
+bench_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/* Absolute CLOCK_MONOTONIC nanoseconds as a timespec. */
+void bench_ts(uint64_t abs_ns, struct timespec *ts);
+
+/* Sleep for ns (restarted after signals, so it really sleeps that long). */
+void bench_sleep_ns(uint64_t ns);
+
+/* Zeroed MAP_SHARED anonymous memory, inherited by fork(); NULL on error. */
+void *bench_shm_new(size_t size);
+void bench_shm_free(void *p, size_t size);
+
+/* The CPUs this process may use when it starts, and two of them. */
+struct bench_cpus {
+	cpu_set_t orig; /* restored for the unpinned placement */
+	int n;          /* CPUs in orig */
+	int a, b;       /* first and second CPU of orig; b = -1 if only one */
+};
+
+int bench_cpus_init(struct bench_cpus *c);
+/* Pin the calling process to one CPU; 0 or -errno. */
+int bench_pin(int cpu);
+/* Give the calling process back its original CPUs; 0 or -errno. */
+int bench_unpin(const struct bench_cpus *c);
+
+/* fork() after flushing stdio, so the child cannot print the parent's
+ * buffered output a second time. */
+pid_t bench_fork(void);
+
+/*
+ * Wait for a child at most timeout_ms; kill it (SIGKILL) if it is late, so
+ * the benchmark can never hang on a child. Returns 0 if the child exited
+ * with status 0, -ETIMEDOUT if it had to be killed, -ECHILD on a wait
+ * error, or a positive value (its exit code, or 128 + signal) otherwise.
+ */
+int bench_reap(pid_t pid, int timeout_ms);
+
+/* CPU time (user + system) consumed so far by another process; 0 or -errno */
+int bench_cpu_ns(pid_t pid, uint64_t *out);
+
+/* Voluntary context switches of a process (each is one sleep); -1 if
+ * /proc cannot tell. */
+long bench_vol_ctxsw(pid_t pid);
+
+/* SIGALRM handler that only interrupts: a blocking read() then fails with
+ * EINTR instead of hanging. Install once; arm with alarm(). */
+int bench_alarm_init(void);
+
+/* Median of n values (n >= 1); v is reordered. */
+double bench_median(double *v, int n);
+
+/* Smallest and largest of n values. */
+void bench_minmax(const double *v, int n, double *lo, double *hi);
+
+/* First "model name" of /proc/cpuinfo, whether the CPU flags say
+ * "hypervisor", and the cpuidle driver ("?" if unknown). */
+void bench_machine(char *model, size_t model_len, bool *vm, char *idle,
+		   size_t idle_len);
+
+#endif /* AIOP_BENCH_UTIL_H */
