@@ -65,24 +65,33 @@ self_pid(void)
 	return cached_pid ? cached_pid : (cached_pid = getpid());
 }
 
-bool
-aiop__tid_alive(pid_t tid)
+/*
+ * Is a thread (process == false) or a process (true) alive? kill(id, 0)
+ * answers for anything that is not a zombie. A zombie is dead: a holder
+ * that was killed but whose parent has not reaped it yet. The exception is
+ * a process whose main thread exited while other threads run: its leader
+ * shows Z but the process lives on (num_threads > 1).
+ */
+static bool
+task_alive(pid_t id, bool process)
 {
 	char path[48], buf[512], *p;
+	long nthreads = 0;
 	ssize_t n;
 	int fd;
 
 	AIOP__COUNT(owner_probes);
-	if (tid <= 0)
+	if (id <= 0)
 		return false;
-	if (kill(tid, 0) < 0 && errno == ESRCH)
+	if (kill(id, 0) < 0 && errno == ESRCH)
 		return false;
-	/* kill() succeeds on a zombie: a killed holder whose parent has not
-	 * reaped it yet. Its state letter in /proc says Z (or X). */
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)id);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* No entry: /proc not mounted, hidepid, or the task just vanished.
+	 * kill() said it exists, so call it alive; a vanished task is seen
+	 * by the next probe. Calling a live holder dead would steal its lock. */
 	if (fd < 0)
-		return errno != ENOENT && errno != ESRCH;
+		return true;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
@@ -91,9 +100,33 @@ aiop__tid_alive(pid_t tid)
 	p = strrchr(buf, ')');
 	if (!p || p[1] != ' ')
 		return true;
-	return p[2] != 'Z' && p[2] != 'X';
+	if (p[2] != 'Z' && p[2] != 'X')
+		return true;
+	if (!process)
+		return false;
+	/* fields after ')': state(3) ... num_threads(20) */
+	p += 2;
+	for (int field = 3; field < 20 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	if (p)
+		nthreads = strtol(p, NULL, 10);
+	return nthreads > 1;
 }
 
+bool
+aiop__tid_alive(pid_t tid)
+{
+	AIOP__SAVE_ERRNO(return task_alive(tid, false));
+}
+
+static bool
+pid_alive(pid_t pid)
+{
+	AIOP__SAVE_ERRNO(return task_alive(pid, true));
+}
 
 static void
 fork_prepare(void)
@@ -183,11 +216,12 @@ domain_create(void)
 int
 aiop__domain_ensure(void)
 {
-	int r = 0;
+	int r = 0, saved;
 
 	if (AIOP_LIKELY(atomic_load_explicit(&dom_ready,
 					     memory_order_acquire)))
 		return 0;
+	saved = errno;
 	pthread_mutex_lock(&dom_mu);
 	if (!atomic_load_explicit(&dom_ready, memory_order_relaxed)) {
 		r = domain_create();
@@ -196,6 +230,7 @@ aiop__domain_ensure(void)
 					      memory_order_release);
 	}
 	pthread_mutex_unlock(&dom_mu);
+	errno = saved;
 	return r;
 }
 
@@ -215,13 +250,14 @@ aiop__bell_claim(void)
 			if (pass == 0 && o != 0)
 				continue;
 			if (pass == 1 &&
-			    (o == 0 || o == me || aiop__tid_alive((pid_t)o)))
+			    (o == 0 || o == me || pid_alive((pid_t)o)))
 				continue;
 			if (atomic_compare_exchange_strong(ow, &o, me)) {
 				uint64_t v;
+				int saved = errno;
 				/* a dead claimant may have left a count */
 				if (read(aiop__dom.efd[i], &v, sizeof(v)) < 0)
-					(void)0;
+					errno = saved;
 				return i;
 			}
 		}

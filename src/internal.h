@@ -21,6 +21,22 @@
 #define AIOP_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define AIOP__CACHELINE 64
 
+/* errno is never changed by aiop (CONVENTIONS): wrap syscall-making code. */
+#define AIOP__SAVE_ERRNO(stmt)                                                 \
+	do {                                                                  \
+		int aiop__saved_errno_ = errno;                               \
+		__attribute__((cleanup(aiop__restore_errno))) int *aiop__e_ = \
+			&aiop__saved_errno_;                                  \
+		(void)aiop__e_;                                               \
+		stmt;                                                         \
+	} while (0)
+
+static inline void
+aiop__restore_errno(int **saved)
+{
+	errno = **saved;
+}
+
 #define aiop__container_of(ptr, type, member) \
 	((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -74,7 +90,8 @@ struct aiop__obj {
 	uint16_t pad;
 	size_t size;              /* mapping length (local, trusted) */
 	struct aiop__shm_hdr *shm;
-	_Atomic int npending;     /* coro ops of this process on it */
+	_Atomic int npending;     /* coro ops of this process on it ... */
+	unsigned pend_gen;        /* ... counted in this fork generation */
 	_Atomic uint64_t stamp;   /* dispatcher pass marker (wait.c) */
 };
 
@@ -91,6 +108,20 @@ aiop__obj_check(const struct aiop__obj *o, unsigned type)
 	if (AIOP_UNLIKELY(id != AIOP__IDENT(type)))
 		return -EPROTO;
 	return 0;
+}
+
+/* Pending coro ops of this process on a handle. A child inherits the
+ * parent's count with the handle; the ops are not its own, so a count from
+ * another fork generation reads as zero. */
+static inline int
+aiop__pending(struct aiop__obj *o)
+{
+	extern _Atomic unsigned aiop__fork_gen;
+
+	if (o->pend_gen != atomic_load_explicit(&aiop__fork_gen,
+					       memory_order_relaxed))
+		return 0;
+	return atomic_load(&o->npending);
 }
 
 /* shm.c */

@@ -50,9 +50,20 @@ static const char *const obj_names[AIOP__T_MAX] = {
 	[AIOP__T_EVENT] = "aiop-event",
 };
 
+static int obj_new(unsigned type, size_t shm_size, size_t handle_size,
+		   void **handle_out);
+
 int
 aiop__obj_new(unsigned type, size_t shm_size, size_t handle_size,
 	      void **handle_out)
+{
+	AIOP__SAVE_ERRNO(return obj_new(type, shm_size, handle_size,
+					handle_out));
+}
+
+static int
+obj_new(unsigned type, size_t shm_size, size_t handle_size,
+	void **handle_out)
 {
 	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
 	struct aiop__obj *o;
@@ -97,10 +108,9 @@ aiop__obj_free(struct aiop__obj *o, unsigned type)
 		return 0;
 	if (o->hmagic != AIOP__HANDLE_MAGIC || o->type != type)
 		return -EINVAL;
-	if (atomic_load(&o->npending) > 0)
+	if (aiop__pending(o) > 0)
 		return -EBUSY;
-	o->hmagic = 0; /* a stale handle used after free reads as invalid */
-	munmap(o->shm, o->size);
-	free(o);
+	o->hmagic = 0; /* best effort against a double free; no guarantee */
+	AIOP__SAVE_ERRNO(munmap(o->shm, o->size); free(o));
 	return 0;
 }

@@ -20,7 +20,8 @@
 #define OP_DONE 0x6f700003u    /* callback ran or is running */
 #define OP_CURSOR 0x6f700004u  /* dispatcher's place holder */
 
-#define SPIN_MAX_NS 20000u
+#define SPIN_MAX_NS 20000u        /* auto mode's ceiling */
+#define SPIN_FIXED_MAX_NS 1000000u /* aiop_spin_set() limit */
 #define SPIN_START_NS 2000u
 #define SPIN_PROBE_NS 500u
 #define CORO_SPIN_MAX_NS 5000u
@@ -34,8 +35,6 @@ struct aiop__reg {
 	unsigned gen;           /* fork generation it belongs to */
 	pid_t tid;              /* thread that runs the loop */
 	int bell;
-	uint32_t id;
-	uint32_t pass;
 	int nwaiting, nowner;
 	int in_dispatch;
 	bool kicked;
@@ -50,7 +49,7 @@ struct aiop__reg {
 
 static struct aiop__reg *regs;
 static _Atomic(struct aiop__reg *) bell_reg[AIOP__DOORBELLS_MAX];
-static uint32_t reg_ids;
+static _Atomic uint64_t pass_ctr; /* dispatcher pass stamps, never reused */
 static __thread struct aiop__reg *t_reg;
 static __thread unsigned t_probe;
 
@@ -137,6 +136,7 @@ aiop__waitq_init(struct aiop__waitq *wq)
 /* ---- waking ------------------------------------------------------------ */
 
 static void reg_watch(struct aiop__reg *r);
+static void reg_stop_all(struct aiop__reg *r);
 
 static void
 ring(int bell)
@@ -147,7 +147,8 @@ ring(int bell)
 	if (bell >= aiop__dom.nbells)
 		return; /* garbage from shared memory: ignore */
 	r = atomic_load_explicit(&bell_reg[bell], memory_order_acquire);
-	if (r && r->gen == cur_gen() && r->loop && r->tid == aiop__tid()) {
+	if (r && r->gen == cur_gen() && r->bell == bell && r->loop &&
+	    r->tid == aiop__tid()) {
 		/* our own loop, on its own thread: no syscall needed */
 		r->kicked = true;
 		reg_watch(r);
@@ -161,6 +162,8 @@ ring(int bell)
 void
 aiop__wake_slow(struct aiop__waitq *wq, uint32_t ns, int n)
 {
+	int saved = errno;
+
 	atomic_fetch_add(&wq->seq, 1);
 	if (ns) {
 		AIOP__COUNT(futex_wakes);
@@ -177,12 +180,20 @@ aiop__wake_slow(struct aiop__waitq *wq, uint32_t ns, int n)
 			m &= m - 1;
 		}
 	}
+	errno = saved;
 }
 
+/*
+ * Arming and the re-check that follows form the waiter's half of the
+ * Dekker pair (design.md 2.1). Attempts read state with relaxed loads, so
+ * a full fence keeps the re-check from being satisfied before the arming is
+ * visible (free on x86 after a locked RMW; needed on weakly ordered CPUs).
+ */
 static inline void
 arm(struct aiop__waitq *wq, int bell)
 {
 	atomic_fetch_or(&wq->armed[bell / 64], 1ull << (bell % 64));
+	atomic_thread_fence(memory_order_seq_cst);
 }
 
 /* ---- blocking waits ---------------------------------------------------- */
@@ -194,32 +205,56 @@ ns_to_ts(uint64_t ns, struct timespec *ts)
 	ts->tv_nsec = (long)(ns % 1000000000ull);
 }
 
+static int wait_slow(struct aiop__obj *obj, struct aiop__waitq *wq,
+		     const struct aiop__waitdesc *d, void *args,
+		     int64_t timeout_ns);
+
 int
 aiop__wait(struct aiop__obj *obj, struct aiop__waitq *wq,
 	   const struct aiop__waitdesc *d, void *args, int64_t timeout_ns)
 {
-	uint64_t start, deadline, next_probe, t;
-	unsigned flags = 0;
+	unsigned f;
 	int r;
 
 	if (timeout_ns < 0 && timeout_ns != AIOP_FOREVER)
 		return -EINVAL;
 	r = d->attempt(obj, args, 0);
-	if (r != -EAGAIN || timeout_ns == 0)
+	if (r != -EAGAIN)
 		return r;
+	if (timeout_ns == 0) { /* a try: probes as the try calls do */
+		if ((f = aiop__try_flags()) != 0)
+			r = d->attempt(obj, args, f);
+		return r;
+	}
+	AIOP__SAVE_ERRNO(r = wait_slow(obj, wq, d, args, timeout_ns));
+	return r;
+}
+
+static int
+wait_slow(struct aiop__obj *obj, struct aiop__waitq *wq,
+	  const struct aiop__waitdesc *d, void *args, int64_t timeout_ns)
+{
+	uint64_t start, deadline, next_probe, t;
+	unsigned flags = 0;
+	int r;
+
 	start = aiop__now_ns();
 	deadline = timeout_ns == AIOP_FOREVER ||
 				   (uint64_t)timeout_ns > UINT64_MAX - start
 			   ? UINT64_MAX
 			   : start + (uint64_t)timeout_ns;
-	r = spin(obj, wq, d, args, SPIN_MAX_NS);
+	r = spin(obj, wq, d, args, SPIN_FIXED_MAX_NS);
 	if (r != -EAGAIN)
 		return r;
 	next_probe = start + (uint64_t)d->recheck_ns;
+	/* look for a dead holder before the first sleep too, at most every
+	 * 100 ms per thread: repeated short waits must recover as well */
+	flags = aiop__try_flags();
 	for (;;) {
 		uint32_t s = atomic_load(&wq->seq);
 
 		atomic_fetch_add(&wq->nsleep, 1);
+		atomic_thread_fence(memory_order_seq_cst); /* see arm() */
 		r = d->attempt(obj, args, flags);
 		if (r == -EAGAIN) {
 			struct timespec ts;
@@ -302,7 +337,7 @@ unwait(struct aiop__reg *r, struct aiop_op *op)
 	r->nwaiting--;
 	if (op_desc(op)->recheck_ns == AIOP__RECHECK_OWNER_NS)
 		r->nowner--;
-	if (atomic_load(&obj->npending) == 1 && r->bell >= 0) {
+	if (aiop__pending(obj) == 1 && r->bell >= 0) {
 		/* only this op pending on the handle in this process */
 		struct aiop__waitq *wq = op->aiop_wq;
 		atomic_fetch_and(&wq->armed[r->bell / 64],
@@ -335,12 +370,15 @@ reg_watch(struct aiop__reg *r)
 						: AIOP__RECHECK_NS) / 1e9;
 		if (!ev_is_active(&r->io))
 			ev_io_start(loop, &r->io);
-		if (!ev_is_active(&r->recheck) || rep != r->rep) {
-			r->rep = rep;
+		if (!ev_is_active(&r->recheck) || rep < r->rep) {
+			/* start, or speed up; never push a due check later */
 			ev_timer_stop(loop, &r->recheck);
 			ev_timer_set(&r->recheck, rep, rep);
 			ev_timer_start(loop, &r->recheck);
+		} else if (rep > r->rep) {
+			r->recheck.repeat = rep; /* slower from the next one */
 		}
+		r->rep = rep;
 	} else {
 		if (ev_is_active(&r->io))
 			ev_io_stop(loop, &r->io);
@@ -368,7 +406,8 @@ pass_waiting(struct aiop__reg *r, unsigned flags)
 {
 	struct aiop_op cursor;
 	struct aiop_op *op;
-	uint64_t stamp = ((uint64_t)r->id << 32) | ++r->pass;
+	uint64_t stamp = atomic_fetch_add_explicit(&pass_ctr, 1,
+						   memory_order_relaxed) + 1;
 
 	cursor.aiop_state = OP_CURSOR;
 	op = r->wait.aiop_next;
@@ -427,17 +466,34 @@ deliver_done(struct aiop__reg *r)
 	}
 }
 
+/*
+ * A child that runs a loop it inherited still has our watchers in it; they
+ * belong to the parent's registration and ops. They must do nothing here:
+ * not read the parent's doorbell, not run the parent's ops.
+ */
+static bool
+reg_stale(struct aiop__reg *r)
+{
+	if (AIOP_LIKELY(r->gen == cur_gen()))
+		return false;
+	reg_stop_all(r);
+	return true;
+}
+
 static void
 io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct aiop__reg *r = aiop__container_of(w, struct aiop__reg, io);
 	uint64_t v;
+	int saved = errno;
 
 	(void)loop;
 	(void)revents;
+	if (reg_stale(r))
+		return;
 	AIOP__COUNT(reads);
 	if (read(w->fd, &v, sizeof(v)) < 0)
-		(void)0; /* EAGAIN: another pass already drained it */
+		errno = saved; /* EAGAIN: another pass already drained it */
 	r->in_dispatch++;
 	pass_waiting(r, 0);
 	r->in_dispatch--;
@@ -451,6 +507,8 @@ check_cb(struct ev_loop *loop, ev_check *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (reg_stale(r))
+		return;
 	r->in_dispatch++;
 	if (r->kicked) {
 		r->kicked = false;
@@ -477,6 +535,8 @@ recheck_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (reg_stale(r))
+		return;
 	r->in_dispatch++;
 	pass_waiting(r, AIOP__ATT_PROBE);
 	r->in_dispatch--;
@@ -490,10 +550,15 @@ op_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct aiop__reg *r = op_reg(op);
 	int res;
 
-	(void)loop;
 	(void)revents;
-	/* a last attempt: a result available at the deadline wins */
-	res = op_desc(op)->attempt(op->aiop_obj, op->aiop_args, 0);
+	if (r->gen != cur_gen()) { /* the parent's op, in a child's loop */
+		ev_timer_stop(loop, w);
+		return;
+	}
+	/* a last attempt: a result available at the deadline wins; it also
+	 * looks for a dead holder (rate-limited), so short waits recover */
+	res = op_desc(op)->attempt(op->aiop_obj, op->aiop_args,
+				   aiop__try_flags());
 	if (res == -EAGAIN)
 		res = -ETIMEDOUT;
 	unwait(r, op);
@@ -512,6 +577,13 @@ reg_stop_all(struct aiop__reg *r)
 	ev_check_stop(r->loop, &r->check);
 	ev_idle_stop(r->loop, &r->idle);
 	ev_timer_stop(r->loop, &r->recheck);
+	if (r->gen != cur_gen()) {
+		/* inherited: the ops' timers are the parent's, stop them in
+		 * this copy of the loop */
+		for (struct aiop_op *op = r->wait.aiop_next;
+		     op && op != &r->wait; op = op->aiop_next)
+			ev_timer_stop(r->loop, &op->aiop_timer);
+	}
 }
 
 static int
@@ -530,9 +602,13 @@ reg_get(struct ev_loop *loop, struct aiop__reg **out)
 		if (r->gen != g && r->loop) {
 			/* inherited from the parent: its ops are not ours. If
 			 * the child reuses that loop, stop our watchers in
-			 * its copy first. */
+			 * its copy first; its doorbell is the parent's. */
 			if (r->loop == loop)
 				reg_stop_all(r);
+			if (r->bell >= 0 &&
+			    atomic_load(&bell_reg[r->bell]) == r)
+				atomic_store(&bell_reg[r->bell], NULL);
+			r->bell = -1;
 			r->loop = NULL;
 		}
 		if (r->loop == loop)
@@ -540,6 +616,8 @@ reg_get(struct ev_loop *loop, struct aiop__reg **out)
 		if (!r->loop && !spare)
 			spare = r;
 	}
+	if (r)
+		r->tid = aiop__tid(); /* the loop may have changed threads */
 	if (!r) {
 		bell = aiop__bell_claim();
 		if (bell < 0) {
@@ -562,7 +640,6 @@ reg_get(struct ev_loop *loop, struct aiop__reg **out)
 		r->gen = g;
 		r->tid = aiop__tid();
 		r->bell = bell;
-		r->id = ++reg_ids;
 		r->nwaiting = r->nowner = r->in_dispatch = 0;
 		r->kicked = false;
 		r->done_head = r->done_tail = NULL;
@@ -629,7 +706,7 @@ aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
 	if (atomic_load_explicit(&obj->shm->domain_id, memory_order_relaxed) !=
 	    aiop__dom.id)
 		return -EPROTO;
-	res = reg_get(loop, &r);
+	AIOP__SAVE_ERRNO(res = reg_get(loop, &r));
 	if (res < 0)
 		return res;
 	op->aiop_cb = cb;
@@ -639,6 +716,10 @@ aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
 	op->aiop_reg = r;
 	if (args_size)
 		memcpy(op->aiop_args, args, args_size);
+	if (obj->pend_gen != cur_gen()) { /* the count came with fork */
+		atomic_store(&obj->npending, 0);
+		obj->pend_gen = cur_gen();
+	}
 	atomic_fetch_add(&obj->npending, 1);
 
 	res = d->attempt(obj, op->aiop_args, 0);
@@ -680,6 +761,9 @@ aiop_op_cancel(struct aiop_op *op)
 
 	if (!op)
 		return -EINVAL;
+	if ((op->aiop_state == OP_WAITING || op->aiop_state == OP_QUEUED) &&
+	    op_reg(op)->gen != cur_gen())
+		return -EINVAL; /* inherited through fork: the parent's op */
 	switch (op->aiop_state) {
 	case OP_WAITING:
 		r = op_reg(op);

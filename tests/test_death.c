@@ -102,6 +102,40 @@ Test(death, lock_holder_killed_coro)
 	ev_loop_destroy(loop);
 }
 
+Test(death, short_timeouts_still_recover)
+{
+	/* a retry loop of waits shorter than the recheck period */
+	int r = -ETIMEDOUT, tries = 0;
+
+	cr_assert_eq(aiop_lock_new(&L), 0);
+	holder_killed(true);
+	while (r == -ETIMEDOUT && tries++ < 40)
+		r = aiop_lock_acquire(L, 20 * T_MS);
+	cr_assert_eq(r, -EOWNERDEAD, "after %d tries", tries);
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(aiop_lock_free(L), 0);
+}
+
+Test(death, short_coro_timeouts_still_recover)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+	int tries = 0;
+
+	cr_assert_eq(aiop_lock_new(&L), 0);
+	holder_killed(true);
+	a.result = -ETIMEDOUT;
+	while (a.result == -ETIMEDOUT && tries++ < 40) {
+		cr_assert_eq(aiop_lock_coro_acquire(loop, &a.op, L, 20 * T_MS,
+						    t_op_cb), 0);
+		cr_assert(t_run(loop, 5000));
+	}
+	cr_assert_eq(a.result, -EOWNERDEAD, "after %d tries", tries);
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(aiop_lock_free(L), 0);
+	ev_loop_destroy(loop);
+}
+
 static int
 rhold_forever(void *arg)
 {
