@@ -44,6 +44,8 @@ enum aiop_spin_mode {
 
 /**
  * Set this process's spin policy (also settable with env AIOP_SPIN=off|auto|N).
+ * Blocking waits spin up to the fixed length; coro waiters never spin more
+ * than 5 us (the loop must not be held); auto mode never above 20 us.
  * @param mode one of enum aiop_spin_mode
  * @param ns   spin length for AIOP_SPIN_FIXED, 0..1000000; ignored otherwise
  * @return 0, or -EINVAL for an unknown mode or an out-of-range ns
@@ -62,7 +64,8 @@ struct aiop_stats {
 	uint64_t doorbell_reads; /**< eventfd reads (drains) by a woken loop */
 	uint64_t spins_ok;       /**< spins that ended with success */
 	uint64_t spins_failed;   /**< spins that ended in a sleep */
-	uint64_t owner_probes;   /**< liveness checks of a lock holder */
+	uint64_t owner_probes;   /**< liveness checks (lock holders, doorbell
+				      owners) */
 };
 
 /**

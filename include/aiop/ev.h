@@ -92,13 +92,23 @@ AIOP_API int aiop_op_cancel(struct aiop_op *op);
 AIOP_API int aiop_op_pending(const struct aiop_op *op);
 
 /**
- * Give back this process's doorbell for a loop (e.g. before
- * ev_loop_destroy). Optional: a process's doorbells are released at exit,
- * and reclaimed from processes that died.
- * @return 0 (also if the loop never used aiop), -EBUSY if ops are pending,
+ * Give back the doorbell this process claimed for a loop. Call it before
+ * ev_loop_destroy() of a loop that ran coro ops: otherwise the doorbell
+ * stays claimed until the process exits (or execs and then exits), and a
+ * program that makes many loops runs out of them (-EMFILE). Doorbells of a
+ * process that died are reclaimed by the next claimant.
+ * @return 0 (also if the loop never used aiop); -EBUSY if ops are pending
+ *         or if called from inside an aiop callback of that loop;
  *         -EINVAL if loop is NULL
  */
 AIOP_API int aiop_loop_detach(struct ev_loop *loop);
+
+/*
+ * Every start call below returns 0 (the callback will run exactly once) or,
+ * with no callback ever: -EINVAL (NULL loop/op/cb, bad handle or timeout),
+ * -EBUSY (op still pending), -EPROTO (corrupt object, or one from another
+ * domain), -EMFILE (no free doorbell for this loop), -ENOMEM.
+ */
 
 /** Coro aiop_lock_acquire(). */
 AIOP_API int aiop_lock_coro_acquire(struct ev_loop *loop, struct aiop_op *op,

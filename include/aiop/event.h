@@ -18,7 +18,11 @@ struct aiop_event;
 /** Create a cleared event. @return 0, -EINVAL, -ENOMEM, ... */
 AIOP_API int aiop_event_new(struct aiop_event **out);
 
-/** Drop this process's handle. @return 0 (also NULL), -EBUSY ops pending */
+/**
+ * Drop this process's handle (the object lives on in other processes).
+ * @return 0 (also for NULL), -EBUSY if coro ops on it are still pending in
+ *         this process, -EINVAL if it is not a handle of this type
+ */
 AIOP_API int aiop_event_free(struct aiop_event *event);
 
 /** Set the flag and wake every waiter. @return 0, -EINVAL, -EPROTO */

@@ -32,7 +32,11 @@ AIOP_API int aiop_sem_new(struct aiop_sem **out, unsigned value);
  */
 AIOP_API int aiop_sem_new_bounded(struct aiop_sem **out, unsigned value);
 
-/** Drop this process's handle. @return 0 (also NULL), -EBUSY ops pending */
+/**
+ * Drop this process's handle (the object lives on in other processes).
+ * @return 0 (also for NULL), -EBUSY if coro ops on it are still pending in
+ *         this process, -EINVAL if it is not a handle of this type
+ */
 AIOP_API int aiop_sem_free(struct aiop_sem *sem);
 
 /**
