@@ -12,6 +12,8 @@
 #include <aiop/rlock.h>
 #include <aiop/semaphore.h>
 #include <aiop/event.h>
+#include <aiop/condition.h>
+#include <aiop/barrier.h>
 #include <aiop/macros.h>
 
 #endif /* AIOP_H */

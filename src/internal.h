@@ -51,6 +51,8 @@ enum aiop__type {
 	AIOP__T_RLOCK,
 	AIOP__T_SEM,
 	AIOP__T_EVENT,
+	AIOP__T_COND,
+	AIOP__T_BARRIER,
 	AIOP__T_MAX,
 };
 
@@ -92,7 +94,8 @@ struct aiop__obj {
 	struct aiop__shm_hdr *shm;
 	_Atomic int npending;     /* coro ops of this process on it ... */
 	unsigned pend_gen;        /* ... counted in this fork generation */
-	_Atomic uint64_t stamp;   /* dispatcher pass marker (wait.c) */
+	_Atomic uint64_t stamp;   /* dispatcher pass marker (wait.c) ... */
+	_Atomic(void *) stamp_wq; /* ... and the wait queue it is for */
 };
 
 /* Check a handle and its shared header; 0 or -EINVAL/-EPROTO. */
@@ -179,16 +182,42 @@ extern struct aiop__counters aiop__cnt;
  * What a primitive tells the engine about one kind of wait.
  * attempt: the non-blocking try; >= 0 done, -EAGAIN would wait, other < 0
  *          done with an error. It wakes others itself if it frees anything.
+ *          It may move the op to another phase by updating args.
  * undo:    give back what a granted result took (cancel of a granted coro
  *          op); may be NULL when nothing was taken.
  * recheck_ns: bound on each sleep, so a dead holder or a wake-up swallowed
  *          by a dead waiter is noticed (docs/design.md section 5).
+ * Optional, for multi-phase waits (design.md section 8):
+ * wq_of:   the wait queue the op waits on now (default: the one given);
+ * expire:  at the deadline, instead of a last attempt: the final result,
+ *          or -EAGAIN to go on waiting with no deadline;
+ * cancel:  cancel of a waiting coro op: the final result, or -EAGAIN to go
+ *          on waiting (the op then ends through attempt()).
+ * begin:   coro start only, after every check that can fail and before the
+ *          first attempt; < 0 aborts the start with nothing changed.
  */
 struct aiop__waitdesc {
 	int (*attempt)(struct aiop__obj *obj, void *args, unsigned flags);
 	void (*undo)(struct aiop__obj *obj, void *args, int result);
 	int64_t recheck_ns;
+	struct aiop__waitq *(*wq_of)(struct aiop__obj *obj, void *args);
+	int (*expire)(struct aiop__obj *obj, void *args);
+	int (*cancel)(struct aiop__obj *obj, void *args);
+	int (*begin)(struct aiop__obj *obj, void *args);
 };
+
+/* Lock and RLock as seen by Condition (lock.c, rlock.c). */
+struct aiop__lockish {
+	unsigned type;
+	struct aiop__waitq *(*wq)(struct aiop__obj *lock);
+	int (*attempt)(struct aiop__obj *lock, void *args, unsigned flags);
+	bool (*owned)(struct aiop__obj *lock);
+	/* release every level; the depth it had goes to *depth */
+	int (*release_all)(struct aiop__obj *lock, uint32_t *depth);
+	/* after a re-take (depth 1, or n+1 if already owned): add depth-1 */
+	void (*restore)(struct aiop__obj *lock, uint32_t depth);
+};
+extern const struct aiop__lockish aiop__lock_ish, aiop__rlock_ish;
 
 #define AIOP__RECHECK_OWNER_NS (100 * 1000 * 1000LL)
 #define AIOP__RECHECK_NS (1000 * 1000 * 1000LL)

@@ -153,3 +153,40 @@ aiop_lock_locked(struct aiop_lock *lock)
 		return r;
 	return atomic_load(&S(&lock->o)->owner) != 0;
 }
+
+/* ---- Lock as the lock of a Condition ---------------------------------- */
+
+static struct aiop__waitq *
+ish_wq(struct aiop__obj *o)
+{
+	return &S(o)->wq;
+}
+
+static bool
+ish_owned(struct aiop__obj *o)
+{
+	return atomic_load(&S(o)->owner) == (uint32_t)aiop__tid();
+}
+
+static int
+ish_release_all(struct aiop__obj *o, uint32_t *depth)
+{
+	*depth = 1;
+	return lock_release(o);
+}
+
+static void
+ish_restore(struct aiop__obj *o, uint32_t depth)
+{
+	(void)o;
+	(void)depth;
+}
+
+const struct aiop__lockish aiop__lock_ish = {
+	.type = AIOP__T_LOCK,
+	.wq = ish_wq,
+	.attempt = lock_attempt,
+	.owned = ish_owned,
+	.release_all = ish_release_all,
+	.restore = ish_restore,
+};

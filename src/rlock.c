@@ -164,3 +164,51 @@ aiop_rlock_depth(struct aiop_rlock *rlock)
 		return 0;
 	return (int)(atomic_load(&s->depth) & 0x7fffffff);
 }
+
+/* ---- RLock as the lock of a Condition --------------------------------- */
+
+static struct aiop__waitq *
+ish_wq(struct aiop__obj *o)
+{
+	return &S(o)->wq;
+}
+
+static bool
+ish_owned(struct aiop__obj *o)
+{
+	return atomic_load(&S(o)->owner) == (uint32_t)aiop__tid();
+}
+
+static int
+ish_release_all(struct aiop__obj *o, uint32_t *depth)
+{
+	struct rlock_shm *s = S(o);
+	uint32_t d;
+
+	if (!ish_owned(o))
+		return -EPERM;
+	d = atomic_load_explicit(&s->depth, memory_order_relaxed);
+	*depth = d ? d : 1;
+	atomic_store_explicit(&s->depth, 1, memory_order_relaxed);
+	return rlock_release(o);
+}
+
+static void
+ish_restore(struct aiop__obj *o, uint32_t depth)
+{
+	struct rlock_shm *s = S(o);
+	uint32_t d = atomic_load_explicit(&s->depth, memory_order_relaxed);
+
+	if (depth > 1 && d + (depth - 1) <= AIOP_RLOCK_DEPTH_MAX)
+		atomic_store_explicit(&s->depth, d + depth - 1,
+				      memory_order_relaxed);
+}
+
+const struct aiop__lockish aiop__rlock_ish = {
+	.type = AIOP__T_RLOCK,
+	.wq = ish_wq,
+	.attempt = rlock_attempt,
+	.owned = ish_owned,
+	.release_all = ish_release_all,
+	.restore = ish_restore,
+};

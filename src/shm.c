@@ -47,7 +47,8 @@ aiop__shm_map(const char *name, size_t size, void **out)
 static const char *const obj_names[AIOP__T_MAX] = {
 	[AIOP__T_DOMAIN] = "aiop-domain", [AIOP__T_LOCK] = "aiop-lock",
 	[AIOP__T_RLOCK] = "aiop-rlock",   [AIOP__T_SEM] = "aiop-sem",
-	[AIOP__T_EVENT] = "aiop-event",
+	[AIOP__T_EVENT] = "aiop-event",   [AIOP__T_COND] = "aiop-cond",
+	[AIOP__T_BARRIER] = "aiop-barrier",
 };
 
 static int obj_new(unsigned type, size_t shm_size, size_t handle_size,

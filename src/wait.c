@@ -93,10 +93,12 @@ spin(struct aiop__obj *obj, struct aiop__waitq *wq,
 	if (budget == 0)
 		return -EAGAIN;
 	t0 = aiop__now_ns();
-	for (;;) {
-		for (int i = 0; i < 8; i++)
-			aiop__cpu_relax();
+	for (unsigned i = 1;; i++) {
+		/* poll after every pause; read the clock every 16 polls */
+		aiop__cpu_relax();
 		r = d->attempt(obj, args, 0);
+		if (r == -EAGAIN && (i & 15) != 0)
+			continue;
 		t = aiop__now_ns();
 		if (r != -EAGAIN) {
 			if (mode == AIOP_SPIN_AUTO) {
@@ -205,6 +207,14 @@ ns_to_ts(uint64_t ns, struct timespec *ts)
 	ts->tv_nsec = (long)(ns % 1000000000ull);
 }
 
+/* A rate-limited PROBE, only for waits with a holder or parties that can
+ * die (others must not use up the thread's probe budget). */
+static inline unsigned
+probe_flags(const struct aiop__waitdesc *d)
+{
+	return d->recheck_ns == AIOP__RECHECK_OWNER_NS ? aiop__try_flags() : 0;
+}
+
 static int wait_slow(struct aiop__obj *obj, struct aiop__waitq *wq,
 		     const struct aiop__waitdesc *d, void *args,
 		     int64_t timeout_ns);
@@ -222,7 +232,7 @@ aiop__wait(struct aiop__obj *obj, struct aiop__waitq *wq,
 	if (r != -EAGAIN)
 		return r;
 	if (timeout_ns == 0) { /* a try: probes as the try calls do */
-		if ((f = aiop__try_flags()) != 0)
+		if ((f = probe_flags(d)) != 0)
 			r = d->attempt(obj, args, f);
 		return r;
 	}
@@ -249,9 +259,13 @@ wait_slow(struct aiop__obj *obj, struct aiop__waitq *wq,
 	next_probe = start + (uint64_t)d->recheck_ns;
 	/* look for a dead holder before the first sleep too, at most every
 	 * 100 ms per thread: repeated short waits must recover as well */
-	flags = aiop__try_flags();
+	flags = probe_flags(d);
 	for (;;) {
-		uint32_t s = atomic_load(&wq->seq);
+		uint32_t s;
+
+		if (d->wq_of) /* multi-phase: wait where the phase waits */
+			wq = d->wq_of(obj, args);
+		s = atomic_load(&wq->seq);
 
 		atomic_fetch_add(&wq->nsleep, 1);
 		atomic_thread_fence(memory_order_seq_cst); /* see arm() */
@@ -274,6 +288,13 @@ wait_slow(struct aiop__obj *obj, struct aiop__waitq *wq,
 			next_probe = t + (uint64_t)d->recheck_ns;
 		}
 		if (t >= deadline) {
+			if (d->expire) {
+				r = d->expire(obj, args);
+				if (r != -EAGAIN)
+					return r;
+				deadline = UINT64_MAX; /* goes on, unbounded */
+				continue;
+			}
 			r = d->attempt(obj, args, flags);
 			return r == -EAGAIN ? -ETIMEDOUT : r;
 		}
@@ -311,6 +332,15 @@ op_desc(const struct aiop_op *op)
 	return op->aiop_desc;
 }
 
+static inline struct aiop__waitq *
+op_wq(struct aiop_op *op)
+{
+	const struct aiop__waitdesc *d = op_desc(op);
+
+	return d->wq_of ? d->wq_of(op->aiop_obj, op->aiop_args)
+			: (struct aiop__waitq *)op->aiop_wq;
+}
+
 static void
 queue_done(struct aiop__reg *r, struct aiop_op *op, int res)
 {
@@ -339,7 +369,7 @@ unwait(struct aiop__reg *r, struct aiop_op *op)
 		r->nowner--;
 	if (aiop__pending(obj) == 1 && r->bell >= 0) {
 		/* only this op pending on the handle in this process */
-		struct aiop__waitq *wq = op->aiop_wq;
+		struct aiop__waitq *wq = op_wq(op);
 		atomic_fetch_and(&wq->armed[r->bell / 64],
 				 ~(1ull << (r->bell % 64)));
 	}
@@ -417,18 +447,23 @@ pass_waiting(struct aiop__reg *r, unsigned flags)
 		int res;
 
 		if (op->aiop_state != OP_WAITING ||
-		    atomic_load_explicit(&obj->stamp, memory_order_relaxed) ==
-			    stamp) {
+		    (atomic_load_explicit(&obj->stamp, memory_order_relaxed) ==
+			     stamp &&
+		     atomic_load_explicit(&obj->stamp_wq,
+					  memory_order_relaxed) == op_wq(op))) {
 			op = op->aiop_next;
 			continue;
 		}
 		res = d->attempt(obj, op->aiop_args, flags);
 		if (res == -EAGAIN) {
-			arm(op->aiop_wq, r->bell);
+			arm(op_wq(op), r->bell);
 			res = d->attempt(obj, op->aiop_args, 0);
 		}
 		if (res == -EAGAIN) {
-			/* later ops on this object would fail the same way */
+			/* later ops on this handle waiting on this queue would
+			 * fail the same way; the queue is armed for them */
+			atomic_store_explicit(&obj->stamp_wq, op_wq(op),
+					      memory_order_relaxed);
 			atomic_store_explicit(&obj->stamp, stamp,
 					      memory_order_relaxed);
 			op = op->aiop_next;
@@ -555,12 +590,22 @@ op_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_timer_stop(loop, w);
 		return;
 	}
-	/* a last attempt: a result available at the deadline wins; it also
-	 * looks for a dead holder (rate-limited), so short waits recover */
-	res = op_desc(op)->attempt(op->aiop_obj, op->aiop_args,
-				   aiop__try_flags());
-	if (res == -EAGAIN)
-		res = -ETIMEDOUT;
+	if (op_desc(op)->expire) {
+		res = op_desc(op)->expire(op->aiop_obj, op->aiop_args);
+		if (res == -EAGAIN) { /* goes on, with no deadline */
+			r->kicked = true; /* its next phase may be ready */
+			reg_watch(r);
+			return;
+		}
+	} else {
+		/* a last attempt: a result available at the deadline wins; it
+		 * also looks for a dead holder (rate-limited), so short waits
+		 * recover */
+		res = op_desc(op)->attempt(op->aiop_obj, op->aiop_args,
+					   probe_flags(op_desc(op)));
+		if (res == -EAGAIN)
+			res = -ETIMEDOUT;
+	}
 	unwait(r, op);
 	r->in_dispatch++;
 	deliver(r, op, res);
@@ -599,17 +644,17 @@ reg_get(struct ev_loop *loop, struct aiop__reg **out)
 	}
 	pthread_mutex_lock(&aiop__reg_mu);
 	for (r = regs; r; r = r->next) {
-		if (r->gen != g && r->loop) {
-			/* inherited from the parent: its ops are not ours. If
-			 * the child reuses that loop, stop our watchers in
-			 * its copy first; its doorbell is the parent's. */
-			if (r->loop == loop)
+		if (r->gen != g) {
+			/* inherited from the parent: its ops are not ours and
+			 * it is never matched nor reused (its ops must keep
+			 * failing the generation check). It keeps its loop
+			 * pointer so its watchers can stop themselves in the
+			 * child's copy of that loop; this one we stop now. */
+			if (r->loop == loop && r->bell >= 0) {
 				reg_stop_all(r);
-			if (r->bell >= 0 &&
-			    atomic_load(&bell_reg[r->bell]) == r)
-				atomic_store(&bell_reg[r->bell], NULL);
-			r->bell = -1;
-			r->loop = NULL;
+				r->bell = -1;
+			}
+			continue;
 		}
 		if (r->loop == loop)
 			break;
@@ -716,6 +761,8 @@ aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
 	op->aiop_reg = r;
 	if (args_size)
 		memcpy(op->aiop_args, args, args_size);
+	if (d->begin && (res = d->begin(obj, op->aiop_args)) < 0)
+		return res;
 	if (obj->pend_gen != cur_gen()) { /* the count came with fork */
 		atomic_store(&obj->npending, 0);
 		obj->pend_gen = cur_gen();
@@ -723,8 +770,14 @@ aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
 	atomic_fetch_add(&obj->npending, 1);
 
 	res = d->attempt(obj, op->aiop_args, 0);
+	if (res == -EAGAIN && timeout_ns == 0) {
+		unsigned f = probe_flags(d); /* a try: probes as tries do */
+
+		if (f)
+			res = d->attempt(obj, op->aiop_args, f);
+	}
 	if (res == -EAGAIN && timeout_ns != 0) {
-		res = spin(obj, wq, d, op->aiop_args, CORO_SPIN_MAX_NS);
+		res = spin(obj, op_wq(op), d, op->aiop_args, CORO_SPIN_MAX_NS);
 		if (res == -EAGAIN) {
 			op->aiop_state = OP_WAITING;
 			ev_init(&op->aiop_timer, op_timeout_cb);
@@ -732,7 +785,7 @@ aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
 			r->nwaiting++;
 			if (d->recheck_ns == AIOP__RECHECK_OWNER_NS)
 				r->nowner++;
-			arm(wq, r->bell);
+			arm(op_wq(op), r->bell);
 			res = d->attempt(obj, op->aiop_args, 0);
 			if (res == -EAGAIN) {
 				if (timeout_ns > 0) {
@@ -767,6 +820,22 @@ aiop_op_cancel(struct aiop_op *op)
 	switch (op->aiop_state) {
 	case OP_WAITING:
 		r = op_reg(op);
+		d = op_desc(op);
+		if (d->cancel) {
+			int res = d->cancel(op->aiop_obj, op->aiop_args);
+
+			if (res == -EAGAIN) {
+				/* ends through its next phase, deadline gone */
+				ev_timer_stop(r->loop, &op->aiop_timer);
+				r->kicked = true;
+				reg_watch(r);
+				return 0;
+			}
+			unwait(r, op);
+			queue_done(r, op, res);
+			reg_watch(r);
+			return 0;
+		}
 		unwait(r, op);
 		queue_done(r, op, -ECANCELED);
 		reg_watch(r);

@@ -30,6 +30,8 @@
 #include <aiop/rlock.h>
 #include <aiop/semaphore.h>
 #include <aiop/event.h>
+#include <aiop/condition.h>
+#include <aiop/barrier.h>
 
 #if !EV_MULTIPLICITY
 #error "aiop needs libev built with EV_MULTIPLICITY (the default)"
@@ -84,7 +86,8 @@ aiop_op_init(struct aiop_op *op)
  * Cancel a pending op. Its callback then runs (from the loop) with
  * -ECANCELED; if it had been granted already, the grant is undone.
  * @return 0; -EALREADY if its callback already ran or is running;
- *         -EINVAL if op is NULL or was never started (zeroed)
+ *         -EINVAL if op is NULL, was never started (zeroed), or is a
+ *         copy, inherited through fork(), of the parent's op
  */
 AIOP_API int aiop_op_cancel(struct aiop_op *op);
 
@@ -129,6 +132,40 @@ AIOP_API int aiop_sem_coro_acquire(struct ev_loop *loop, struct aiop_op *op,
 AIOP_API int aiop_event_coro_wait(struct ev_loop *loop, struct aiop_op *op,
 				  struct aiop_event *event, int64_t timeout_ns,
 				  aiop_op_cb cb);
+
+/** Coro aiop_cond_acquire() (the underlying lock's coro acquire). */
+AIOP_API int aiop_cond_coro_acquire(struct ev_loop *loop, struct aiop_op *op,
+				    struct aiop_cond *cond, int64_t timeout_ns,
+				    aiop_op_cb cb);
+
+/**
+ * Coro aiop_cond_wait(): the lock is released at start and re-taken
+ * without blocking the loop; the callback runs with the lock held again
+ * (also on -ETIMEDOUT and -ECANCELED). -EPERM at start if the loop's
+ * thread does not own the lock. A cancelled waiter passes a notification
+ * it consumed on to another waiter.
+ */
+AIOP_API int aiop_cond_coro_wait(struct ev_loop *loop, struct aiop_op *op,
+				 struct aiop_cond *cond, int64_t timeout_ns,
+				 aiop_op_cb cb);
+
+/**
+ * Coro aiop_cond_wait_for(): result 1 (true) or 0 (false at the deadline),
+ * with the lock held. pred runs on the loop's thread with the lock held.
+ */
+AIOP_API int aiop_cond_coro_wait_for(struct ev_loop *loop, struct aiop_op *op,
+				     struct aiop_cond *cond,
+				     aiop_cond_pred pred, void *arg,
+				     int64_t timeout_ns, aiop_op_cb cb);
+
+/**
+ * Coro aiop_barrier_wait(): result is the arrival index, or -EPIPE, or
+ * -ETIMEDOUT (this party's deadline broke the barrier). Cancelling a party
+ * that has arrived breaks the barrier for the others (-EPIPE).
+ */
+AIOP_API int aiop_barrier_coro_wait(struct ev_loop *loop, struct aiop_op *op,
+				    struct aiop_barrier *barrier,
+				    int64_t timeout_ns, aiop_op_cb cb);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Barrier (docs/design.md 8.2): every transition is one CAS of a 64-bit
+ * word gen:16 | count:15 | broken:1 | hist:32, so arrival, release, break
+ * and reset never tear. slot[] records who arrived, for death detection.
+ */
+#include "aiop/ev.h"
+#include "internal.h"
+
+struct barrier_shm {
+	struct aiop__shm_hdr hdr;
+	struct aiop__waitq wq;
+	_Atomic uint64_t st;
+	uint32_t parties; /* informational; the handle's copy is used */
+	uint32_t pad;
+	_Atomic uint64_t slot[]; /* (gen << 32) | tid of each arrival */
+};
+
+struct aiop_barrier {
+	struct aiop__obj o;
+	uint32_t parties;
+	aiop_barrier_action action;
+	void *action_arg;
+};
+
+struct barrier_args {
+	uint8_t phase; /* 0: arriving; 1: arrived, waiting for release */
+	uint16_t gen;
+	uint32_t idx;
+};
+
+#define GEN(s) ((uint16_t)((s) & 0xffff))
+#define COUNT(s) ((uint32_t)(((s) >> 16) & 0x7fff))
+#define BROKEN(s) (((s) >> 31) & 1)
+#define HIST(s, g) (((s) >> (32 + ((g) % 32))) & 1)
+#define BROKEN_BIT (1ull << 31)
+
+static inline struct barrier_shm *
+S(struct aiop__obj *o)
+{
+	return (struct barrier_shm *)o->shm;
+}
+
+static inline struct aiop_barrier *
+B(struct aiop__obj *o)
+{
+	return (struct aiop_barrier *)o;
+}
+
+/* gen + 1, count 0, not broken; hist bit of the ending generation says
+ * whether it ended by a reset (1) or a release (0). */
+static uint64_t
+next_gen(uint64_t s, bool by_reset)
+{
+	uint16_t g = GEN(s);
+	uint64_t hist = s >> 32;
+
+	hist &= ~(1ull << (g % 32));
+	if (by_reset)
+		hist |= 1ull << (g % 32);
+	return (hist << 32) | (uint16_t)(g + 1);
+}
+
+/* Break generation g if it is still current; wake everyone. */
+static void
+break_gen(struct aiop__obj *o, uint16_t g)
+{
+	_Atomic uint64_t *st = &S(o)->st;
+	uint64_t s = atomic_load(st);
+
+	while (GEN(s) == g && !BROKEN(s))
+		if (atomic_compare_exchange_weak(st, &s, s | BROKEN_BIT))
+			break;
+	aiop__wake(&S(o)->wq, AIOP__WAKE_ALL);
+}
+
+/* Outcome for a party of generation g, or -EAGAIN if still pending. */
+static int
+outcome(uint64_t s, const struct barrier_args *a)
+{
+	if (GEN(s) != a->gen)
+		return HIST(s, a->gen) ? -EPIPE : (int)a->idx;
+	return BROKEN(s) ? -EPIPE : -EAGAIN;
+}
+
+/* A party of this generation that died breaks it (PROBE rechecks). */
+static bool
+dead_party(struct aiop__obj *o, uint64_t s)
+{
+	uint32_t n = COUNT(s), i;
+
+	if (n > B(o)->parties)
+		n = B(o)->parties; /* never trust the shared count */
+	for (i = 0; i < n; i++) {
+		uint64_t v = atomic_load_explicit(&S(o)->slot[i],
+						  memory_order_relaxed);
+		if ((uint16_t)(v >> 32) == GEN(s) &&
+		    !aiop__tid_alive((pid_t)(uint32_t)v))
+			return true;
+	}
+	return false;
+}
+
+static int
+release_last(struct aiop__obj *o, struct barrier_args *a)
+{
+	struct aiop_barrier *b = B(o);
+	_Atomic uint64_t *st = &S(o)->st;
+	bool ok = !b->action || b->action(b->action_arg) == 0;
+	uint64_t s = atomic_load(st), ns;
+
+	for (;;) {
+		if (GEN(s) != a->gen || BROKEN(s))
+			break; /* reset or broken while the action ran */
+		ns = ok ? next_gen(s, false) : s | BROKEN_BIT;
+		if (atomic_compare_exchange_weak(st, &s, ns)) {
+			s = ns;
+			break;
+		}
+	}
+	aiop__wake(&S(o)->wq, AIOP__WAKE_ALL);
+	return ok ? outcome(s, a) : -EPIPE;
+}
+
+static int
+barrier_attempt(struct aiop__obj *o, void *args, unsigned flags)
+{
+	struct barrier_args *a = args;
+	struct aiop_barrier *b = B(o);
+	_Atomic uint64_t *st = &S(o)->st;
+	uint64_t s = atomic_load(st);
+	int r;
+
+	if (a->phase == 0) {
+		for (;;) {
+			if (BROKEN(s))
+				return -EPIPE;
+			if (COUNT(s) >= b->parties)
+				return -EAGAIN; /* full: wait for the next */
+			if (atomic_compare_exchange_weak(st, &s,
+							 s + (1ull << 16)))
+				break;
+		}
+		a->phase = 1;
+		a->gen = GEN(s);
+		a->idx = COUNT(s);
+		atomic_store(&S(o)->slot[a->idx],
+			     ((uint64_t)a->gen << 32) | (uint32_t)aiop__tid());
+		if (a->idx + 1 == b->parties)
+			return release_last(o, a);
+		s = atomic_load(st);
+	}
+	r = outcome(s, a);
+	if (r == -EAGAIN && (flags & AIOP__ATT_PROBE) && dead_party(o, s)) {
+		break_gen(o, a->gen);
+		return -EPIPE;
+	}
+	return r;
+}
+
+static int
+leave_broken(struct aiop__obj *o, void *args, int why)
+{
+	struct barrier_args *a = args;
+	int r;
+
+	if (a->phase == 0)
+		return why; /* never arrived: not a party, nothing breaks */
+	r = outcome(atomic_load(&S(o)->st), a);
+	if (r != -EAGAIN)
+		return r; /* released or broken in the meantime */
+	break_gen(o, a->gen);
+	return why;
+}
+
+static int
+barrier_expire(struct aiop__obj *o, void *args)
+{
+	return leave_broken(o, args, -ETIMEDOUT);
+}
+
+static int
+barrier_cancel(struct aiop__obj *o, void *args)
+{
+	return leave_broken(o, args, -ECANCELED);
+}
+
+static const struct aiop__waitdesc barrier_wait_desc = {
+	.attempt = barrier_attempt,
+	.recheck_ns = AIOP__RECHECK_OWNER_NS, /* parties can die */
+	.expire = barrier_expire,
+	.cancel = barrier_cancel,
+};
+
+static int
+check(struct aiop_barrier *b)
+{
+	return aiop__obj_check(b ? &b->o : NULL, AIOP__T_BARRIER);
+}
+
+AIOP_API int
+aiop_barrier_new(struct aiop_barrier **out, unsigned parties,
+		 aiop_barrier_action action, void *action_arg)
+{
+	struct aiop_barrier *b;
+	int r;
+
+	if (!out || parties == 0 || parties > AIOP_BARRIER_PARTIES_MAX)
+		return -EINVAL;
+	r = aiop__obj_new(AIOP__T_BARRIER,
+			  sizeof(struct barrier_shm) + parties * sizeof(uint64_t),
+			  sizeof(*b), (void **)&b);
+	if (r < 0)
+		return r;
+	aiop__waitq_init(&S(&b->o)->wq);
+	S(&b->o)->parties = parties;
+	b->parties = parties;
+	b->action = action;
+	b->action_arg = action_arg;
+	*out = b;
+	return 0;
+}
+
+AIOP_API int
+aiop_barrier_free(struct aiop_barrier *barrier)
+{
+	return barrier ? aiop__obj_free(&barrier->o, AIOP__T_BARRIER) : 0;
+}
+
+AIOP_API int
+aiop_barrier_wait(struct aiop_barrier *barrier, int64_t timeout_ns)
+{
+	struct barrier_args a = { 0 };
+	int r = check(barrier);
+
+	if (r < 0)
+		return r;
+	if (timeout_ns == 0)
+		timeout_ns = 1; /* arriving is not a "try": it commits */
+	return aiop__wait(&barrier->o, &S(&barrier->o)->wq,
+			  &barrier_wait_desc, &a, timeout_ns);
+}
+
+AIOP_API int
+aiop_barrier_coro_wait(struct ev_loop *loop, struct aiop_op *op,
+		       struct aiop_barrier *barrier, int64_t timeout_ns,
+		       aiop_op_cb cb)
+{
+	struct barrier_args a = { 0 };
+	int r = check(barrier);
+
+	if (r < 0)
+		return r;
+	if (timeout_ns == 0)
+		timeout_ns = 1;
+	return aiop__coro_start(loop, op, &barrier->o, &S(&barrier->o)->wq,
+				&barrier_wait_desc, &a, sizeof(a), timeout_ns,
+				cb);
+}
+
+AIOP_API int
+aiop_barrier_abort(struct aiop_barrier *barrier)
+{
+	int r = check(barrier);
+
+	if (r < 0)
+		return r;
+	break_gen(&barrier->o, GEN(atomic_load(&S(&barrier->o)->st)));
+	return 0;
+}
+
+AIOP_API int
+aiop_barrier_reset(struct aiop_barrier *barrier)
+{
+	_Atomic uint64_t *st;
+	uint64_t s;
+	int r = check(barrier);
+
+	if (r < 0)
+		return r;
+	st = &S(&barrier->o)->st;
+	s = atomic_load(st);
+	while (!atomic_compare_exchange_weak(st, &s, next_gen(s, true)))
+		;
+	aiop__wake(&S(&barrier->o)->wq, AIOP__WAKE_ALL);
+	return 0;
+}
+
+AIOP_API int
+aiop_barrier_parties(struct aiop_barrier *barrier)
+{
+	int r = check(barrier);
+
+	return r < 0 ? r : (int)barrier->parties;
+}
+
+AIOP_API int
+aiop_barrier_n_waiting(struct aiop_barrier *barrier)
+{
+	uint64_t s;
+	int r = check(barrier);
+
+	if (r < 0)
+		return r;
+	s = atomic_load(&S(&barrier->o)->st);
+	if (BROKEN(s))
+		return 0;
+	return (int)(COUNT(s) < barrier->parties ? COUNT(s)
+						 : barrier->parties);
+}
+
+AIOP_API int
+aiop_barrier_broken(struct aiop_barrier *barrier)
+{
+	int r = check(barrier);
+
+	return r < 0 ? r : (int)BROKEN(atomic_load(&S(&barrier->o)->st));
+}

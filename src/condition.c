@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Condition (docs/design.md 8.1): a word nw << 32 | sig and a wait queue.
+ * A wait is a two-phase op for the engine: phase 0 takes a signal (on the
+ * condition's queue), phase 1 re-takes the lock (on the lock's queue).
+ */
+#include <stdlib.h>
+
+#include "aiop/ev.h"
+#include "internal.h"
+
+struct cond_shm {
+	struct aiop__shm_hdr hdr;
+	struct aiop__waitq wq;
+	_Atomic uint64_t word; /* waiting (not signalled) << 32 | signals */
+};
+
+struct aiop_cond {
+	struct aiop__obj o;
+	struct aiop__obj *lock;
+	const struct aiop__lockish *ish;
+	struct aiop_rlock *own; /* the RLock made by aiop_cond_new() */
+};
+
+enum { MODE_WAIT, MODE_WAIT_FOR };
+
+struct cond_args {
+	uint8_t phase;   /* 0: take a signal; 1: re-take the lock */
+	uint8_t mode;    /* MODE_WAIT or MODE_WAIT_FOR */
+	uint8_t expired; /* the deadline passed */
+	int32_t result;  /* reported once the lock is held again */
+	uint32_t depth;  /* recursion depth to restore */
+	aiop_cond_pred pred;
+	void *arg;
+};
+
+_Static_assert(sizeof(struct cond_args) <= sizeof(((struct aiop_op *)0)
+							  ->aiop_args),
+	       "cond args fit an op");
+
+static inline struct cond_shm *
+S(struct aiop__obj *o)
+{
+	return (struct cond_shm *)o->shm;
+}
+
+static inline struct aiop_cond *
+C(struct aiop__obj *o)
+{
+	return (struct aiop_cond *)o;
+}
+
+static int
+check(struct aiop_cond *c)
+{
+	int r = aiop__obj_check(c ? &c->o : NULL, AIOP__T_COND);
+
+	if (r < 0)
+		return r;
+	return aiop__obj_check(c->lock, c->ish->type);
+}
+
+/* Issue up to n signals to registered waiters; returns how many. */
+static int
+signal_n(struct aiop__obj *o, uint32_t n)
+{
+	_Atomic uint64_t *w = &S(o)->word;
+	uint64_t cur = atomic_load(w), nw, sig, k;
+
+	do {
+		nw = cur >> 32;
+		sig = cur & 0xffffffffu;
+		k = n < nw ? n : nw;
+		if (k > 0xffffffffu - sig) /* hostile counts: never wrap */
+			k = 0xffffffffu - sig;
+		if (k == 0)
+			return 0;
+	} while (!atomic_compare_exchange_weak(
+		w, &cur, ((nw - k) << 32) | (sig + k)));
+	aiop__wake(&S(o)->wq, k > AIOP__WAKE_ALL ? AIOP__WAKE_ALL : (int)k);
+	return k > 0x7fffffff ? 0x7fffffff : (int)k;
+}
+
+static bool
+take_signal(struct aiop__obj *o)
+{
+	_Atomic uint64_t *w = &S(o)->word;
+	uint64_t cur = atomic_load_explicit(w, memory_order_relaxed);
+
+	while (cur & 0xffffffffu)
+		if (atomic_compare_exchange_weak(w, &cur, cur - 1))
+			return true;
+	return false;
+}
+
+/* Leave the waiting set: unregister, or take the signal that was meant
+ * for us. Returns true if a signal was taken (we were notified). */
+static bool
+leave(struct aiop__obj *o)
+{
+	_Atomic uint64_t *w = &S(o)->word;
+	uint64_t cur = atomic_load(w);
+
+	for (;;) {
+		if (cur >> 32) {
+			if (atomic_compare_exchange_weak(w, &cur,
+							 cur - (1ull << 32)))
+				return false;
+		} else if (cur & 0xffffffffu) {
+			if (atomic_compare_exchange_weak(w, &cur, cur - 1))
+				return true;
+		} else {
+			return false; /* corrupt: nothing to give back */
+		}
+	}
+}
+
+/* Register and release the lock (the caller owns it). */
+static int
+cond_begin(struct aiop__obj *o, void *args)
+{
+	struct aiop_cond *c = C(o);
+	struct cond_args *a = args;
+
+	if (!c->ish->owned(c->lock))
+		return -EPERM;
+	atomic_fetch_add(&S(o)->word, 1ull << 32);
+	a->phase = 0;
+	return c->ish->release_all(c->lock, &a->depth);
+}
+
+static int
+cond_attempt(struct aiop__obj *o, void *args, unsigned flags)
+{
+	struct aiop_cond *c = C(o);
+	struct cond_args *a = args;
+	int r;
+
+	for (;;) {
+		if (a->phase == 0) {
+			if (!take_signal(o))
+				return -EAGAIN;
+			a->phase = 1;
+			a->result = 0;
+		}
+		r = c->ish->attempt(c->lock, NULL, flags);
+		if (r == -EAGAIN)
+			return -EAGAIN;
+		if (r != 0 && r != -EOWNERDEAD)
+			return r;
+		c->ish->restore(c->lock, a->depth);
+		if (r == -EOWNERDEAD)
+			return r;
+		if (a->mode != MODE_WAIT_FOR || a->result == -ECANCELED)
+			return a->result;
+		if (a->pred(a->arg))
+			return 1;
+		if (a->expired)
+			return 0;
+		/* not yet: wait again, within the same deadline */
+		r = cond_begin(o, args);
+		if (r < 0)
+			return r;
+	}
+}
+
+static struct aiop__waitq *
+cond_wq_of(struct aiop__obj *o, void *args)
+{
+	const struct cond_args *a = args;
+
+	return a->phase == 0 ? &S(o)->wq : C(o)->ish->wq(C(o)->lock);
+}
+
+static int
+cond_expire(struct aiop__obj *o, void *args)
+{
+	struct cond_args *a = args;
+
+	a->expired = 1;
+	if (a->phase == 0) {
+		a->result = leave(o) ? 0 : -ETIMEDOUT;
+		a->phase = 1;
+	}
+	return -EAGAIN; /* the lock is re-taken, with no deadline */
+}
+
+static int
+cond_cancel(struct aiop__obj *o, void *args)
+{
+	struct cond_args *a = args;
+
+	if (a->phase == 0) {
+		if (leave(o))
+			(void)signal_n(o, 1); /* pass the notification on */
+		a->phase = 1;
+	} else if (a->result == 0) {
+		(void)signal_n(o, 1);
+	}
+	a->result = -ECANCELED;
+	return -EAGAIN; /* the callback runs once the lock is held again */
+}
+
+/* A granted op (lock held again, callback not run) is cancelled: it keeps
+ * the lock, but a notification it consumed goes to another waiter. */
+static void
+cond_undo(struct aiop__obj *o, void *args, int result)
+{
+	(void)args;
+	if (result == 0)
+		(void)signal_n(o, 1);
+}
+
+static const struct aiop__waitdesc cond_wait_desc = {
+	.attempt = cond_attempt,
+	.undo = cond_undo,
+	.recheck_ns = AIOP__RECHECK_OWNER_NS,
+	.wq_of = cond_wq_of,
+	.expire = cond_expire,
+	.cancel = cond_cancel,
+	.begin = cond_begin,
+};
+
+static int
+cond_new(struct aiop_cond **out, struct aiop__obj *lock,
+	 const struct aiop__lockish *ish, struct aiop_rlock *own)
+{
+	struct aiop_cond *c;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	r = aiop__obj_check(lock, ish->type);
+	if (r < 0)
+		return r;
+	r = aiop__obj_new(AIOP__T_COND, sizeof(struct cond_shm), sizeof(*c),
+			  (void **)&c);
+	if (r < 0)
+		return r;
+	aiop__waitq_init(&S(&c->o)->wq);
+	c->lock = lock;
+	c->ish = ish;
+	c->own = own;
+	*out = c;
+	return 0;
+}
+
+AIOP_API int
+aiop_cond_new(struct aiop_cond **out)
+{
+	struct aiop_rlock *rl;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	r = aiop_rlock_new(&rl);
+	if (r < 0)
+		return r;
+	r = cond_new(out, (struct aiop__obj *)rl, &aiop__rlock_ish, rl);
+	if (r < 0)
+		aiop_rlock_free(rl);
+	return r;
+}
+
+AIOP_API int
+aiop_cond_new_lock(struct aiop_cond **out, struct aiop_lock *lock)
+{
+	return cond_new(out, (struct aiop__obj *)lock, &aiop__lock_ish, NULL);
+}
+
+AIOP_API int
+aiop_cond_new_rlock(struct aiop_cond **out, struct aiop_rlock *rlock)
+{
+	return cond_new(out, (struct aiop__obj *)rlock, &aiop__rlock_ish,
+			NULL);
+}
+
+AIOP_API int
+aiop_cond_free(struct aiop_cond *cond)
+{
+	struct aiop_rlock *own;
+	int r;
+
+	if (!cond)
+		return 0;
+	if (cond->o.hmagic != AIOP__HANDLE_MAGIC || cond->o.type != AIOP__T_COND)
+		return -EINVAL;
+	own = cond->own;
+	r = aiop__obj_free(&cond->o, AIOP__T_COND);
+	if (r == 0 && own)
+		(void)aiop_rlock_free(own);
+	return r;
+}
+
+AIOP_API int
+aiop_cond_acquire(struct aiop_cond *cond, int64_t timeout_ns)
+{
+	int r = check(cond);
+
+	if (r < 0)
+		return r;
+	return cond->ish == &aiop__lock_ish
+		       ? aiop_lock_acquire((struct aiop_lock *)cond->lock,
+					   timeout_ns)
+		       : aiop_rlock_acquire((struct aiop_rlock *)cond->lock,
+					    timeout_ns);
+}
+
+AIOP_API int
+aiop_cond_try_acquire(struct aiop_cond *cond)
+{
+	int r = check(cond);
+
+	if (r < 0)
+		return r;
+	return cond->ish == &aiop__lock_ish
+		       ? aiop_lock_try_acquire((struct aiop_lock *)cond->lock)
+		       : aiop_rlock_try_acquire(
+				 (struct aiop_rlock *)cond->lock);
+}
+
+AIOP_API int
+aiop_cond_release(struct aiop_cond *cond)
+{
+	int r = check(cond);
+
+	if (r < 0)
+		return r;
+	return cond->ish == &aiop__lock_ish
+		       ? aiop_lock_release((struct aiop_lock *)cond->lock)
+		       : aiop_rlock_release((struct aiop_rlock *)cond->lock);
+}
+
+static int
+wait_common(struct aiop_cond *cond, struct cond_args *a, int64_t timeout_ns)
+{
+	int r;
+
+	if (timeout_ns < 0 && timeout_ns != AIOP_FOREVER)
+		return -EINVAL;
+	if (timeout_ns == 0)
+		timeout_ns = 1; /* no "try" wait: the lock must be re-taken */
+	r = cond_begin(&cond->o, a);
+	if (r < 0)
+		return r;
+	return aiop__wait(&cond->o, &S(&cond->o)->wq, &cond_wait_desc, a,
+			  timeout_ns);
+}
+
+AIOP_API int
+aiop_cond_wait(struct aiop_cond *cond, int64_t timeout_ns)
+{
+	struct cond_args a = { .mode = MODE_WAIT };
+	int r = check(cond);
+
+	return r < 0 ? r : wait_common(cond, &a, timeout_ns);
+}
+
+AIOP_API int
+aiop_cond_wait_for(struct aiop_cond *cond, aiop_cond_pred pred, void *arg,
+		   int64_t timeout_ns)
+{
+	struct cond_args a = { .mode = MODE_WAIT_FOR, .pred = pred,
+			       .arg = arg };
+	int r = check(cond);
+
+	if (r < 0)
+		return r;
+	if (!pred || (timeout_ns < 0 && timeout_ns != AIOP_FOREVER))
+		return -EINVAL;
+	if (!cond->ish->owned(cond->lock))
+		return -EPERM;
+	if (pred(arg))
+		return 1;
+	return wait_common(cond, &a, timeout_ns);
+}
+
+AIOP_API int
+aiop_cond_notify(struct aiop_cond *cond, unsigned n)
+{
+	int r = check(cond);
+
+	if (r < 0)
+		return r;
+	if (!cond->ish->owned(cond->lock))
+		return -EPERM;
+	return signal_n(&cond->o, n);
+}
+
+AIOP_API int
+aiop_cond_notify_all(struct aiop_cond *cond)
+{
+	return aiop_cond_notify(cond, 0xffffffffu);
+}
+
+/* ---- coro ---------------------------------------------------------------- */
+
+static int
+coro_common(struct ev_loop *loop, struct aiop_op *op, struct aiop_cond *cond,
+	    struct cond_args *a, int64_t timeout_ns, aiop_op_cb cb)
+{
+	if (timeout_ns == 0)
+		timeout_ns = 1; /* as the blocking wait */
+	return aiop__coro_start(loop, op, &cond->o, &S(&cond->o)->wq,
+				&cond_wait_desc, a, sizeof(*a), timeout_ns, cb);
+}
+
+AIOP_API int
+aiop_cond_coro_acquire(struct ev_loop *loop, struct aiop_op *op,
+		       struct aiop_cond *cond, int64_t timeout_ns,
+		       aiop_op_cb cb)
+{
+	int r = check(cond);
+
+	if (r < 0)
+		return r;
+	return cond->ish == &aiop__lock_ish
+		       ? aiop_lock_coro_acquire(loop, op,
+						(struct aiop_lock *)cond->lock,
+						timeout_ns, cb)
+		       : aiop_rlock_coro_acquire(
+				 loop, op, (struct aiop_rlock *)cond->lock,
+				 timeout_ns, cb);
+}
+
+AIOP_API int
+aiop_cond_coro_wait(struct ev_loop *loop, struct aiop_op *op,
+		    struct aiop_cond *cond, int64_t timeout_ns, aiop_op_cb cb)
+{
+	struct cond_args a = { .mode = MODE_WAIT };
+	int r = check(cond);
+
+	return r < 0 ? r : coro_common(loop, op, cond, &a, timeout_ns, cb);
+}
+
+/*
+ * The predicate is first evaluated here, with the lock held: if it is true
+ * the op completes (from the loop, never inside this call) with 1 and the
+ * lock is not released at all.
+ */
+static int
+pred_true(struct aiop__obj *o, void *args, unsigned flags)
+{
+	(void)o;
+	(void)args;
+	(void)flags;
+	return 1;
+}
+
+static const struct aiop__waitdesc cond_true_desc = {
+	.attempt = pred_true,
+	.recheck_ns = AIOP__RECHECK_NS,
+};
+
+AIOP_API int
+aiop_cond_coro_wait_for(struct ev_loop *loop, struct aiop_op *op,
+			struct aiop_cond *cond, aiop_cond_pred pred,
+			void *arg, int64_t timeout_ns, aiop_op_cb cb)
+{
+	struct cond_args a = { .mode = MODE_WAIT_FOR, .pred = pred,
+			       .arg = arg };
+	int r = check(cond);
+
+	if (r < 0)
+		return r;
+	if (!pred || (timeout_ns < 0 && timeout_ns != AIOP_FOREVER))
+		return -EINVAL;
+	if (!cond->ish->owned(cond->lock))
+		return -EPERM;
+	if (pred(arg))
+		return aiop__coro_start(loop, op, &cond->o, &S(&cond->o)->wq,
+					&cond_true_desc, NULL, 0, 0, cb);
+	return coro_common(loop, op, cond, &a, timeout_ns, cb);
+}

@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: MIT */
+/* Condition over RLock (default) and Lock: blocking and coro waits,
+ * notify(n)/notify_all, wait_for, timeouts, cancel, peer death. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static struct aiop_cond *C;
+
+TestSuite(cond, .timeout = 120);
+
+struct shared {
+	int counter;
+	int ready;
+	int woke;
+};
+static struct shared *SH;
+
+static void
+setup(void)
+{
+	SH = t_shared(sizeof(*SH));
+	cr_assert_eq(aiop_cond_new(&C), 0);
+}
+
+static void
+teardown(void)
+{
+	cr_assert_eq(aiop_cond_free(C), 0);
+	t_unshared(SH, sizeof(*SH));
+}
+
+Test(cond, requires_the_lock, .init = setup, .fini = teardown)
+{
+	cr_assert_eq(aiop_cond_wait(C, T_MS), -EPERM);
+	cr_assert_eq(aiop_cond_notify(C, 1), -EPERM);
+	cr_assert_eq(aiop_cond_notify_all(C), -EPERM);
+	cr_assert_eq(aiop_cond_release(C), -EPERM);
+	cr_assert_eq(aiop_cond_wait(C, -3), -EINVAL);
+}
+
+Test(cond, timeout_reholds_all_levels, .init = setup, .fini = teardown)
+{
+	uint64_t t0;
+
+	cr_assert_eq(aiop_cond_acquire(C, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_cond_acquire(C, AIOP_FOREVER), 0);
+	t0 = t_now();
+	cr_assert_eq(aiop_cond_wait(C, 30 * T_MS), -ETIMEDOUT);
+	cr_assert_geq(t_now() - t0, 30 * T_MS);
+	cr_assert_eq(aiop_cond_wait(C, 0), -ETIMEDOUT, "0: minimal wait");
+	cr_assert_eq(aiop_cond_notify(C, 1), 0, "nobody waits");
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert_eq(aiop_cond_release(C), 0, "depth 2 was restored");
+	cr_assert_eq(aiop_cond_release(C), -EPERM);
+}
+
+static int
+waiter(void *arg)
+{
+	int r;
+
+	(void)arg;
+	if (aiop_cond_acquire(C, 5 * T_SEC) != 0)
+		return 10;
+	__atomic_fetch_add(&SH->ready, 1, __ATOMIC_SEQ_CST);
+	r = aiop_cond_wait(C, (int64_t)(intptr_t)arg * T_MS);
+	if (r == 0)
+		__atomic_fetch_add(&SH->woke, 1, __ATOMIC_SEQ_CST);
+	if (aiop_cond_release(C) != 0)
+		return 11;
+	return r == 0 ? 0 : r == -ETIMEDOUT ? 1 : 12;
+}
+
+static void
+wait_ready(int n)
+{
+	uint64_t t0 = t_now();
+
+	while (__atomic_load_n(&SH->ready, __ATOMIC_SEQ_CST) < n &&
+	       t_now() - t0 < 10 * T_SEC)
+		t_msleep(1);
+	cr_assert_eq(SH->ready, n);
+}
+
+Test(cond, notify_one_wakes_exactly_one, .init = setup, .fini = teardown)
+{
+	pid_t a = t_fork(waiter, (void *)(intptr_t)1500);
+	pid_t b = t_fork(waiter, (void *)(intptr_t)1500);
+	int ra, rb;
+
+	wait_ready(2);
+	/* both are registered once they released the lock */
+	cr_assert_eq(aiop_cond_acquire(C, 5 * T_SEC), 0);
+	cr_assert_eq(aiop_cond_notify(C, 1), 1);
+	cr_assert_eq(aiop_cond_release(C), 0);
+	ra = t_reap(a, T_REAP_MS);
+	rb = t_reap(b, T_REAP_MS);
+	cr_assert_eq(ra + rb, 1, "one notified (0), one timed out (1)");
+	cr_assert_eq(SH->woke, 1);
+}
+
+Test(cond, notify_all_wakes_all, .init = setup, .fini = teardown)
+{
+	pid_t p[3];
+
+	for (int i = 0; i < 3; i++)
+		p[i] = t_fork(waiter, (void *)(intptr_t)10000);
+	wait_ready(3);
+	cr_assert_eq(aiop_cond_acquire(C, 5 * T_SEC), 0);
+	cr_assert_eq(aiop_cond_notify_all(C), 3);
+	cr_assert_eq(aiop_cond_release(C), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(t_reap(p[i], T_REAP_MS), 0);
+	cr_assert_eq(SH->woke, 3);
+}
+
+static int
+at_least_3(void *arg)
+{
+	(void)arg;
+	return SH->counter >= 3;
+}
+
+static int
+bumper(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 3; i++) {
+		t_msleep(10);
+		if (aiop_cond_acquire(C, 5 * T_SEC) != 0)
+			return 1;
+		SH->counter++;
+		aiop_cond_notify_all(C);
+		aiop_cond_release(C);
+	}
+	return 0;
+}
+
+Test(cond, wait_for_predicate, .init = setup, .fini = teardown)
+{
+	pid_t p;
+
+	cr_assert_eq(aiop_cond_acquire(C, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_cond_wait_for(C, at_least_3, NULL, 20 * T_MS), 0,
+		     "false at the deadline");
+	p = t_fork(bumper, NULL);
+	cr_assert_eq(aiop_cond_wait_for(C, at_least_3, NULL, 10 * T_SEC), 1);
+	cr_assert_eq(SH->counter, 3);
+	cr_assert_eq(aiop_cond_wait_for(C, at_least_3, NULL, 0), 1,
+		     "true at once");
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert_eq(t_reap(p, T_REAP_MS), 0);
+}
+
+Test(cond, over_a_plain_lock)
+{
+	struct aiop_lock *l;
+	struct aiop_cond *c;
+
+	cr_assert_eq(aiop_lock_new(&l), 0);
+	cr_assert_eq(aiop_cond_new_lock(&c, l), 0);
+	cr_assert_eq(aiop_cond_new_lock(&c, (struct aiop_lock *)c), -EINVAL);
+	cr_assert_eq(aiop_cond_acquire(c, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_lock_locked(l), 1);
+	cr_assert_eq(aiop_cond_wait(c, 10 * T_MS), -ETIMEDOUT);
+	cr_assert_eq(aiop_lock_locked(l), 1, "held again");
+	cr_assert_eq(aiop_cond_release(c), 0);
+	cr_assert_eq(aiop_lock_locked(l), 0);
+	cr_assert_eq(aiop_cond_free(c), 0);
+	cr_assert_eq(aiop_lock_free(l), 0);
+}
+
+/* coro waiter and coro notifier in one process (aioprocessing misses the
+ * wake-up there) */
+static struct t_op W, N;
+
+static void
+on_notifier_locked(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	t_op_cb(loop, op, result);
+	if (result == 0) {
+		SH->counter = 42;
+		aiop_cond_notify(C, 1);
+		aiop_cond_release(C);
+	}
+}
+
+static void
+on_waiter_locked(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	t_op_cb(loop, op, result);
+	if (result != 0)
+		return;
+	/* holds the lock: wait, then let the notifier in */
+	W.in_start = true;
+	if (aiop_cond_coro_wait(loop, &W.op, C, 5 * T_SEC, t_op_cb) < 0)
+		W.result = -1000;
+	W.in_start = false;
+	aiop_cond_coro_acquire(loop, &N.op, C, 5 * T_SEC, on_notifier_locked);
+}
+
+Test(cond, coro_waiter_and_notifier_same_process, .init = setup,
+     .fini = teardown)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op first = { 0 };
+
+	cr_assert_eq(aiop_cond_coro_acquire(loop, &first.op, C, T_SEC,
+					    on_waiter_locked), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(W.calls, 1);
+	cr_assert_eq(W.result, 0);
+	cr_assert_eq(N.result, 0);
+	cr_assert_eq(SH->counter, 42);
+	/* the waiter's callback ran with the lock held again */
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert_eq(aiop_cond_release(C), -EPERM);
+	ev_loop_destroy(loop);
+}
+
+Test(cond, coro_timeout_cancel_and_errors, .init = setup, .fini = teardown)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 }, b = { 0 }, e = { 0 };
+
+	cr_assert_eq(aiop_cond_coro_wait(loop, &e.op, C, T_SEC, t_op_cb),
+		     -EPERM, "lock not held: refused, no callback");
+	cr_assert_eq(aiop_cond_acquire(C, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_cond_coro_wait(loop, &a.op, C, 20 * T_MS, t_op_cb),
+		     0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ETIMEDOUT);
+	cr_assert_eq(aiop_cond_release(C), 0, "held again after timeout");
+	cr_assert_eq(aiop_cond_acquire(C, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_cond_coro_wait(loop, &b.op, C, AIOP_FOREVER,
+					 t_op_cb), 0);
+	cr_assert_eq(aiop_op_cancel(&b.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(b.calls, 1);
+	cr_assert_eq(b.result, -ECANCELED);
+	cr_assert_eq(aiop_cond_release(C), 0, "held again after cancel");
+	cr_assert_eq(e.calls, 0);
+	ev_loop_destroy(loop);
+}
+
+static void
+wf_cb(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	t_op_cb(loop, op, result);
+	aiop_cond_release(C);
+}
+
+Test(cond, coro_wait_for, .init = setup, .fini = teardown)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 }, b = { 0 };
+	pid_t p;
+
+	cr_assert_eq(aiop_cond_acquire(C, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_cond_coro_wait_for(loop, &a.op, C, at_least_3, NULL,
+					     20 * T_MS, wf_cb), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, 0, "false at the deadline");
+	p = t_fork(bumper, NULL);
+	cr_assert_eq(aiop_cond_acquire(C, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_cond_coro_wait_for(loop, &b.op, C, at_least_3, NULL,
+					     10 * T_SEC, wf_cb), 0);
+	cr_assert(t_run(loop, 15000));
+	cr_assert_eq(b.result, 1);
+	cr_assert_eq(t_reap(p, T_REAP_MS), 0);
+	ev_loop_destroy(loop);
+}
+
+static int
+hold_and_die(void *arg)
+{
+	(void)arg;
+	if (aiop_cond_acquire(C, 5 * T_SEC) != 0)
+		return 1;
+	__atomic_store_n(&SH->ready, 1, __ATOMIC_SEQ_CST);
+	for (;;)
+		pause();
+}
+
+struct kill_args {
+	pid_t victim;
+};
+
+static int
+killer(void *arg)
+{
+	struct kill_args *k = arg;
+
+	if (!t_wait_flag(&SH->ready, 10000))
+		return 1;
+	t_msleep(80); /* the waiter is now re-taking the lock */
+	kill(k->victim, SIGKILL);
+	return 0;
+}
+
+Test(cond, lock_holder_killed_mid_wait, .init = setup, .fini = teardown)
+{
+	struct kill_args *k = t_shared(sizeof(*k));
+	pid_t holder, kp;
+
+	cr_assert_eq(aiop_cond_acquire(C, AIOP_FOREVER), 0);
+	holder = t_fork(hold_and_die, NULL);
+	k->victim = holder;
+	kp = t_fork(killer, k);
+	/* the wait releases the lock; the child takes it and is killed
+	 * while this waiter, timed out, re-takes the lock */
+	cr_assert_eq(aiop_cond_wait(C, 30 * T_MS), -EOWNERDEAD);
+	cr_assert_eq(aiop_cond_release(C), 0, "held again");
+	cr_assert_eq(t_reap(kp, T_REAP_MS), 0);
+	cr_assert_eq(t_reap(holder, T_REAP_MS), -SIGKILL);
+	t_unshared(k, sizeof(*k));
+}
+
+static int
+wait_then_die(void *arg)
+{
+	(void)arg;
+	if (aiop_cond_acquire(C, 5 * T_SEC) != 0)
+		return 1;
+	__atomic_fetch_add(&SH->ready, 1, __ATOMIC_SEQ_CST);
+	aiop_cond_wait(C, AIOP_FOREVER);
+	return 2;
+}
+
+Test(cond, killed_waiter_does_not_eat_notifications, .init = setup,
+     .fini = teardown)
+{
+	pid_t dead = t_fork(wait_then_die, NULL), live;
+
+	wait_ready(1);
+	live = t_fork(waiter, (void *)(intptr_t)10000);
+	wait_ready(2);
+	t_msleep(20);
+	kill(dead, SIGKILL);
+	cr_assert_eq(t_reap(dead, T_REAP_MS), -SIGKILL);
+	cr_assert_eq(aiop_cond_acquire(C, 5 * T_SEC), 0);
+	aiop_cond_notify(C, 1);
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert_eq(t_reap(live, T_REAP_MS), 0, "the live waiter woke");
+}
