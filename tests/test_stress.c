@@ -378,3 +378,196 @@ Test(stress, event)
 	cr_assert_eq(aiop_event_free(EV), 0);
 	t_unshared(SH, sizeof(*SH));
 }
+
+/* Barrier: 8 parties (blocking and coro mixed) cycle for the test's time;
+ * after each release every party must have arrived (cycle numbers), and
+ * the action must have run exactly once per generation. */
+static struct aiop_barrier *BAR;
+
+struct bar_shared {
+	int cycle[PROCS];
+	int actions;
+	int bad;
+	int stop_at;
+};
+static struct bar_shared *BS;
+
+static int
+bar_action(void *arg)
+{
+	(void)arg;
+	BS->actions++; /* only the last party runs it: no race */
+	return 0;
+}
+
+static int
+bar_worker(void *arg)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	uint64_t seed = 0x853c49e6748fea9bull * (uint64_t)(ME + 1);
+	struct t_op op = { 0 };
+	int cycles = *(int *)arg;
+
+	for (int c = 1; c <= cycles; c++) {
+		int r;
+
+		__atomic_store_n(&BS->cycle[ME], c, __ATOMIC_SEQ_CST);
+		if (t_rand(&seed) % 2) {
+			r = aiop_barrier_wait(BAR, LONG_WAIT);
+		} else {
+			if (aiop_barrier_coro_wait(loop, &op.op, BAR, LONG_WAIT,
+						   t_op_cb) < 0 ||
+			    !t_run(loop, 20000))
+				return 1;
+			r = op.result;
+		}
+		if (r < 0 || r >= PROCS)
+			return 2;
+		for (int i = 0; i < PROCS; i++)
+			if (__atomic_load_n(&BS->cycle[i], __ATOMIC_SEQ_CST) <
+			    c)
+				__atomic_fetch_add(&BS->bad, 1,
+						   __ATOMIC_SEQ_CST);
+	}
+	ev_loop_destroy(loop);
+	return 0;
+}
+
+Test(stress, barrier)
+{
+	pid_t pid[PROCS];
+	/* about 1 ms per cycle for 8 processes on 2 CPUs, at worst */
+	int cycles = stress_ms() < 1000 ? 300 : 3000;
+
+	BS = t_shared(sizeof(*BS));
+	cr_assert_eq(aiop_barrier_new(&BAR, PROCS, bar_action, NULL), 0);
+	for (ME = 0; ME < PROCS; ME++)
+		pid[ME] = t_fork(bar_worker, &cycles);
+	for (int i = 0; i < PROCS; i++)
+		cr_expect_eq(t_reap(pid[i], 120000), 0, "party %d", i);
+	cr_log_info("%d barrier cycles of %d parties\n", BS->actions, PROCS);
+	cr_assert_eq(BS->bad, 0, "a party passed before all arrived");
+	cr_assert_eq(BS->actions, cycles);
+	cr_assert_eq(aiop_barrier_broken(BAR), 0);
+	cr_assert_eq(aiop_barrier_free(BAR), 0);
+	t_unshared(BS, sizeof(*BS));
+}
+
+/* Condition: producers add items to a shared count under the lock and
+ * notify one; consumers (blocking and coro) wait_for an item and take it.
+ * Every item produced is consumed exactly once; nobody hangs. */
+static struct aiop_cond *CV;
+
+struct cv_shared {
+	int items;
+	long produced, consumed;
+	int errors;
+	int producers_done;
+};
+static struct cv_shared *CS;
+
+static int
+has_item(void *arg)
+{
+	(void)arg;
+	return CS->items > 0 || CS->producers_done == PROCS / 2;
+}
+
+static int
+cv_producer(void *arg)
+{
+	int n = *(int *)arg;
+
+	for (int i = 0; i < n; i++) {
+		if (aiop_cond_acquire(CV, LONG_WAIT) != 0)
+			return 1;
+		CS->items++;
+		CS->produced++;
+		if (aiop_cond_notify(CV, 1) < 0)
+			return 2;
+		aiop_cond_release(CV);
+	}
+	if (aiop_cond_acquire(CV, LONG_WAIT) != 0)
+		return 3;
+	CS->producers_done++;
+	aiop_cond_notify_all(CV);
+	aiop_cond_release(CV);
+	return 0;
+}
+
+struct cvop {
+	struct aiop_op op;
+	int done, r;
+};
+
+static void
+cv_got(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	struct cvop *c = (struct cvop *)op;
+
+	(void)loop;
+	c->done = 1;
+	c->r = result;
+}
+
+static int
+cv_consumer(void *arg)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	uint64_t seed = 0xda3e39cb94b95bdbull * (uint64_t)(ME + 1);
+	struct cvop op = { 0 };
+
+	(void)arg;
+	for (;;) {
+		int r;
+
+		if (aiop_cond_acquire(CV, LONG_WAIT) != 0)
+			return 1;
+		if (t_rand(&seed) % 2) {
+			r = aiop_cond_wait_for(CV, has_item, NULL, LONG_WAIT);
+		} else {
+			op.done = 0;
+			if (aiop_cond_coro_wait_for(loop, &op.op, CV, has_item,
+						    NULL, LONG_WAIT,
+						    cv_got) < 0 ||
+			    !t_run(loop, 20000) || !op.done)
+				return 2;
+			r = op.r;
+		}
+		if (r != 1) { /* timed out (a lost wake-up) or error */
+			CS->errors++;
+			aiop_cond_release(CV);
+			return 3;
+		}
+		if (CS->items == 0) { /* producers done, nothing left */
+			aiop_cond_release(CV);
+			break;
+		}
+		CS->items--;
+		CS->consumed++;
+		aiop_cond_release(CV);
+	}
+	ev_loop_destroy(loop);
+	return 0;
+}
+
+Test(stress, condition)
+{
+	pid_t pid[PROCS];
+	int n = stress_ms() < 1000 ? 200 : 3000;
+
+	CS = t_shared(sizeof(*CS));
+	cr_assert_eq(aiop_cond_new(&CV), 0);
+	for (ME = 0; ME < PROCS; ME++)
+		pid[ME] = ME < PROCS / 2 ? t_fork(cv_producer, &n)
+					 : t_fork(cv_consumer, NULL);
+	for (int i = 0; i < PROCS; i++)
+		cr_expect_eq(t_reap(pid[i], 120000), 0, "process %d", i);
+	cr_log_info("%ld items produced, %ld consumed\n", CS->produced,
+		    CS->consumed);
+	cr_assert_eq(CS->errors, 0);
+	cr_assert_eq(CS->produced, (long)n * (PROCS / 2));
+	cr_assert_eq(CS->consumed, CS->produced, "exactly once");
+	cr_assert_eq(aiop_cond_free(CV), 0);
+	t_unshared(CS, sizeof(*CS));
+}

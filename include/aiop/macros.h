@@ -11,6 +11,8 @@
 #include <aiop/rlock.h>
 #include <aiop/semaphore.h>
 #include <aiop/event.h>
+#include <aiop/condition.h>
+#include <aiop/barrier.h>
 
 /** True if an acquire result means the caller now holds the lock. */
 #define aiop_held(r) ((r) == 0 || (r) == -EOWNERDEAD)
@@ -55,6 +57,8 @@ AIOP__DEFINE_AUTO(lock)
 AIOP__DEFINE_AUTO(rlock)
 AIOP__DEFINE_AUTO(sem)
 AIOP__DEFINE_AUTO(event)
+AIOP__DEFINE_AUTO(cond)
+AIOP__DEFINE_AUTO(barrier)
 #undef AIOP__DEFINE_AUTO
 
 /**

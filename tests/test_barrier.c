@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+/* Barrier: indices, action, cyclic use, timeout/abort/reset/failing action
+ * break it, coro parties in one loop, mixed parties, a dying party. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+TestSuite(barrier, .timeout = 120);
+
+#define MAXP 8
+struct shared {
+	int actions;
+	int action_before_release; /* set by the action, read by waiters */
+	int seen_before[MAXP];
+	int idx[MAXP];
+	int res[MAXP];
+	int cycle[MAXP];
+	int bad;
+	int ready;
+};
+static struct shared *SH;
+static struct aiop_barrier *B;
+
+static int
+count_action(void *arg)
+{
+	(void)arg;
+	__atomic_fetch_add(&SH->actions, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&SH->action_before_release, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static int
+fail_action(void *arg)
+{
+	(void)arg;
+	return -1;
+}
+
+static int
+party(void *arg)
+{
+	int me = (int)(intptr_t)arg;
+	int r = aiop_barrier_wait(B, 10 * T_SEC);
+
+	SH->res[me] = r;
+	SH->idx[me] = r;
+	SH->seen_before[me] = __atomic_load_n(&SH->action_before_release,
+					      __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static void
+setup(void)
+{
+	SH = t_shared(sizeof(*SH));
+}
+
+static void
+teardown(void)
+{
+	cr_assert_eq(aiop_barrier_free(B), 0);
+	t_unshared(SH, sizeof(*SH));
+}
+
+Test(barrier, bad_arguments)
+{
+	struct aiop_barrier *b;
+
+	cr_assert_eq(aiop_barrier_new(NULL, 2, NULL, NULL), -EINVAL);
+	cr_assert_eq(aiop_barrier_new(&b, 0, NULL, NULL), -EINVAL);
+	cr_assert_eq(aiop_barrier_new(&b, AIOP_BARRIER_PARTIES_MAX + 1, NULL,
+				      NULL), -EINVAL);
+	cr_assert_eq(aiop_barrier_wait(NULL, 0), -EINVAL);
+	cr_assert_eq(aiop_barrier_parties(NULL), -EINVAL);
+	cr_assert_eq(aiop_barrier_new(&b, 1, NULL, NULL), 0);
+	cr_assert_eq(aiop_barrier_wait(b, -5), -EINVAL);
+	cr_assert_eq(aiop_barrier_wait(b, AIOP_FOREVER), 0, "one party");
+	cr_assert_eq(aiop_barrier_wait(b, 0), 0, "cyclic");
+	cr_assert_eq(aiop_barrier_parties(b), 1);
+	cr_assert_eq(aiop_barrier_free(b), 0);
+}
+
+Test(barrier, three_processes_indices_and_action, .init = setup,
+     .fini = teardown)
+{
+	pid_t p[2];
+	int r, seen = 0;
+
+	cr_assert_eq(aiop_barrier_new(&B, 3, count_action, NULL), 0);
+	cr_assert_eq(aiop_barrier_n_waiting(B), 0);
+	for (int i = 0; i < 2; i++)
+		p[i] = t_fork(party, (void *)(intptr_t)i);
+	r = aiop_barrier_wait(B, 10 * T_SEC);
+	cr_assert_geq(r, 0);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(t_reap(p[i], T_REAP_MS), 0);
+	seen = (1 << r) | (1 << SH->idx[0]) | (1 << SH->idx[1]);
+	cr_assert_eq(seen, 7, "indices 0, 1, 2 each once (%d %d %d)", r,
+		     SH->idx[0], SH->idx[1]);
+	cr_assert_eq(SH->actions, 1, "the action ran once");
+	cr_assert(SH->seen_before[0] && SH->seen_before[1],
+		  "the action ran before the others were released");
+	cr_assert_eq(aiop_barrier_broken(B), 0);
+}
+
+Test(barrier, timeout_breaks_until_reset, .init = setup, .fini = teardown)
+{
+	pid_t p;
+
+	cr_assert_eq(aiop_barrier_new(&B, 3, NULL, NULL), 0);
+	p = t_fork(party, (void *)0); /* waits 10 s */
+	while (aiop_barrier_n_waiting(B) < 1)
+		t_msleep(1);
+	cr_assert_eq(aiop_barrier_wait(B, 30 * T_MS), -ETIMEDOUT);
+	cr_assert_eq(t_reap(p, T_REAP_MS), 0);
+	cr_assert_eq(SH->res[0], -EPIPE, "the other waiter: broken");
+	cr_assert_eq(aiop_barrier_broken(B), 1);
+	cr_assert_eq(aiop_barrier_n_waiting(B), 0);
+	cr_assert_eq(aiop_barrier_wait(B, T_SEC), -EPIPE, "later: broken");
+	cr_assert_eq(aiop_barrier_reset(B), 0);
+	cr_assert_eq(aiop_barrier_broken(B), 0);
+	p = t_fork(party, (void *)0);
+	t_fork(party, (void *)1);
+	cr_assert_geq(aiop_barrier_wait(B, 10 * T_SEC), 0, "usable again");
+	cr_assert_eq(t_reap(p, T_REAP_MS), 0);
+	while (wait(NULL) > 0)
+		;
+}
+
+Test(barrier, abort_and_reset_release_waiters, .init = setup,
+     .fini = teardown)
+{
+	pid_t p;
+
+	cr_assert_eq(aiop_barrier_new(&B, 3, NULL, NULL), 0);
+	p = t_fork(party, (void *)0);
+	while (aiop_barrier_n_waiting(B) < 1)
+		t_msleep(1);
+	cr_assert_eq(aiop_barrier_abort(B), 0);
+	cr_assert_eq(t_reap(p, T_REAP_MS), 0);
+	cr_assert_eq(SH->res[0], -EPIPE);
+	cr_assert_eq(aiop_barrier_reset(B), 0);
+	p = t_fork(party, (void *)1);
+	while (aiop_barrier_n_waiting(B) < 1)
+		t_msleep(1);
+	cr_assert_eq(aiop_barrier_reset(B), 0, "reset with a waiter");
+	cr_assert_eq(t_reap(p, T_REAP_MS), 0);
+	cr_assert_eq(SH->res[1], -EPIPE, "current waiters: broken");
+	cr_assert_eq(aiop_barrier_broken(B), 0, "but re-armed");
+	cr_assert_eq(aiop_barrier_n_waiting(B), 0);
+}
+
+Test(barrier, failing_action_breaks, .init = setup, .fini = teardown)
+{
+	pid_t p;
+
+	cr_assert_eq(aiop_barrier_new(&B, 2, fail_action, NULL), 0);
+	p = t_fork(party, (void *)0);
+	cr_assert_eq(aiop_barrier_wait(B, 10 * T_SEC), -EPIPE);
+	cr_assert_eq(t_reap(p, T_REAP_MS), 0);
+	cr_assert_eq(SH->res[0], -EPIPE);
+	cr_assert_eq(aiop_barrier_broken(B), 1);
+}
+
+Test(barrier, two_coro_parties_one_loop, .init = setup, .fini = teardown)
+{
+	/* aioprocessing hangs here: one executor thread per object */
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 }, b = { 0 };
+
+	cr_assert_eq(aiop_barrier_new(&B, 2, count_action, NULL), 0);
+	a.in_start = true;
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &a.op, B, 5 * T_SEC,
+					    t_op_cb), 0);
+	a.in_start = false;
+	b.in_start = true;
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &b.op, B, 5 * T_SEC,
+					    t_op_cb), 0);
+	b.in_start = false;
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(b.calls, 1);
+	cr_assert_eq((1 << a.result) | (1 << b.result), 3);
+	cr_assert_eq(SH->actions, 1);
+	ev_loop_destroy(loop);
+}
+
+Test(barrier, coro_timeout_cancel, .init = setup, .fini = teardown)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 }, c = { 0 };
+
+	cr_assert_eq(aiop_barrier_new(&B, 2, NULL, NULL), 0);
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &a.op, B, 20 * T_MS,
+					    t_op_cb), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ETIMEDOUT);
+	cr_assert_eq(aiop_barrier_broken(B), 1);
+	cr_assert_eq(aiop_barrier_reset(B), 0);
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &c.op, B, AIOP_FOREVER,
+					    t_op_cb), 0);
+	cr_assert_eq(aiop_op_cancel(&c.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(c.result, -ECANCELED);
+	cr_assert_eq(aiop_barrier_broken(B), 1, "an arrived party left");
+	ev_loop_destroy(loop);
+}
+
+/* mixed parties across processes, cycling: every cycle each party records
+ * its cycle number; after the barrier nobody may be a cycle behind */
+static int
+cycles(void)
+{
+	/* fewer under valgrind (its test setup sets AIOP_STRESS_MS) */
+	return getenv("AIOP_STRESS_MS") ? 200 : 2000;
+}
+
+static int
+cycler(void *arg)
+{
+	int me = (int)(intptr_t)arg;
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op op = { 0 };
+
+	for (int c = 1; c <= cycles(); c++) {
+		int r;
+
+		__atomic_store_n(&SH->cycle[me], c, __ATOMIC_SEQ_CST);
+		if (me % 2) {
+			r = aiop_barrier_wait(B, 10 * T_SEC);
+		} else {
+			if (aiop_barrier_coro_wait(loop, &op.op, B, 10 * T_SEC,
+						   t_op_cb) < 0 ||
+			    !t_run(loop, 15000))
+				return 1;
+			r = op.result;
+		}
+		if (r < 0)
+			return 2;
+		for (int i = 0; i < 4; i++)
+			if (__atomic_load_n(&SH->cycle[i], __ATOMIC_SEQ_CST) <
+			    c)
+				__atomic_fetch_add(&SH->bad, 1,
+						   __ATOMIC_SEQ_CST);
+		/* nobody starts cycle c+2 before I finish c: barrier c+1 */
+	}
+	ev_loop_destroy(loop);
+	return 0;
+}
+
+Test(barrier, cycles_mixed_blocking_and_coro, .init = setup,
+     .fini = teardown)
+{
+	pid_t p[4];
+
+	cr_assert_eq(aiop_barrier_new(&B, 4, count_action, NULL), 0);
+	for (int i = 0; i < 4; i++)
+		p[i] = t_fork(cycler, (void *)(intptr_t)i);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(t_reap(p[i], 120000), 0, "party %d", i);
+	cr_assert_eq(SH->bad, 0, "a party passed before all arrived");
+	cr_assert_eq(SH->actions, cycles());
+}
+
+static int
+arrive_then_die(void *arg)
+{
+	(void)arg;
+	aiop_barrier_wait(B, AIOP_FOREVER);
+	return 1;
+}
+
+Test(barrier, dead_party_breaks_it_promptly, .init = setup,
+     .fini = teardown)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+	pid_t victim;
+	uint64_t t0;
+
+	cr_assert_eq(aiop_barrier_new(&B, 4, NULL, NULL), 0);
+	victim = t_fork(arrive_then_die, NULL);
+	while (aiop_barrier_n_waiting(B) < 1)
+		t_msleep(1);
+	t_fork(party, (void *)0); /* a blocking party, 10 s timeout */
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &a.op, B, AIOP_FOREVER,
+					    t_op_cb), 0);
+	while (aiop_barrier_n_waiting(B) < 3)
+		t_msleep(1);
+	kill(victim, SIGKILL);
+	cr_assert_eq(t_reap(victim, T_REAP_MS), -SIGKILL);
+	t0 = t_now();
+	cr_assert(t_run(loop, 5000), "the coro party must not hang");
+	cr_assert_eq(a.result, -EPIPE);
+	cr_assert_lt(t_now() - t0, 2 * T_SEC, "promptly (bound ~100 ms)");
+	while (wait(NULL) > 0)
+		;
+	cr_assert_eq(SH->res[0], -EPIPE, "the blocking party too");
+	ev_loop_destroy(loop);
+}
