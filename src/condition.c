@@ -356,12 +356,12 @@ aiop_cond_wait(struct aiop_cond *cond, int64_t timeout_ns)
 	return r < 0 ? r : wait_common(cond, &a, timeout_ns);
 }
 
-AIOP_API int
-aiop_cond_wait_for(struct aiop_cond *cond, aiop_cond_pred pred, void *arg,
-		   int64_t timeout_ns)
+/* Checks shared by both wait_for forms, then the predicate's first call
+ * (before any waiting): < 0 error, 1 already true, 0 go and wait. */
+static int
+wait_for_first(struct aiop_cond *cond, aiop_cond_pred pred, void *arg,
+	       int64_t timeout_ns)
 {
-	struct cond_args a = { .mode = MODE_WAIT_FOR, .pred = pred,
-			       .arg = arg };
 	int r = check(cond);
 
 	if (r < 0)
@@ -370,9 +370,18 @@ aiop_cond_wait_for(struct aiop_cond *cond, aiop_cond_pred pred, void *arg,
 		return -EINVAL;
 	if (!cond->ish->owned(cond->lock))
 		return -EPERM;
-	if (pred(arg))
-		return 1;
-	return wait_common(cond, &a, timeout_ns);
+	return pred(arg) ? 1 : 0;
+}
+
+AIOP_API int
+aiop_cond_wait_for(struct aiop_cond *cond, aiop_cond_pred pred, void *arg,
+		   int64_t timeout_ns)
+{
+	struct cond_args a = { .mode = MODE_WAIT_FOR, .pred = pred,
+			       .arg = arg };
+	int r = wait_for_first(cond, pred, arg, timeout_ns);
+
+	return r != 0 ? r : wait_common(cond, &a, timeout_ns);
 }
 
 AIOP_API int
@@ -459,16 +468,10 @@ aiop_cond_coro_wait_for(struct ev_loop *loop, struct aiop_op *op,
 {
 	struct cond_args a = { .mode = MODE_WAIT_FOR, .pred = pred,
 			       .arg = arg };
-	int r = check(cond);
+	int r = wait_for_first(cond, pred, arg, timeout_ns);
 
-	if (r < 0)
-		return r;
-	if (!pred || (timeout_ns < 0 && timeout_ns != AIOP_FOREVER))
-		return -EINVAL;
-	if (!cond->ish->owned(cond->lock))
-		return -EPERM;
-	if (pred(arg))
+	if (r == 1)
 		return aiop__coro_start(loop, op, &cond->o, &S(&cond->o)->wq,
 					&cond_true_desc, NULL, 0, 0, cb);
-	return coro_common(loop, op, cond, &a, timeout_ns, cb);
+	return r < 0 ? r : coro_common(loop, op, cond, &a, timeout_ns, cb);
 }

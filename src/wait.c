@@ -811,6 +811,7 @@ aiop_op_cancel(struct aiop_op *op)
 {
 	struct aiop__reg *r;
 	const struct aiop__waitdesc *d;
+	int res;
 
 	if (!op)
 		return -EINVAL;
@@ -821,23 +822,16 @@ aiop_op_cancel(struct aiop_op *op)
 	case OP_WAITING:
 		r = op_reg(op);
 		d = op_desc(op);
-		if (d->cancel) {
-			int res = d->cancel(op->aiop_obj, op->aiop_args);
-
-			if (res == -EAGAIN) {
-				/* ends through its next phase, deadline gone */
-				ev_timer_stop(r->loop, &op->aiop_timer);
-				r->kicked = true;
-				reg_watch(r);
-				return 0;
-			}
+		res = d->cancel ? d->cancel(op->aiop_obj, op->aiop_args)
+				: -ECANCELED;
+		if (res == -EAGAIN) {
+			/* ends through its next phase; no deadline any more */
+			ev_timer_stop(r->loop, &op->aiop_timer);
+			r->kicked = true;
+		} else {
 			unwait(r, op);
 			queue_done(r, op, res);
-			reg_watch(r);
-			return 0;
 		}
-		unwait(r, op);
-		queue_done(r, op, -ECANCELED);
 		reg_watch(r);
 		return 0;
 	case OP_QUEUED:
