@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -20,7 +21,7 @@
 #define OP_DONE 0x6f700003u    /* callback ran or is running */
 #define OP_CURSOR 0x6f700004u  /* dispatcher's place holder */
 
-#define SPIN_MAX_NS 20000u        /* auto mode's ceiling */
+#define SPIN_MAX_NS 100000u       /* auto mode's ceiling (blocking) */
 #define SPIN_FIXED_MAX_NS 1000000u /* aiop_spin_set() limit */
 #define SPIN_START_NS 2000u
 #define SPIN_PROBE_NS 500u
@@ -61,6 +62,26 @@ cur_gen(void)
 
 /* ---- adaptive spin ----------------------------------------------------- */
 
+/* 1 + the CPU this thread runs on (0 if unknown): vDSO, no syscall */
+static inline uint32_t
+cpu_tag(void)
+{
+	int c = sched_getcpu();
+
+	return c < 0 ? 0 : (uint32_t)c + 1;
+}
+
+/* Was the last waker of this queue on the CPU we run on? Then the peer
+ * cannot run while we spin (design.md 4). */
+static inline bool
+peer_on_my_cpu(struct aiop__waitq *wq)
+{
+	uint32_t lc = atomic_load_explicit(&wq->last_cpu,
+					   memory_order_relaxed);
+
+	return lc != 0 && lc == cpu_tag();
+}
+
 static int
 spin(struct aiop__obj *obj, struct aiop__waitq *wq,
      const struct aiop__waitdesc *d, void *args, uint32_t cap_ns)
@@ -75,7 +96,7 @@ spin(struct aiop__obj *obj, struct aiop__waitq *wq,
 		budget = (uint64_t)atomic_load_explicit(&aiop__spin_fixed_ns,
 							memory_order_relaxed);
 	} else {
-		if (aiop__spin_single_cpu())
+		if (aiop__spin_single_cpu() || peer_on_my_cpu(wq))
 			return -EAGAIN;
 		budget = atomic_load_explicit(&wq->spin_ns,
 					      memory_order_relaxed);
@@ -166,6 +187,7 @@ aiop__wake_slow(struct aiop__waitq *wq, uint32_t ns, int n)
 {
 	int saved = errno;
 
+	atomic_store_explicit(&wq->last_cpu, cpu_tag(), memory_order_relaxed);
 	atomic_fetch_add(&wq->seq, 1);
 	if (ns) {
 		AIOP__COUNT(futex_wakes);
@@ -205,6 +227,29 @@ ns_to_ts(uint64_t ns, struct timespec *ts)
 {
 	ts->tv_sec = (time_t)(ns / 1000000000ull);
 	ts->tv_nsec = (long)(ns % 1000000000ull);
+}
+
+/*
+ * A wait that slept but was satisfied within SPIN_MAX_NS of its start would
+ * have been caught by a spin twice that long: raise the budget (auto mode,
+ * not when the waker shares our CPU). Called only after a sleep.
+ */
+static void
+learn(struct aiop__waitq *wq, uint64_t start)
+{
+	uint64_t w;
+
+	if (atomic_load_explicit(&aiop__spin_mode, memory_order_relaxed) !=
+		    AIOP_SPIN_AUTO ||
+	    aiop__spin_single_cpu())
+		return;
+	w = aiop__now_ns() - start;
+	if (w >= SPIN_MAX_NS || peer_on_my_cpu(wq))
+		return;
+	w = 2 * w + 1000;
+	atomic_store_explicit(&wq->spin_ns,
+			      (uint32_t)(w > SPIN_MAX_NS ? SPIN_MAX_NS : w),
+			      memory_order_relaxed);
 }
 
 /* A rate-limited PROBE, only for waits with a holder or parties that can
@@ -279,8 +324,10 @@ wait_slow(struct aiop__obj *obj, struct aiop__waitq *wq,
 			(void)aiop__futex_wait(&wq->seq, s, &ts);
 		}
 		atomic_fetch_sub(&wq->nsleep, 1);
-		if (r != -EAGAIN)
+		if (r != -EAGAIN) {
+			learn(wq, start);
 			return r;
+		}
 		t = aiop__now_ns();
 		flags = 0;
 		if (t >= next_probe) {
