@@ -315,7 +315,9 @@ wait_slow(struct aiop__obj *obj, struct aiop__waitq *wq,
 		atomic_fetch_add(&wq->nsleep, 1);
 		atomic_thread_fence(memory_order_seq_cst); /* see arm() */
 		r = d->attempt(obj, args, flags);
-		if (r == -EAGAIN) {
+		/* a multi-phase attempt may have moved on to another queue:
+		 * then arm there first (next turn), never sleep here */
+		if (r == -EAGAIN && (!d->wq_of || d->wq_of(obj, args) == wq)) {
 			struct timespec ts;
 
 			ns_to_ts(deadline < next_probe ? deadline : next_probe,

@@ -346,3 +346,43 @@ Test(cond, killed_waiter_does_not_eat_notifications, .init = setup,
 	cr_assert_eq(aiop_cond_release(C), 0);
 	cr_assert_eq(t_reap(live, T_REAP_MS), 0, "the live waiter woke");
 }
+
+/* A waiter that got its notification while the notifier still holds the
+ * lock must be woken by the release itself, not by a periodic recheck
+ * (100 ms): the blocking wait moves from the condition's queue to the
+ * lock's and must arm the lock's queue before it sleeps. */
+static int
+notify_then_hold(void *arg)
+{
+	long long *released = arg;
+
+	t_msleep(10);
+	if (aiop_cond_acquire(C, 5 * T_SEC) != 0)
+		return 1;
+	aiop_cond_notify(C, 1);
+	t_msleep(5);
+	__atomic_store_n(released, (long long)t_now(), __ATOMIC_SEQ_CST);
+	return aiop_cond_release(C) == 0 ? 0 : 2;
+}
+
+Test(cond, notified_waiter_woken_by_the_release, .init = setup,
+     .fini = teardown)
+{
+	long long *released = t_shared(sizeof(*released));
+
+	for (int i = 0; i < 5; i++) {
+		pid_t p;
+		uint64_t t;
+
+		cr_assert_eq(aiop_cond_acquire(C, AIOP_FOREVER), 0);
+		p = t_fork(notify_then_hold, released);
+		cr_assert_eq(aiop_cond_wait(C, 10 * T_SEC), 0);
+		t = t_now();
+		cr_assert_eq(aiop_cond_release(C), 0);
+		cr_assert_eq(t_reap(p, T_REAP_MS), 0);
+		cr_assert_lt(t - (uint64_t)*released, 60 * T_MS,
+			     "woken %.1f ms after the release",
+			     (t - (uint64_t)*released) / 1e6);
+	}
+	t_unshared(released, sizeof(*released));
+}
