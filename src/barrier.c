@@ -61,8 +61,9 @@ next_gen(uint64_t s, bool by_reset)
 	return (hist << 32) | (uint16_t)(g + 1);
 }
 
-/* Break generation g if it is still current; wake everyone. */
-static void
+/* Break generation g if it is still current; wake everyone. Returns
+ * false if g had already ended (released or reset) and nothing changed. */
+static bool
 break_gen(struct aiop__obj *o, uint16_t g)
 {
 	_Atomic uint64_t *st = &S(o)->st;
@@ -72,6 +73,7 @@ break_gen(struct aiop__obj *o, uint16_t g)
 		if (atomic_compare_exchange_weak(st, &s, s | BROKEN_BIT))
 			break;
 	aiop__wake(&S(o)->wq, AIOP__WAKE_ALL);
+	return GEN(s) == g;
 }
 
 /* Outcome for a party of generation g, or -EAGAIN if still pending. */
@@ -169,7 +171,8 @@ leave_broken(struct aiop__obj *o, void *args, int why)
 	r = outcome(atomic_load(&S(o)->st), a);
 	if (r != -EAGAIN)
 		return r; /* released or broken in the meantime */
-	break_gen(o, a->gen);
+	if (!break_gen(o, a->gen)) /* released just now: that wins */
+		return outcome(atomic_load(&S(o)->st), a);
 	return why;
 }
 
@@ -261,11 +264,19 @@ aiop_barrier_coro_wait(struct ev_loop *loop, struct aiop_op *op,
 AIOP_API int
 aiop_barrier_abort(struct aiop_barrier *barrier)
 {
+	_Atomic uint64_t *st;
+	uint64_t s;
 	int r = check(barrier);
 
 	if (r < 0)
 		return r;
-	break_gen(&barrier->o, GEN(atomic_load(&S(&barrier->o)->st)));
+	/* break whatever generation is current when the CAS lands */
+	st = &S(&barrier->o)->st;
+	s = atomic_load(st);
+	while (!BROKEN(s) &&
+	       !atomic_compare_exchange_weak(st, &s, s | BROKEN_BIT))
+		;
+	aiop__wake(&S(&barrier->o)->wq, AIOP__WAKE_ALL);
 	return 0;
 }
 

@@ -28,6 +28,7 @@ struct cond_args {
 	uint8_t phase;   /* 0: take a signal; 1: re-take the lock */
 	uint8_t mode;    /* MODE_WAIT or MODE_WAIT_FOR */
 	uint8_t expired; /* the deadline passed */
+	uint8_t took;    /* consumed a notification since registering */
 	int32_t result;  /* reported once the lock is held again */
 	uint32_t depth;  /* recursion depth to restore */
 	aiop_cond_pred pred;
@@ -126,6 +127,7 @@ cond_begin(struct aiop__obj *o, void *args)
 		return -EPERM;
 	atomic_fetch_add(&S(o)->word, 1ull << 32);
 	a->phase = 0;
+	a->took = 0;
 	return c->ish->release_all(c->lock, &a->depth);
 }
 
@@ -141,6 +143,7 @@ cond_attempt(struct aiop__obj *o, void *args, unsigned flags)
 			if (!take_signal(o))
 				return -EAGAIN;
 			a->phase = 1;
+			a->took = 1;
 			a->result = 0;
 		}
 		r = c->ish->attempt(c->lock, NULL, flags);
@@ -179,7 +182,8 @@ cond_expire(struct aiop__obj *o, void *args)
 
 	a->expired = 1;
 	if (a->phase == 0) {
-		a->result = leave(o) ? 0 : -ETIMEDOUT;
+		a->took = leave(o);
+		a->result = a->took ? 0 : -ETIMEDOUT;
 		a->phase = 1;
 	}
 	return -EAGAIN; /* the lock is re-taken, with no deadline */
@@ -191,12 +195,12 @@ cond_cancel(struct aiop__obj *o, void *args)
 	struct cond_args *a = args;
 
 	if (a->phase == 0) {
-		if (leave(o))
-			(void)signal_n(o, 1); /* pass the notification on */
+		a->took = leave(o);
 		a->phase = 1;
-	} else if (a->result == 0) {
-		(void)signal_n(o, 1);
 	}
+	if (a->took && a->result != -ECANCELED)
+		(void)signal_n(o, 1); /* pass the notification on */
+	a->took = 0;
 	a->result = -ECANCELED;
 	return -EAGAIN; /* the callback runs once the lock is held again */
 }
@@ -206,9 +210,12 @@ cond_cancel(struct aiop__obj *o, void *args)
 static void
 cond_undo(struct aiop__obj *o, void *args, int result)
 {
-	(void)args;
-	if (result == 0)
+	struct cond_args *a = args;
+
+	(void)result;
+	if (a->took)
 		(void)signal_n(o, 1);
+	a->took = 0;
 }
 
 static const struct aiop__waitdesc cond_wait_desc = {
@@ -286,6 +293,9 @@ aiop_cond_free(struct aiop_cond *cond)
 	if (cond->o.hmagic != AIOP__HANDLE_MAGIC || cond->o.type != AIOP__T_COND)
 		return -EINVAL;
 	own = cond->own;
+	/* coro acquires of its own RLock count on that handle */
+	if (own && aiop__pending((struct aiop__obj *)own) > 0)
+		return -EBUSY;
 	r = aiop__obj_free(&cond->o, AIOP__T_COND);
 	if (r == 0 && own)
 		(void)aiop_rlock_free(own);

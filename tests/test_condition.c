@@ -386,3 +386,19 @@ Test(cond, notified_waiter_woken_by_the_release, .init = setup,
 	}
 	t_unshared(released, sizeof(*released));
 }
+
+Test(cond, free_refuses_while_its_lock_has_pending_ops)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct aiop_cond *c;
+	struct t_op a = { 0 };
+
+	cr_assert_eq(aiop_cond_new(&c), 0);
+	cr_assert_eq(aiop_cond_coro_acquire(loop, &a.op, c, T_SEC, t_op_cb), 0);
+	cr_assert_eq(aiop_cond_free(c), -EBUSY, "its own RLock has an op");
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, 0);
+	cr_assert_eq(aiop_cond_release(c), 0);
+	cr_assert_eq(aiop_cond_free(c), 0);
+	ev_loop_destroy(loop);
+}

@@ -61,7 +61,7 @@ AIOP_API int aiop_barrier_abort(struct aiop_barrier *barrier);
  */
 AIOP_API int aiop_barrier_reset(struct aiop_barrier *barrier);
 
-/** @return the number of parties, or -EINVAL */
+/** @return the number of parties, or -EINVAL/-EPROTO */
 AIOP_API int aiop_barrier_parties(struct aiop_barrier *barrier);
 
 /** @return parties waiting now (0 when broken), or -EINVAL/-EPROTO */

@@ -11,7 +11,8 @@
  *  - otherwise the callback runs exactly once, from the loop, never inside
  *    the start call, with the result (>= 0 or -errno as the blocking call);
  *  - timeout_ns as the blocking call: AIOP_FOREVER, 0 = try (the callback
- *    then gets -EAGAIN), or relative ns (-ETIMEDOUT);
+ *    then gets -EAGAIN), or relative ns (-ETIMEDOUT); Condition and
+ *    Barrier waits have no try form: 0 is a minimal wait there;
  *  - aiop_op_cancel() makes the callback run with -ECANCELED; if the op had
  *    already been granted (lock taken, unit taken) the grant is undone first,
  *    so nothing is lost;
