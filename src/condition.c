@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Condition (docs/design.md 8.1): a word nw << 32 | sig and a wait queue.
- * A wait is a two-phase op for the engine: phase 0 takes a signal (on the
- * condition's queue), phase 1 re-takes the lock (on the lock's queue).
+ * Condition (docs/design.md 8.1): one 64-bit word, changed only by CAS,
+ *   grp:16 (id of the open group) | open:16 | closed:16 | sig:16
+ * New waiters join the open group. notify(n) signals closed waiters first;
+ * if they are too few it closes the open group (they become eligible, grp
+ * moves on). Only a waiter whose group is closed may take a signal, so a
+ * waiter that arrives after a notify (the notifier itself, say) never takes
+ * it. A wait is a two-phase op for the engine: phase 0 takes a signal (on
+ * the condition's queue), phase 1 re-takes the lock (on the lock's queue).
  */
 #include <stdlib.h>
 
@@ -12,7 +17,7 @@
 struct cond_shm {
 	struct aiop__shm_hdr hdr;
 	struct aiop__waitq wq;
-	_Atomic uint64_t word; /* waiting (not signalled) << 32 | signals */
+	_Atomic uint64_t word; /* grp | open | closed | sig, 16 bits each */
 };
 
 struct aiop_cond {
@@ -29,6 +34,7 @@ struct cond_args {
 	uint8_t mode;    /* MODE_WAIT or MODE_WAIT_FOR */
 	uint8_t expired; /* the deadline passed */
 	uint8_t took;    /* consumed a notification since registering */
+	uint16_t grp;    /* the group it registered in */
 	int32_t result;  /* reported once the lock is held again */
 	uint32_t depth;  /* recursion depth to restore */
 	aiop_cond_pred pred;
@@ -61,34 +67,58 @@ check(struct aiop_cond *c)
 	return aiop__obj_check(c->lock, c->ish->type);
 }
 
-/* Issue up to n signals to registered waiters; returns how many. */
-static int
-signal_n(struct aiop__obj *o, uint32_t n)
-{
-	_Atomic uint64_t *w = &S(o)->word;
-	uint64_t cur = atomic_load(w), nw, sig, k;
+#define F_SIG(w) ((uint32_t)((w)&0xffff))
+#define F_CLOSED(w) ((uint32_t)(((w) >> 16) & 0xffff))
+#define F_OPEN(w) ((uint32_t)(((w) >> 32) & 0xffff))
+#define F_GRP(w) ((uint16_t)((w) >> 48))
+#define F_MAX 0xffffu
 
-	do {
-		nw = cur >> 32;
-		sig = cur & 0xffffffffu;
-		k = n < nw ? n : nw;
-		if (k > 0xffffffffu - sig) /* hostile counts: never wrap */
-			k = 0xffffffffu - sig;
-		if (k == 0)
-			return 0;
-	} while (!atomic_compare_exchange_weak(
-		w, &cur, ((nw - k) << 32) | (sig + k)));
-	aiop__wake(&S(o)->wq, k > AIOP__WAKE_ALL ? AIOP__WAKE_ALL : (int)k);
-	return k > 0x7fffffff ? 0x7fffffff : (int)k;
+static inline uint64_t
+mk(uint16_t grp, uint32_t open, uint32_t closed, uint32_t sig)
+{
+	return (uint64_t)grp << 48 | (uint64_t)open << 32 |
+	       (uint64_t)closed << 16 | sig;
 }
 
+/* notify(n): returns how many waiters were signalled. */
+static int
+notify_n(struct aiop__obj *o, uint32_t n)
+{
+	_Atomic uint64_t *w = &S(o)->word;
+	uint64_t cur = atomic_load(w);
+	uint32_t open, closed, sig, k;
+	uint16_t grp;
+
+	do {
+		grp = F_GRP(cur);
+		open = F_OPEN(cur);
+		closed = F_CLOSED(cur);
+		sig = F_SIG(cur);
+		if (closed < n && open > 0 && closed + open <= F_MAX) {
+			closed += open; /* everyone waiting now is eligible */
+			open = 0;
+			grp++;
+		}
+		k = n < closed ? n : closed;
+		if (k > F_MAX - sig) /* never wrap, even on hostile counts */
+			k = F_MAX - sig;
+		if (k == 0 && grp == F_GRP(cur))
+			return 0;
+	} while (!atomic_compare_exchange_weak(
+		w, &cur, mk(grp, open, closed - k, sig + k)));
+	if (k)
+		aiop__wake(&S(o)->wq, (int)k);
+	return (int)k;
+}
+
+/* Take a signal, if this waiter's group is closed and one is there. */
 static bool
-take_signal(struct aiop__obj *o)
+take_signal(struct aiop__obj *o, uint16_t grp)
 {
 	_Atomic uint64_t *w = &S(o)->word;
 	uint64_t cur = atomic_load_explicit(w, memory_order_relaxed);
 
-	while (cur & 0xffffffffu)
+	while (F_GRP(cur) != grp && F_SIG(cur) > 0)
 		if (atomic_compare_exchange_weak(w, &cur, cur - 1))
 			return true;
 	return false;
@@ -97,17 +127,21 @@ take_signal(struct aiop__obj *o)
 /* Leave the waiting set: unregister, or take the signal that was meant
  * for us. Returns true if a signal was taken (we were notified). */
 static bool
-leave(struct aiop__obj *o)
+leave(struct aiop__obj *o, uint16_t grp)
 {
 	_Atomic uint64_t *w = &S(o)->word;
 	uint64_t cur = atomic_load(w);
 
 	for (;;) {
-		if (cur >> 32) {
+		if (F_GRP(cur) == grp && F_OPEN(cur) > 0) {
 			if (atomic_compare_exchange_weak(w, &cur,
 							 cur - (1ull << 32)))
 				return false;
-		} else if (cur & 0xffffffffu) {
+		} else if (F_GRP(cur) != grp && F_CLOSED(cur) > 0) {
+			if (atomic_compare_exchange_weak(w, &cur,
+							 cur - (1ull << 16)))
+				return false;
+		} else if (F_GRP(cur) != grp && F_SIG(cur) > 0) {
 			if (atomic_compare_exchange_weak(w, &cur, cur - 1))
 				return true;
 		} else {
@@ -116,16 +150,34 @@ leave(struct aiop__obj *o)
 	}
 }
 
+/* Join the open group; -EOVERFLOW if it is full. */
+static int
+join(struct aiop__obj *o, uint16_t *grp)
+{
+	_Atomic uint64_t *w = &S(o)->word;
+	uint64_t cur = atomic_load(w);
+
+	do {
+		if (F_OPEN(cur) >= F_MAX)
+			return -EOVERFLOW;
+	} while (!atomic_compare_exchange_weak(w, &cur, cur + (1ull << 32)));
+	*grp = F_GRP(cur);
+	return 0;
+}
+
 /* Register and release the lock (the caller owns it). */
 static int
 cond_begin(struct aiop__obj *o, void *args)
 {
 	struct aiop_cond *c = C(o);
 	struct cond_args *a = args;
+	int r;
 
 	if (!c->ish->owned(c->lock))
 		return -EPERM;
-	atomic_fetch_add(&S(o)->word, 1ull << 32);
+	r = join(o, &a->grp);
+	if (r < 0)
+		return r;
 	a->phase = 0;
 	a->took = 0;
 	return c->ish->release_all(c->lock, &a->depth);
@@ -140,7 +192,7 @@ cond_attempt(struct aiop__obj *o, void *args, unsigned flags)
 
 	for (;;) {
 		if (a->phase == 0) {
-			if (!take_signal(o))
+			if (!take_signal(o, a->grp))
 				return -EAGAIN;
 			a->phase = 1;
 			a->took = 1;
@@ -182,7 +234,7 @@ cond_expire(struct aiop__obj *o, void *args)
 
 	a->expired = 1;
 	if (a->phase == 0) {
-		a->took = leave(o);
+		a->took = leave(o, a->grp);
 		a->result = a->took ? 0 : -ETIMEDOUT;
 		a->phase = 1;
 	}
@@ -195,11 +247,11 @@ cond_cancel(struct aiop__obj *o, void *args)
 	struct cond_args *a = args;
 
 	if (a->phase == 0) {
-		a->took = leave(o);
+		a->took = leave(o, a->grp);
 		a->phase = 1;
 	}
 	if (a->took && a->result != -ECANCELED)
-		(void)signal_n(o, 1); /* pass the notification on */
+		(void)notify_n(o, 1); /* pass the notification on */
 	a->took = 0;
 	a->result = -ECANCELED;
 	return -EAGAIN; /* the callback runs once the lock is held again */
@@ -214,7 +266,7 @@ cond_undo(struct aiop__obj *o, void *args, int result)
 
 	(void)result;
 	if (a->took)
-		(void)signal_n(o, 1);
+		(void)notify_n(o, 1);
 	a->took = 0;
 }
 
@@ -403,7 +455,7 @@ aiop_cond_notify(struct aiop_cond *cond, unsigned n)
 		return r;
 	if (!cond->ish->owned(cond->lock))
 		return -EPERM;
-	return signal_n(&cond->o, n);
+	return notify_n(&cond->o, n);
 }
 
 AIOP_API int

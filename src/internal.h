@@ -163,6 +163,16 @@ unsigned aiop__try_flags(void);
 /* lock.c: take a free owner word, or (PROBE) one whose owner died. */
 int aiop__owner_take(_Atomic uint32_t *owner, unsigned flags);
 
+/*
+ * Owner value of a lock whose holder died and whose recovery was given back
+ * (a cancelled coro acquire that had got -EOWNERDEAD): the next acquirer
+ * takes it at once with -EOWNERDEAD, so the notice is never lost. Above any
+ * thread id (pid_max is at most 2^22).
+ */
+#define AIOP__OWNER_ABANDONED 0x40000000u
+void aiop__owner_give_back(_Atomic uint32_t *owner, struct aiop__waitq *wq,
+			   int result);
+
 /* ---- counters (error.c) ----------------------------------------------- */
 
 struct aiop__counters {

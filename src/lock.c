@@ -32,6 +32,9 @@ aiop__owner_take(_Atomic uint32_t *owner, unsigned flags)
 
 	if (cur == 0 && atomic_compare_exchange_strong(owner, &cur, me))
 		return 0;
+	if (cur == AIOP__OWNER_ABANDONED &&
+	    atomic_compare_exchange_strong(owner, &cur, me))
+		return -EOWNERDEAD;
 	if ((flags & AIOP__ATT_PROBE) && cur != 0 && cur != me &&
 	    !aiop__tid_alive((pid_t)cur) &&
 	    atomic_compare_exchange_strong(owner, &cur, me))
@@ -55,12 +58,26 @@ lock_release(struct aiop__obj *o)
 	return 0;
 }
 
+/* Give back what was granted. A recovery from a dead holder is given back
+ * as "abandoned", so the next acquirer still learns about the death. */
+void
+aiop__owner_give_back(_Atomic uint32_t *owner, struct aiop__waitq *wq,
+		      int result)
+{
+	if (result == 0)
+		atomic_store(owner, 0);
+	else if (result == -EOWNERDEAD)
+		atomic_store(owner, AIOP__OWNER_ABANDONED);
+	else
+		return;
+	aiop__wake(wq, 1);
+}
+
 static void
 lock_undo(struct aiop__obj *o, void *args, int result)
 {
 	(void)args;
-	if (result == 0 || result == -EOWNERDEAD)
-		(void)lock_release(o);
+	aiop__owner_give_back(&S(o)->owner, &S(o)->wq, result);
 }
 
 static const struct aiop__waitdesc lock_wait = {
@@ -117,8 +134,8 @@ aiop_lock_acquire(struct aiop_lock *lock, int64_t timeout_ns)
 		return r;
 	/* uncontended fast path, inlined; aiop__wait validates the rest */
 	if (AIOP_LIKELY(timeout_ns >= AIOP_FOREVER) &&
-	    lock_attempt(&lock->o, NULL, 0) == 0)
-		return 0;
+	    (r = lock_attempt(&lock->o, NULL, 0)) != -EAGAIN)
+		return r;
 	return aiop__wait(&lock->o, &S(&lock->o)->wq, &lock_wait, NULL,
 			  timeout_ns);
 }

@@ -70,8 +70,12 @@ static void
 rlock_undo(struct aiop__obj *o, void *args, int result)
 {
 	(void)args;
-	if (result == 0 || result == -EOWNERDEAD)
-		(void)rlock_release(o);
+	if (result == 0) {
+		(void)rlock_release(o); /* one level (maybe a recursive one) */
+	} else if (result == -EOWNERDEAD) {
+		atomic_store_explicit(&S(o)->depth, 0, memory_order_relaxed);
+		aiop__owner_give_back(&S(o)->owner, &S(o)->wq, result);
+	}
 }
 
 static const struct aiop__waitdesc rlock_wait = {

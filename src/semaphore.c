@@ -121,8 +121,8 @@ aiop_sem_acquire(struct aiop_sem *sem, int64_t timeout_ns)
 	if (r < 0)
 		return r;
 	if (AIOP_LIKELY(timeout_ns >= AIOP_FOREVER) &&
-	    sem_attempt(&sem->o, NULL, 0) == 0)
-		return 0;
+	    (r = sem_attempt(&sem->o, NULL, 0)) != -EAGAIN)
+		return r;
 	return aiop__wait(&sem->o, &S(&sem->o)->wq, &sem_wait, NULL,
 			  timeout_ns);
 }

@@ -96,7 +96,11 @@ spin(struct aiop__obj *obj, struct aiop__waitq *wq,
 		budget = (uint64_t)atomic_load_explicit(&aiop__spin_fixed_ns,
 							memory_order_relaxed);
 	} else {
-		if (aiop__spin_single_cpu() || peer_on_my_cpu(wq))
+		/* no spin when the peer shares our CPU, or when a crowd is
+		 * already asleep here (spinning would take the CPU from the
+		 * processes that have to act first, e.g. barrier parties) */
+		if (aiop__spin_single_cpu() || peer_on_my_cpu(wq) ||
+		    atomic_load_explicit(&wq->nsleep, memory_order_relaxed))
 			return -EAGAIN;
 		budget = atomic_load_explicit(&wq->spin_ns,
 					      memory_order_relaxed);

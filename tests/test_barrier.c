@@ -303,3 +303,36 @@ Test(barrier, dead_party_breaks_it_promptly, .init = setup,
 	cr_assert_eq(SH->res[0], -EPIPE, "the blocking party too");
 	ev_loop_destroy(loop);
 }
+
+Test(barrier, no_pass_without_proof, .init = setup, .fini = teardown)
+{
+	/* a party whose generation ended more than 32 generations ago (here
+	 * by reset) cannot prove it passed: -EPIPE, never its index */
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+
+	cr_assert_eq(aiop_barrier_new(&B, 1, NULL, NULL), 0);
+	aiop_barrier_free(B);
+	cr_assert_eq(aiop_barrier_new(&B, 2, NULL, NULL), 0);
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &a.op, B, 5 * T_SEC,
+					    t_op_cb), 0);
+	for (int i = 0; i < 32; i++)
+		cr_assert_eq(aiop_barrier_reset(B), 0);
+	/* generation 32 ends by a release, reusing the history bit of 0 */
+	cr_assert_eq(aiop_barrier_n_waiting(B), 0);
+	{
+		struct ev_loop *l2 = ev_loop_new(0);
+		struct t_op x = { 0 }, y = { 0 };
+
+		cr_assert_eq(aiop_barrier_coro_wait(l2, &x.op, B, T_SEC,
+						    t_op_cb), 0);
+		cr_assert_eq(aiop_barrier_coro_wait(l2, &y.op, B, T_SEC,
+						    t_op_cb), 0);
+		cr_assert(t_run(l2, 5000));
+		cr_assert_geq(x.result, 0);
+		ev_loop_destroy(l2);
+	}
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -EPIPE);
+	ev_loop_destroy(loop);
+}

@@ -402,3 +402,59 @@ Test(cond, free_refuses_while_its_lock_has_pending_ops)
 	cr_assert_eq(aiop_cond_free(c), 0);
 	ev_loop_destroy(loop);
 }
+
+/* notify then wait: the notification is for the waiter that was there,
+ * never for the notifier's own later wait (it registers after the notify) */
+Test(cond, notifier_never_takes_its_own_signal, .init = setup,
+     .fini = teardown)
+{
+	pid_t p = t_fork(waiter, (void *)(intptr_t)5000);
+
+	wait_ready(1);
+	cr_assert_eq(aiop_cond_acquire(C, 5 * T_SEC), 0);
+	cr_assert_eq(aiop_cond_notify(C, 1), 1);
+	cr_assert_eq(aiop_cond_wait(C, 100 * T_MS), -ETIMEDOUT,
+		     "the notifier's own wait must not take it");
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert_eq(t_reap(p, T_REAP_MS), 0, "the waiter was notified");
+	cr_assert_eq(SH->woke, 1);
+}
+
+/* the coro form of the same ping-pong on one condition */
+static int
+ponger(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 50; i++) {
+		if (aiop_cond_acquire(C, 5 * T_SEC) != 0)
+			return 1;
+		aiop_cond_notify(C, 1);
+		if (aiop_cond_wait(C, 5 * T_SEC) != 0) {
+			aiop_cond_release(C);
+			return 2;
+		}
+		aiop_cond_release(C);
+	}
+	if (aiop_cond_acquire(C, 5 * T_SEC) != 0)
+		return 3;
+	aiop_cond_notify(C, 1);
+	aiop_cond_release(C);
+	return 0;
+}
+
+Test(cond, ping_pong_on_one_condition, .init = setup, .fini = teardown)
+{
+	pid_t p;
+	int n = 0;
+
+	cr_assert_eq(aiop_cond_acquire(C, AIOP_FOREVER), 0);
+	p = t_fork(ponger, NULL);
+	for (; n < 50; n++) {
+		/* wait for the ponger's notify, answer with ours */
+		cr_assert_eq(aiop_cond_wait(C, 5 * T_SEC), 0, "round %d", n);
+		cr_assert_eq(aiop_cond_notify(C, 1), 1);
+	}
+	cr_assert_eq(aiop_cond_wait(C, 5 * T_SEC), 0);
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert_eq(t_reap(p, T_REAP_MS), 0);
+}

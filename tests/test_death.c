@@ -232,3 +232,40 @@ Test(death, killed_waiters_hurt_nobody)
 	cr_assert_eq(aiop_lock_free(L), 0);
 	t_unshared(flag, 64);
 }
+
+Test(death, cancelled_recovery_keeps_the_notice)
+{
+	/* a coro acquire granted with -EOWNERDEAD and then cancelled gives
+	 * the lock back as abandoned: the next acquirer is still told */
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+	int r = -EAGAIN;
+
+	cr_assert_eq(aiop_lock_new(&L), 0);
+	holder_killed(true);
+	for (int i = 0; i < 100 && r == -EAGAIN; i++) {
+		a.calls = 0;
+		cr_assert_eq(aiop_lock_coro_acquire(loop, &a.op, L, 0, t_op_cb),
+			     0);
+		cr_assert(t_run(loop, 5000));
+		r = a.result;
+		if (r == -EAGAIN)
+			t_msleep(10); /* probes are rate-limited */
+	}
+	cr_assert_eq(r, -EOWNERDEAD);
+	cr_assert_eq(aiop_lock_release(L), 0);
+	/* again, but cancel the granted recovery before its callback; after
+	 * the 100 ms probe rate limit the timeout-0 start surely probes */
+	holder_killed(true);
+	t_msleep(150);
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &a.op, L, 0, t_op_cb), 0);
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	r = a.result;
+	cr_assert_eq(r, -ECANCELED);
+	cr_assert_eq(aiop_lock_locked(L), 1, "abandoned counts as held");
+	cr_assert_eq(aiop_lock_acquire(L, 0), -EOWNERDEAD, "still told");
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(aiop_lock_free(L), 0);
+	ev_loop_destroy(loop);
+}
