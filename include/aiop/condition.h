@@ -58,6 +58,7 @@ AIOP_API int aiop_cond_release(struct aiop_cond *cond);
  * @param timeout_ns AIOP_FOREVER, or relative ns (0 is a minimal wait; there
  *        is no "try" form of a wait). The lock re-take has no deadline.
  * @return 0 notified; -ETIMEDOUT; -EPERM the caller does not own the lock
+ *         (nothing done); -EOVERFLOW 65535 waiters already registered
  *         (nothing done); -EOWNERDEAD the lock was re-taken from a holder
  *         that died; -EINVAL; -EPROTO. Except for -EPERM/-EINVAL/-EPROTO
  *         the lock is held again on return.
