@@ -274,12 +274,16 @@ Test(cond, coro_wait_for, .init = setup, .fini = teardown)
 	ev_loop_destroy(loop);
 }
 
+/* The holder notifies while it holds the lock and then dies holding it:
+ * the notified waiter is re-taking the lock when the holder dies. */
 static int
-hold_and_die(void *arg)
+notify_hold_and_die(void *arg)
 {
 	(void)arg;
-	if (aiop_cond_acquire(C, 5 * T_SEC) != 0)
+	if (aiop_cond_acquire(C, 10 * T_SEC) != 0)
 		return 1;
+	if (aiop_cond_notify(C, 1) != 1)
+		return 2;
 	__atomic_store_n(&SH->ready, 1, __ATOMIC_SEQ_CST);
 	for (;;)
 		pause();
@@ -294,9 +298,9 @@ killer(void *arg)
 {
 	struct kill_args *k = arg;
 
-	if (!t_wait_flag(&SH->ready, 10000))
+	if (!t_wait_flag(&SH->ready, 20000))
 		return 1;
-	t_msleep(80); /* the waiter is now re-taking the lock */
+	t_msleep(50); /* the waiter is now re-taking the lock */
 	kill(k->victim, SIGKILL);
 	return 0;
 }
@@ -307,12 +311,12 @@ Test(cond, lock_holder_killed_mid_wait, .init = setup, .fini = teardown)
 	pid_t holder, kp;
 
 	cr_assert_eq(aiop_cond_acquire(C, AIOP_FOREVER), 0);
-	holder = t_fork(hold_and_die, NULL);
+	holder = t_fork(notify_hold_and_die, NULL);
 	k->victim = holder;
 	kp = t_fork(killer, k);
-	/* the wait releases the lock; the child takes it and is killed
-	 * while this waiter, timed out, re-takes the lock */
-	cr_assert_eq(aiop_cond_wait(C, 30 * T_MS), -EOWNERDEAD);
+	/* the wait releases the lock; the child takes it, notifies us and is
+	 * killed while we re-take the lock */
+	cr_assert_eq(aiop_cond_wait(C, 20 * T_SEC), -EOWNERDEAD);
 	cr_assert_eq(aiop_cond_release(C), 0, "held again");
 	cr_assert_eq(t_reap(kp, T_REAP_MS), 0);
 	cr_assert_eq(t_reap(holder, T_REAP_MS), -SIGKILL);
