@@ -51,10 +51,14 @@
  *        which is killed before it runs; waiter 1 sleeps on, counter == 1
  *        (check.sh case death-norecheck);
  *     b) (not in design.md) waiter 0 releases (K1: the xchg / CAS) and is
- *        killed before aiop__wake (K2/K3): nobody is woken, neither the
- *        blocking sleepers nor the armed loops (cases
- *        death-after-release-*, -DKILL_AFTER_RELEASE).  The recheck bounds
- *        this one as well.
+ *        killed before its wake step is complete: nobody is woken.  The
+ *        trail check.sh finds (death-after-release-norecheck): the waker
+ *        runs aiop__wake_slow up to m = atomic_exchange(&armed, 0) and is
+ *        killed before ring()'s write(): the loop's armed bit is gone and
+ *        its doorbell never rings, so its FOREVER op waits with
+ *        counter == 1.  Killed before K2, it strands futex sleepers the
+ *        same way.  The recheck (loop ev_timer / futex timeout) bounds
+ *        this one as well (death-after-release-recheck verifies).
  *
  * Mutations: each makes spin report a counterexample (check.sh -m checks
  * them all; by hand e.g.
@@ -136,6 +140,7 @@ bool kicked[2];
 bool queued[NB];    /* waiter i sits in the futex queue of &wq->seq */
 bool dead[NB];
 bool rel[NB];       /* waiter i has released its unit (for KILL_AFTER_RELEASE) */
+bool bfin[NB];      /* waiter i returned */
 /* ---- bookkeeping for the properties ------------------------------------ */
 byte wheld = UNITS; /* units the Waker holds */
 bool bhold[NB];     /* blocking waiter i holds a unit */
@@ -322,7 +327,7 @@ acquired:
 			 rel[i] = true };
 		wake(NOLOOP);                    /* lock.c lock_release: aiop__wake(&wq, 1) (K2, K3) */
 out:
-		atomic { dl = false; nfin++ }
+		atomic { dl = false; bfin[i] = true; nfin++ }
 	}
 #ifdef DEATH
 	unless {
@@ -341,7 +346,10 @@ out:
 /* kills blocking waiter 0 at an arbitrary moment, or never */
 proctype Killer() {
 #ifdef KILL_AFTER_RELEASE
-	rel[0] -> dead[0] = true;  /* only once it released: K1 done, K2/K3 maybe not */
+	if
+	:: rel[0] -> dead[0] = true  /* only once it released: K1 done, K2/K3 maybe not */
+	:: bfin[0] -> skip           /* it returned without a unit (timed out) */
+	fi;
 #else
 	if :: dead[0] = true :: skip fi;
 #endif
