@@ -190,33 +190,32 @@ cond_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	struct cond_args *a = args;
 	int r;
 
-	for (;;) {
-		if (a->phase == 0) {
-			if (!take_signal(o, a->grp))
-				return -EAGAIN;
-			a->phase = 1;
-			a->took = 1;
-			a->result = 0;
-		}
-		r = c->ish->attempt(c->lock, NULL, flags);
-		if (r == -EAGAIN)
+	if (a->phase == 0) {
+		if (!take_signal(o, a->grp))
 			return -EAGAIN;
-		if (r != 0 && r != -EOWNERDEAD)
-			return r;
-		c->ish->restore(c->lock, a->depth);
-		if (r == -EOWNERDEAD)
-			return r;
-		if (a->mode != MODE_WAIT_FOR || a->result == -ECANCELED)
-			return a->result;
-		if (a->pred(a->arg))
-			return 1;
-		if (a->expired)
-			return 0;
-		/* not yet: wait again, within the same deadline */
-		r = cond_begin(o, args);
-		if (r < 0)
-			return r;
+		a->phase = 1;
+		a->took = 1;
+		a->result = 0;
 	}
+	r = c->ish->attempt(c->lock, NULL, flags);
+	if (r == -EAGAIN)
+		return -EAGAIN;
+	if (r != 0 && r != -EOWNERDEAD)
+		return r;
+	c->ish->restore(c->lock, a->depth);
+	if (r == -EOWNERDEAD)
+		return r;
+	if (a->mode != MODE_WAIT_FOR || a->result == -ECANCELED)
+		return a->result;
+	if (a->pred(a->arg))
+		return 1;
+	if (a->expired)
+		return 0;
+	/* not yet: wait again, within the same deadline. Back to the engine
+	 * at once: it arms the new queue and checks the deadline (a peer
+	 * refilling signals cannot keep us here) */
+	r = cond_begin(o, args);
+	return r < 0 ? r : -EAGAIN;
 }
 
 static struct aiop__waitq *

@@ -103,10 +103,6 @@ static struct target tg[NPRIM];
 static struct ev_loop *loop;
 static pid_t my_tid;
 static bool verbose;
-/* AIOP_FUZZ_AVOID=cond_signals: steer clear of a known finding (a forged
- * signal count makes cond wait_for loop ~2^32 times inside one attempt), so
- * that a long run can look for other bugs. Off by default. */
-static bool avoid_cond_signals;
 
 /* the current input */
 static struct target *cur;
@@ -296,23 +292,6 @@ magic_value(uint8_t i)
 	}
 }
 
-/* See avoid_cond_signals: at most a few signals in a Condition's word. */
-static void
-avoid_known(void)
-{
-	_Atomic uint64_t *w;
-	uint64_t v;
-
-	if (!avoid_cond_signals || !cur->lo)
-		return;
-	w = (_Atomic uint64_t *)(shm_bytes(cur->o) +
-				 sizeof(struct aiop__shm_hdr) +
-				 sizeof(struct aiop__waitq));
-	v = atomic_load(w);
-	if ((v & 0xffffffffu) > 64)
-		atomic_store(w, (v & ~0xffffffffull) | 64);
-}
-
 static void
 apply_deferred(void)
 {
@@ -320,7 +299,6 @@ apply_deferred(void)
 		return;
 	defer_budget--;
 	patch32(defer_off, defer_val);
-	avoid_known();
 }
 
 static void
@@ -470,8 +448,6 @@ setup(void)
 	if (loop)
 		return;
 	verbose = getenv("AIOP_FUZZ_VERBOSE") != NULL;
-	avoid_cond_signals = getenv("AIOP_FUZZ_AVOID") &&
-			     strstr(getenv("AIOP_FUZZ_AVOID"), "cond_signals");
 	my_tid = (pid_t)syscall(SYS_gettid);
 	loop = ev_loop_new(EVFLAG_AUTO);
 	if (!loop)
@@ -581,7 +557,6 @@ coro_start(struct slot *s, unsigned kind, int64_t tmo)
 	struct aiop_op *op = &s->op;
 	int r;
 
-	avoid_known();
 	in_start = true;
 	switch (cur_p) {
 	case P_LOCK:
@@ -659,7 +634,7 @@ run_loop(double max_s)
 	ev_timer guard;
 	bool hit = false;
 
-	avoid_known();
+	ev_now_update(loop); /* else a stale ev_now makes the guard fire at once */
 	ev_timer_init(&guard, guard_cb, max_s, 0.);
 	guard.data = &hit;
 	ev_timer_start(loop, &guard);
@@ -917,8 +892,7 @@ op_cond(struct script *sc, unsigned k)
 		t = tmo_blocking(next(sc));
 		pred_calls = 0;
 		pred_after = next(sc);
-		avoid_known();
-		r = CALL("cond_wait_for", aiop_cond_wait_for(c, pred, NULL, t));
+			r = CALL("cond_wait_for", aiop_cond_wait_for(c, pred, NULL, t));
 		want_range("cond_wait_for", r, 0, 1);
 		if (!(cur_flags & F_SCRIBBLE_CB))
 			check_cond_held("cond_wait_for", r);
@@ -1121,12 +1095,10 @@ run_script(struct script *sc)
 			cancel_slot(&slots[hi % NSLOTS]);
 			break;
 		case S_RUN:
-			if (hi & 1) {
-				avoid_known();
+			if (hi & 1)
 				ev_run(loop, EVRUN_NOWAIT);
-			} else {
+			else
 				(void)run_loop(0.002);
-			}
 			break;
 		case S_HEADERS:
 			restore_headers(cur);

@@ -215,6 +215,16 @@ def main():
         seeds[NAMES[p] + "-bells"] = seed(
             p, keep, bytes(s[:SCRIPT_LEN]).ljust(SCRIPT_LEN, b"\0"),
             image(p, default_fields(p)))
+    # issue-5 finding (before 3b7313c): a forged signal count made
+    # wait_for loop once per signal inside one attempt, past its deadline;
+    # blocking and coro forms, predicate never true
+    flood = image(COND_L, struct.pack("<Q", 0xffff))
+    s = [P(COND_L, 1), T_TRY, P(COND_L, 6), T_10US, 255]
+    seeds["condl-sigflood"] = seed(
+        COND_L, keep, bytes(s).ljust(SCRIPT_LEN, b"\0"), flood)
+    s = [P(COND_L, 1), T_TRY, op(COND_L, S_CORO, 15), 6, T_10US]
+    seeds["condl-coro-sigflood"] = seed(
+        COND_L, keep, bytes(s).ljust(SCRIPT_LEN, b"\0"), flood)
     seeds["bar1-restart"] = seed(BAR1, keep | F_RESTART_CB | F_SCRIBBLE_CB,
                                  script_coro(BAR1),
                                  image(BAR1, default_fields(BAR1)))
