@@ -76,7 +76,7 @@ struct aiop__waitq {
 	_Atomic uint32_t seq;     /* futex word, bumped by each wake */
 	_Atomic uint32_t nsleep;  /* blocking waiters armed or asleep */
 	_Atomic uint32_t spin_ns; /* adaptive spin budget (a hint) */
-	_Atomic uint32_t last_cpu; /* 1 + CPU of the last waker (a hint) */
+	_Atomic uint32_t last_cpu; /* last waker: (1+CPU) << 22 | tid (hint) */
 	_Atomic uint64_t armed[AIOP__ARMED_WORDS]; /* loops to ring */
 };
 

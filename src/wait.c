@@ -62,24 +62,40 @@ cur_gen(void)
 
 /* ---- adaptive spin ----------------------------------------------------- */
 
-/* 1 + the CPU this thread runs on (0 if unknown): vDSO, no syscall */
+/*
+ * Who woke this queue last: (1 + CPU) << 22 | tid (tids are below 2^22).
+ * sched_getcpu() is a vDSO call, no syscall; only the wake slow path and
+ * the spin decision pay for it.
+ */
+#define WAKER_TID_MASK 0x3fffffu
+
 static inline uint32_t
-cpu_tag(void)
+cpu_plus1(void)
 {
 	int c = sched_getcpu();
 
-	return c < 0 ? 0 : (uint32_t)c + 1;
+	return c < 0 || c >= 1023 ? 0 : (uint32_t)c + 1;
 }
 
-/* Was the last waker of this queue on the CPU we run on? Then the peer
- * cannot run while we spin (design.md 4). */
+static inline uint32_t
+waker_tag(void)
+{
+	return cpu_plus1() << 22 | ((uint32_t)aiop__tid() & WAKER_TID_MASK);
+}
+
+/* Did the last waker of this queue, another thread, run on the CPU we run
+ * on? Then the peer cannot run while we spin (design.md 4). Our own record
+ * (we woke someone here earlier) says nothing about the peer. */
 static inline bool
 peer_on_my_cpu(struct aiop__waitq *wq)
 {
-	uint32_t lc = atomic_load_explicit(&wq->last_cpu,
+	uint32_t lw = atomic_load_explicit(&wq->last_cpu,
 					   memory_order_relaxed);
 
-	return lc != 0 && lc == cpu_tag();
+	if ((lw >> 22) == 0 ||
+	    (lw & WAKER_TID_MASK) == ((uint32_t)aiop__tid() & WAKER_TID_MASK))
+		return false;
+	return (lw >> 22) == cpu_plus1();
 }
 
 static int
@@ -191,7 +207,7 @@ aiop__wake_slow(struct aiop__waitq *wq, uint32_t ns, int n)
 {
 	int saved = errno;
 
-	atomic_store_explicit(&wq->last_cpu, cpu_tag(), memory_order_relaxed);
+	atomic_store_explicit(&wq->last_cpu, waker_tag(), memory_order_relaxed);
 	atomic_fetch_add(&wq->seq, 1);
 	if (ns) {
 		AIOP__COUNT(futex_wakes);
