@@ -45,7 +45,7 @@ enum aiop_spin_mode {
 /**
  * Set this process's spin policy (also settable with env AIOP_SPIN=off|auto|N).
  * Blocking waits spin up to the fixed length; coro waiters never spin more
- * than 5 us (the loop must not be held); auto mode never above 20 us.
+ * than 5 us (the loop must not be held); auto mode never above 100 us.
  * @param mode one of enum aiop_spin_mode
  * @param ns   spin length for AIOP_SPIN_FIXED, 0..1000000; ignored otherwise
  * @return 0, or -EINVAL for an unknown mode or an out-of-range ns
