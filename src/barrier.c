@@ -200,6 +200,7 @@ static const struct aiop__waitdesc barrier_wait_desc = {
 	.recheck_ns = AIOP__RECHECK_OWNER_NS, /* parties can die */
 	.expire = barrier_expire,
 	.cancel = barrier_cancel,
+	.no_try = true, /* arriving commits: it cannot be a try */
 };
 
 static int
@@ -245,8 +246,6 @@ aiop_barrier_wait(struct aiop_barrier *barrier, int64_t timeout_ns)
 
 	if (r < 0)
 		return r;
-	if (timeout_ns == 0)
-		timeout_ns = 1; /* arriving is not a "try": it commits */
 	return aiop__wait(&barrier->o, &S(&barrier->o)->wq,
 			  &barrier_wait_desc, &a, timeout_ns);
 }
@@ -261,15 +260,26 @@ aiop_barrier_coro_wait(struct ev_loop *loop, struct aiop_op *op,
 
 	if (r < 0)
 		return r;
-	if (timeout_ns == 0)
-		timeout_ns = 1;
 	return aiop__coro_start(loop, op, &barrier->o, &S(&barrier->o)->wq,
 				&barrier_wait_desc, &a, sizeof(a), timeout_ns,
 				cb);
 }
 
-AIOP_API int
-aiop_barrier_abort(struct aiop_barrier *barrier)
+static uint64_t
+set_broken(uint64_t s)
+{
+	return s | BROKEN_BIT;
+}
+
+static uint64_t
+reset_gen(uint64_t s)
+{
+	return next_gen(s, true);
+}
+
+/* Apply f to whatever state is current when the CAS lands; wake all. */
+static int
+transition(struct aiop_barrier *barrier, uint64_t (*f)(uint64_t))
 {
 	_Atomic uint64_t *st;
 	uint64_t s;
@@ -277,31 +287,24 @@ aiop_barrier_abort(struct aiop_barrier *barrier)
 
 	if (r < 0)
 		return r;
-	/* break whatever generation is current when the CAS lands */
 	st = &S(&barrier->o)->st;
 	s = atomic_load(st);
-	while (!BROKEN(s) &&
-	       !atomic_compare_exchange_weak(st, &s, s | BROKEN_BIT))
+	while (!atomic_compare_exchange_weak(st, &s, f(s)))
 		;
 	aiop__wake(&S(&barrier->o)->wq, AIOP__WAKE_ALL);
 	return 0;
 }
 
 AIOP_API int
+aiop_barrier_abort(struct aiop_barrier *barrier)
+{
+	return transition(barrier, set_broken);
+}
+
+AIOP_API int
 aiop_barrier_reset(struct aiop_barrier *barrier)
 {
-	_Atomic uint64_t *st;
-	uint64_t s;
-	int r = check(barrier);
-
-	if (r < 0)
-		return r;
-	st = &S(&barrier->o)->st;
-	s = atomic_load(st);
-	while (!atomic_compare_exchange_weak(st, &s, next_gen(s, true)))
-		;
-	aiop__wake(&S(&barrier->o)->wq, AIOP__WAKE_ALL);
-	return 0;
+	return transition(barrier, reset_gen);
 }
 
 AIOP_API int

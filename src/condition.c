@@ -277,6 +277,7 @@ static const struct aiop__waitdesc cond_wait_desc = {
 	.expire = cond_expire,
 	.cancel = cond_cancel,
 	.begin = cond_begin,
+	.no_try = true, /* a wait releases the lock: it cannot be a try */
 };
 
 static int
@@ -399,8 +400,6 @@ wait_common(struct aiop_cond *cond, struct cond_args *a, int64_t timeout_ns)
 
 	if (timeout_ns < 0 && timeout_ns != AIOP_FOREVER)
 		return -EINVAL;
-	if (timeout_ns == 0)
-		timeout_ns = 1; /* no "try" wait: the lock must be re-taken */
 	r = cond_begin(&cond->o, a);
 	if (r < 0)
 		return r;
@@ -469,8 +468,6 @@ static int
 coro_common(struct ev_loop *loop, struct aiop_op *op, struct aiop_cond *cond,
 	    struct cond_args *a, int64_t timeout_ns, aiop_op_cb cb)
 {
-	if (timeout_ns == 0)
-		timeout_ns = 1; /* as the blocking wait */
 	return aiop__coro_start(loop, op, &cond->o, &S(&cond->o)->wq,
 				&cond_wait_desc, a, sizeof(*a), timeout_ns, cb);
 }

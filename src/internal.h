@@ -205,6 +205,7 @@ extern struct aiop__counters aiop__cnt;
  *          on waiting (the op then ends through attempt()).
  * begin:   coro start only, after every check that can fail and before the
  *          first attempt; < 0 aborts the start with nothing changed.
+ * no_try:  timeout 0 means a minimal wait, not a try (Condition, Barrier).
  */
 struct aiop__waitdesc {
 	int (*attempt)(struct aiop__obj *obj, void *args, unsigned flags);
@@ -214,6 +215,9 @@ struct aiop__waitdesc {
 	int (*expire)(struct aiop__obj *obj, void *args);
 	int (*cancel)(struct aiop__obj *obj, void *args);
 	int (*begin)(struct aiop__obj *obj, void *args);
+	/* a wait that commits (it releases a lock, or arrives) has no try
+	 * form: the engine turns timeout 0 into a minimal wait */
+	bool no_try;
 };
 
 /* Lock and RLock as seen by Condition (lock.c, rlock.c). */

@@ -293,6 +293,8 @@ aiop__wait(struct aiop__obj *obj, struct aiop__waitq *wq,
 
 	if (timeout_ns < 0 && timeout_ns != AIOP_FOREVER)
 		return -EINVAL;
+	if (timeout_ns == 0 && d->no_try)
+		timeout_ns = 1;
 	r = d->attempt(obj, args, 0);
 	if (r != -EAGAIN)
 		return r;
@@ -815,6 +817,8 @@ aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
 		return -EINVAL;
 	if (timeout_ns < 0 && timeout_ns != AIOP_FOREVER)
 		return -EINVAL;
+	if (timeout_ns == 0 && d->no_try)
+		timeout_ns = 1;
 	if (op->aiop_state == OP_WAITING || op->aiop_state == OP_QUEUED)
 		return -EBUSY;
 	if (atomic_load_explicit(&obj->shm->domain_id, memory_order_relaxed) !=
