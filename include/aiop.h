@@ -14,6 +14,7 @@
 #include <aiop/event.h>
 #include <aiop/condition.h>
 #include <aiop/barrier.h>
+#include <aiop/queue.h>
 #include <aiop/macros.h>
 
 #endif /* AIOP_H */

@@ -33,6 +33,7 @@
 #include <aiop/event.h>
 #include <aiop/condition.h>
 #include <aiop/barrier.h>
+#include <aiop/queue.h>
 
 #if !EV_MULTIPLICITY
 #error "aiop needs libev built with EV_MULTIPLICITY (the default)"
@@ -167,6 +168,73 @@ AIOP_API int aiop_cond_coro_wait_for(struct ev_loop *loop, struct aiop_op *op,
 AIOP_API int aiop_barrier_coro_wait(struct ev_loop *loop, struct aiop_op *op,
 				    struct aiop_barrier *barrier,
 				    int64_t timeout_ns, aiop_op_cb cb);
+
+/**
+ * Coro aiop_queue_put(). buf must stay valid until the callback: the copy
+ * may happen later, from the loop. A cancelled put puts nothing.
+ */
+AIOP_API int aiop_queue_coro_put(struct ev_loop *loop, struct aiop_op *op,
+				 struct aiop_queue *q, const void *buf,
+				 size_t len, int64_t timeout_ns,
+				 aiop_op_cb cb);
+
+/**
+ * Coro aiop_queue_get(): the result is the message length. buf and msg_len
+ * must stay valid until the callback; they are written only just before a
+ * callback with a result >= 0 (or -EMSGSIZE for msg_len). A get cancelled
+ * after it was granted a message gives it back, first in the queue.
+ */
+AIOP_API int aiop_queue_coro_get(struct ev_loop *loop, struct aiop_op *op,
+				 struct aiop_queue *q, void *buf, size_t cap,
+				 size_t *msg_len, int64_t timeout_ns,
+				 aiop_op_cb cb);
+
+/** Coro aiop_queue_put_many(); msgs and their buffers stay valid until the
+ *  callback. Cancelled: none is put. */
+AIOP_API int aiop_queue_coro_put_many(struct ev_loop *loop,
+				      struct aiop_op *op, struct aiop_queue *q,
+				      const struct iovec *msgs, unsigned n,
+				      int64_t timeout_ns, aiop_op_cb cb);
+
+/** Coro aiop_queue_get_many(); buf and lens stay valid until the callback.
+ *  Cancelled after a grant: every message goes back. */
+AIOP_API int aiop_queue_coro_get_many(struct ev_loop *loop,
+				      struct aiop_op *op, struct aiop_queue *q,
+				      void *buf, size_t cap, size_t *lens,
+				      unsigned max, int64_t timeout_ns,
+				      aiop_op_cb cb);
+
+/** Coro aiop_queue_reserve(); msg is filled just before a callback with
+ *  result 0. Cancelled after a grant: the reservation is dropped. */
+AIOP_API int aiop_queue_coro_reserve(struct ev_loop *loop, struct aiop_op *op,
+				     struct aiop_queue *q, size_t len,
+				     struct aiop_msg *msg, int64_t timeout_ns,
+				     aiop_op_cb cb);
+
+/** Coro aiop_queue_peek(); msg is filled just before a callback with result
+ *  0. Cancelled after a grant: the message goes back, first. */
+AIOP_API int aiop_queue_coro_peek(struct ev_loop *loop, struct aiop_op *op,
+				  struct aiop_queue *q, struct aiop_msg *msg,
+				  int64_t timeout_ns, aiop_op_cb cb);
+
+/** Coro aiop_queue_join(). */
+AIOP_API int aiop_queue_coro_join(struct ev_loop *loop, struct aiop_op *op,
+				  struct aiop_queue *q, int64_t timeout_ns,
+				  aiop_op_cb cb);
+
+/** Coro aiop_simplequeue_put() (no timeout; cancel works). */
+AIOP_API int aiop_simplequeue_coro_put(struct ev_loop *loop,
+				       struct aiop_op *op,
+				       struct aiop_simplequeue *sq,
+				       const void *buf, size_t len,
+				       aiop_op_cb cb);
+
+/** Coro aiop_simplequeue_get() (no timeout; cancel works). */
+AIOP_API int aiop_simplequeue_coro_get(struct ev_loop *loop,
+				       struct aiop_op *op,
+				       struct aiop_simplequeue *sq, void *buf,
+				       size_t cap, size_t *msg_len,
+				       aiop_op_cb cb);
 
 #ifdef __cplusplus
 }
