@@ -53,6 +53,7 @@ enum aiop__type {
 	AIOP__T_EVENT,
 	AIOP__T_COND,
 	AIOP__T_BARRIER,
+	AIOP__T_QUEUE,
 	AIOP__T_MAX,
 };
 
@@ -206,6 +207,12 @@ extern struct aiop__counters aiop__cnt;
  * begin:   coro start only, after every check that can fail and before the
  *          first attempt; < 0 aborts the start with nothing changed.
  * no_try:  timeout 0 means a minimal wait, not a try (Condition, Barrier).
+ * finish:  coro only: runs just before the callback with the result the
+ *          attempt gave, and returns the one the callback gets. An attempt
+ *          may leave its grant half done (a message claimed, not yet
+ *          copied and freed) so that undo can still give it back; finish
+ *          completes it. It must ignore a result whose grant undo took
+ *          back (the queue keeps a flag in args).
  */
 struct aiop__waitdesc {
 	int (*attempt)(struct aiop__obj *obj, void *args, unsigned flags);
@@ -215,6 +222,7 @@ struct aiop__waitdesc {
 	int (*expire)(struct aiop__obj *obj, void *args);
 	int (*cancel)(struct aiop__obj *obj, void *args);
 	int (*begin)(struct aiop__obj *obj, void *args);
+	int (*finish)(struct aiop__obj *obj, void *args, int result);
 	/* a wait that commits (it releases a lock, or arrives) has no try
 	 * form: the engine turns timeout 0 into a minimal wait */
 	bool no_try;

@@ -48,7 +48,7 @@ static const char *const obj_names[AIOP__T_MAX] = {
 	[AIOP__T_DOMAIN] = "aiop-domain", [AIOP__T_LOCK] = "aiop-lock",
 	[AIOP__T_RLOCK] = "aiop-rlock",   [AIOP__T_SEM] = "aiop-sem",
 	[AIOP__T_EVENT] = "aiop-event",   [AIOP__T_COND] = "aiop-cond",
-	[AIOP__T_BARRIER] = "aiop-barrier",
+	[AIOP__T_BARRIER] = "aiop-barrier", [AIOP__T_QUEUE] = "aiop-queue",
 };
 
 static int obj_new(unsigned type, size_t shm_size, size_t handle_size,

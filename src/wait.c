@@ -451,7 +451,10 @@ deliver(struct aiop__reg *r, struct aiop_op *op, int res)
 {
 	aiop_op_cb cb = op->aiop_cb;
 	struct aiop__obj *obj = op->aiop_obj;
+	const struct aiop__waitdesc *d = op_desc(op);
 
+	if (d->finish)
+		res = d->finish(obj, op->aiop_args, res);
 	op->aiop_state = OP_DONE;
 	op->aiop_result = res;
 	atomic_fetch_sub(&obj->npending, 1);

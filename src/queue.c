@@ -1,0 +1,1576 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Queue, JoinableQueue and SimpleQueue: a ring of variable-length records
+ * in shared memory (docs/design.md section 9, docs/queue.md).
+ *
+ * Producers reserve space under a micro-lock (plock: a few stores, never a
+ * copy), which makes every header below `tail` a header written in this
+ * lap. Copies run outside it. Each record's state word moves by CAS:
+ *
+ *   RES(tid) -> COMMIT -> CLAIM(tid) -> FREE        (PAD: skipped)
+ *   RES(dead or aborted) -> PAD; CLAIM(dead or given back) -> COMMIT
+ *
+ * Consumers claim the first COMMIT record, stopping at the first RES so
+ * that each producer's messages come out in order. `release` advances over
+ * FREE and PAD records; it is what gives space back to producers.
+ */
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aiop/ev.h"
+#include "internal.h"
+
+/* ---- shared layout ----------------------------------------------------- */
+
+#define HDR 16u   /* record header bytes; records are 16-aligned */
+#define K_RES 1u
+#define K_COMMIT 2u
+#define K_CLAIM 3u
+#define K_FREE 4u
+#define K_PAD 5u
+#define TID_MASK 0x3fffffu
+
+/* st = lap (pos / capacity, low 32 bits) << 32 | kind << 28 | tid.
+ * The lap makes a header left from an earlier lap, and an ABA on the CAS,
+ * fail the comparison. */
+struct rec {
+	_Atomic uint64_t st;
+	_Atomic uint32_t len;   /* payload bytes */
+	_Atomic uint32_t rsize; /* record bytes, header included */
+};
+
+struct q_shm {
+	struct aiop__shm_hdr hdr;
+	/* informational copies; the handle's own values are the ones used */
+	uint32_t capacity, msg_max, maxsize, flags;
+	/* producer side: written under plock */
+	_Alignas(64) _Atomic uint32_t plock; /* tid of the holder, or 0 */
+	_Atomic uint32_t closed;
+	_Atomic uint64_t tail;               /* bytes reserved, ever */
+	_Atomic uint64_t nres;               /* messages reserved, ever */
+	/* consumer side */
+	_Alignas(64) _Atomic uint64_t release; /* bytes given back, ever */
+	_Atomic uint64_t head;  /* hint: ver << 48 | (pos >> 4) (48 bits) */
+	_Atomic uint64_t nfin;  /* messages consumed or dropped, ever */
+	_Alignas(64) _Atomic uint32_t unfinished; /* JoinableQueue */
+	_Alignas(64) struct aiop__waitq not_empty;
+	_Alignas(64) struct aiop__waitq not_full;
+	_Alignas(64) struct aiop__waitq all_done;
+};
+
+struct aiop_queue {
+	struct aiop__obj o;
+	/* trusted copies, fixed at creation and inherited by fork */
+	uint64_t cap, mask;
+	unsigned shift;
+	uint32_t msg_max, maxsize, flags;
+	bool simple;
+	unsigned char *ring;
+};
+
+static inline struct q_shm *
+Q(const struct aiop_queue *q)
+{
+	return (struct q_shm *)q->o.shm;
+}
+
+static inline struct rec *
+REC(const struct aiop_queue *q, uint64_t pos)
+{
+	return (struct rec *)(q->ring + (pos & q->mask));
+}
+
+static inline uint64_t
+mk(const struct aiop_queue *q, uint64_t pos, unsigned kind, uint32_t tid)
+{
+	return (pos >> q->shift) << 32 | (uint64_t)kind << 28 |
+	       (tid & TID_MASK);
+}
+
+static inline bool
+lap_ok(const struct aiop_queue *q, uint64_t st, uint64_t pos)
+{
+	return (uint32_t)(st >> 32) == (uint32_t)(pos >> q->shift);
+}
+
+static inline unsigned
+kind_of(uint64_t st)
+{
+	return (unsigned)(st >> 28) & 15u;
+}
+
+static inline uint64_t
+rsize_of(size_t len)
+{
+	return HDR + (((uint64_t)len + 15u) & ~(uint64_t)15u);
+}
+
+static inline uint32_t
+me(void)
+{
+	return (uint32_t)aiop__tid() & TID_MASK;
+}
+
+/* ---- the claim hint ---------------------------------------------------- */
+
+#define H_BITS 48
+#define H_MASK ((1ull << H_BITS) - 1)
+
+/* The hint as a position in [rel, tail]; rel if it is stale or garbage. */
+static inline uint64_t
+head_pos(uint64_t hv, uint64_t rel, uint64_t tail)
+{
+	uint64_t d = ((hv & H_MASK) - ((rel >> 4) & H_MASK)) & H_MASK;
+	uint64_t p = rel + (d << 4);
+
+	return p > tail ? rel : p;
+}
+
+static inline uint64_t
+head_enc(uint64_t ver, uint64_t pos)
+{
+	return (ver & 0xffffull) << H_BITS | ((pos >> 4) & H_MASK);
+}
+
+/*
+ * A record went back to COMMIT at pos: move the hint to it, and bump the
+ * version in any case, so that a scanner which passed pos while it was
+ * CLAIM cannot then move the hint beyond it with a stale CAS.
+ */
+static void
+head_lower(struct aiop_queue *q, uint64_t pos)
+{
+	struct q_shm *s = Q(q);
+	uint64_t hv = atomic_load(&s->head), nv;
+
+	do {
+		uint64_t rel = atomic_load(&s->release);
+		uint64_t cur = head_pos(hv, rel, atomic_load(&s->tail));
+
+		nv = head_enc((hv >> H_BITS) + 1, cur < pos ? cur : pos);
+	} while (!atomic_compare_exchange_weak(&s->head, &hv, nv));
+}
+
+/* ---- producer micro-lock ------------------------------------------------ */
+
+/*
+ * Held for a few stores (never a copy), so contention is rare and short.
+ * A holder that was preempted gets the CPU back through sched_yield(); one
+ * that died is replaced. A peer that scribbles a live tid here forever can
+ * only make our attempt report -EAGAIN (the caller's deadline holds).
+ */
+static int
+plock_take(struct aiop_queue *q)
+{
+	_Atomic uint32_t *l = &Q(q)->plock;
+	uint32_t self = me(), h;
+
+	for (unsigned i = 0; i < 20000; i++) {
+		h = atomic_load_explicit(l, memory_order_relaxed);
+		if (h == 0) {
+			if (atomic_compare_exchange_weak_explicit(
+				    l, &h, self, memory_order_acquire,
+				    memory_order_relaxed))
+				return 0;
+			continue;
+		}
+		if (i < 100) {
+			aiop__cpu_relax();
+			continue;
+		}
+		(void)sched_yield();
+		if ((i & 255) == 0 &&
+		    (h == self || !aiop__tid_alive((pid_t)(h & TID_MASK))) &&
+		    atomic_compare_exchange_strong_explicit(
+			    l, &h, self, memory_order_acquire,
+			    memory_order_relaxed)) {
+			AIOP__COUNT(owner_probes);
+			return 0; /* its holder died: its work below tail
+				     was complete, the rest is rewritten */
+		}
+	}
+	return -EAGAIN;
+}
+
+static inline void
+plock_drop(struct aiop_queue *q)
+{
+	atomic_store_explicit(&Q(q)->plock, 0, memory_order_release);
+}
+
+/* ---- reading records safely -------------------------------------------- */
+
+/*
+ * Read the record header at pos (rel <= pos < tail) and check it: its lap,
+ * its size against the ring and tail. Then re-read `release`: if it passed
+ * pos meanwhile, the header may be a producer's half-written one from the
+ * next lap, so the caller starts over (-ESTALE). -EPROTO: corrupt.
+ */
+static int
+rec_read(struct aiop_queue *q, uint64_t pos, uint64_t tail, uint64_t *st,
+	 uint64_t *rs)
+{
+	struct rec *r = REC(q, pos);
+	uint64_t off = pos & q->mask, v, sz;
+
+	v = atomic_load_explicit(&r->st, memory_order_acquire);
+	sz = atomic_load_explicit(&r->rsize, memory_order_acquire);
+	if (atomic_load_explicit(&Q(q)->release, memory_order_acquire) > pos)
+		return -ESTALE;
+	if (!lap_ok(q, v, pos) || sz < HDR || (sz & 15u) ||
+	    sz > q->cap - off || sz > tail - pos)
+		return -EPROTO;
+	*st = v;
+	*rs = sz;
+	return 0;
+}
+
+static inline uint32_t
+rec_len(struct aiop_queue *q, uint64_t pos, uint64_t rs)
+{
+	uint32_t len = atomic_load_explicit(&REC(q, pos)->len,
+					    memory_order_relaxed);
+
+	return len > q->msg_max || len > rs - HDR ? UINT32_MAX : len;
+}
+
+static inline void *
+rec_data(struct aiop_queue *q, uint64_t pos)
+{
+	return q->ring + (pos & q->mask) + HDR;
+}
+
+/* Load tail and release and check them; -EPROTO if they are nonsense. */
+static inline int
+ends(struct aiop_queue *q, uint64_t *rel, uint64_t *tail)
+{
+	*rel = atomic_load_explicit(&Q(q)->release, memory_order_acquire);
+	*tail = atomic_load_explicit(&Q(q)->tail, memory_order_acquire);
+	if (AIOP_UNLIKELY(*tail - *rel > q->cap || ((*rel | *tail) & 15u)))
+		return -EPROTO;
+	return 0;
+}
+
+/* ---- giving space back -------------------------------------------------- */
+
+/* Advance `release` over FREE and PAD records; wake producers if it moved
+ * (all of them: the first may need more room than was made). */
+static void
+advance_release(struct aiop_queue *q, bool wake_anyway)
+{
+	struct q_shm *s = Q(q);
+	bool moved = false;
+
+	for (unsigned guard = 0; guard < 1u << 20; guard++) {
+		uint64_t rel, tail, st, rs;
+		unsigned k;
+		int r;
+
+		if (ends(q, &rel, &tail) < 0 || rel == tail)
+			break;
+		r = rec_read(q, rel, tail, &st, &rs);
+		if (r == -ESTALE)
+			continue; /* moved under us: re-read */
+		if (r < 0)
+			break;
+		k = kind_of(st);
+		if (k != K_FREE && k != K_PAD)
+			break;
+		if (atomic_compare_exchange_strong(&s->release, &rel,
+						   rel + rs))
+			moved = true;
+	}
+	if (moved || wake_anyway)
+		aiop__wake(&s->not_full, AIOP__WAKE_ALL);
+}
+
+/* A record of ours (state `from`) becomes PAD: dropped, never delivered. */
+static int
+rec_drop(struct aiop_queue *q, uint64_t pos, uint64_t from)
+{
+	struct q_shm *s = Q(q);
+
+	if (!atomic_compare_exchange_strong(&REC(q, pos)->st, &from,
+					    mk(q, pos, K_PAD, 0)))
+		return -EPROTO;
+	atomic_fetch_add(&s->nfin, 1);
+	advance_release(q, q->maxsize != 0);
+	aiop__wake(&s->not_empty, AIOP__WAKE_ALL); /* FIFO stop is gone */
+	return 0;
+}
+
+/* A claimed record goes back to COMMIT, first in line again. */
+static int
+rec_unclaim(struct aiop_queue *q, uint64_t pos, uint64_t from)
+{
+	if (!atomic_compare_exchange_strong(&REC(q, pos)->st, &from,
+					    mk(q, pos, K_COMMIT, 0)))
+		return -EPROTO;
+	head_lower(q, pos);
+	aiop__wake(&Q(q)->not_empty, 1);
+	return 0;
+}
+
+/* ---- producing ---------------------------------------------------------- */
+
+/*
+ * Reserve n records (lens[i] bytes each) in one go. On success *first is
+ * the first record's position; the records follow it, with at most one
+ * PAD record where they wrap. -EMSGSIZE if they can never fit.
+ */
+static int
+reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
+	unsigned n, uint64_t *first)
+{
+	struct q_shm *s = Q(q);
+	uint64_t rel, tail, p, need, nfin, nres;
+	uint32_t self = me();
+	int r;
+
+	if ((r = plock_take(q)) < 0)
+		return r;
+	if (atomic_load_explicit(&s->closed, memory_order_relaxed)) {
+		r = -EPIPE;
+		goto out;
+	}
+	if ((r = ends(q, &rel, &tail)) < 0)
+		goto out;
+	p = tail;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t rs = rsize_of(v ? v[i].iov_len : one_len);
+
+		if (q->cap - (p & q->mask) < rs)
+			p += q->cap - (p & q->mask); /* PAD to the end */
+		p += rs;
+	}
+	need = p - tail;
+	if (need > q->cap) {
+		r = -EMSGSIZE;
+		goto out;
+	}
+	nres = atomic_load_explicit(&s->nres, memory_order_relaxed);
+	if (q->maxsize) {
+		nfin = atomic_load_explicit(&s->nfin, memory_order_acquire);
+		if (n > q->maxsize) {
+			r = -EMSGSIZE;
+			goto out;
+		}
+		if (nres - nfin > q->maxsize - n) {
+			r = -EAGAIN;
+			goto out;
+		}
+	}
+	if (need > q->cap - (tail - rel)) {
+		r = -EAGAIN;
+		goto out;
+	}
+	p = tail;
+	for (unsigned i = 0; i < n; i++) {
+		size_t len = v ? v[i].iov_len : one_len;
+		uint64_t rs = rsize_of(len), left = q->cap - (p & q->mask);
+		struct rec *rc;
+
+		if (left < rs) {
+			rc = REC(q, p);
+			atomic_store_explicit(&rc->len, 0, memory_order_relaxed);
+			atomic_store_explicit(&rc->rsize, (uint32_t)left,
+					      memory_order_relaxed);
+			atomic_store_explicit(&rc->st, mk(q, p, K_PAD, 0),
+					      memory_order_release);
+			p += left;
+		}
+		if (i == 0)
+			*first = p;
+		rc = REC(q, p);
+		atomic_store_explicit(&rc->len, (uint32_t)len,
+				      memory_order_relaxed);
+		atomic_store_explicit(&rc->rsize, (uint32_t)rs,
+				      memory_order_relaxed);
+		atomic_store_explicit(&rc->st, mk(q, p, K_RES, self),
+				      memory_order_release);
+		p += rs;
+	}
+	atomic_store_explicit(&s->nres, nres + n, memory_order_relaxed);
+	atomic_store_explicit(&s->tail, p, memory_order_release);
+	r = 0;
+out:
+	plock_drop(q);
+	return r;
+}
+
+/* The position of the record after ours at pos, skipping a PAD. */
+static uint64_t
+next_rec(struct aiop_queue *q, uint64_t pos)
+{
+	uint64_t p = pos + atomic_load_explicit(&REC(q, pos)->rsize,
+						memory_order_relaxed);
+	struct rec *r = REC(q, p);
+
+	if (kind_of(atomic_load_explicit(&r->st, memory_order_relaxed)) ==
+		    K_PAD &&
+	    lap_ok(q, atomic_load_explicit(&r->st, memory_order_relaxed), p))
+		p += atomic_load_explicit(&r->rsize, memory_order_relaxed);
+	return p;
+}
+
+/* Publish one reserved record (no wake-up: the caller wakes once). */
+static int
+commit_one(struct aiop_queue *q, uint64_t pos, uint32_t self)
+{
+	struct q_shm *s = Q(q);
+	uint64_t from = mk(q, pos, K_RES, self);
+
+	if (q->flags & AIOP_QUEUE_JOINABLE)
+		atomic_fetch_add(&s->unfinished, 1);
+	if (!atomic_compare_exchange_strong_explicit(
+		    &REC(q, pos)->st, &from, mk(q, pos, K_COMMIT, 0),
+		    memory_order_release, memory_order_relaxed)) {
+		if (q->flags & AIOP_QUEUE_JOINABLE)
+			atomic_fetch_sub(&s->unfinished, 1);
+		return -EPROTO; /* only corrupt memory takes it from us */
+	}
+	return 0;
+}
+
+/* ---- consuming ---------------------------------------------------------- */
+
+struct claim {
+	uint64_t pos;   /* first record claimed */
+	unsigned n;     /* records claimed (consecutive, PADs between) */
+	size_t bytes;   /* their payload bytes, 16-aligned each but the
+			   last (what a get_many copy needs) */
+	uint32_t first_len;
+	bool saw_res;   /* stopped at an uncommitted record */
+};
+
+/*
+ * Claim up to max consecutive COMMIT records whose payloads fit cap (a
+ * batch is copied back to back, each message 1-aligned). Scans from the
+ * hint, or (PROBE) from `release`, testing RES and CLAIM owners for death.
+ * @return records claimed (>= 1), -EAGAIN, -EMSGSIZE (first too large,
+ *         c->first_len set), -EPROTO
+ */
+static int
+claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
+      unsigned flags)
+{
+	struct q_shm *s = Q(q);
+	uint32_t self = me();
+
+	c->pos = 0;
+	c->first_len = 0;
+	c->n = 0;
+	c->bytes = 0;
+	c->saw_res = false;
+	for (unsigned retry = 0; retry < 64; retry++) {
+		uint64_t rel, tail, hv, h, p, st, rs, adv_to = 0;
+		int r;
+
+		if ((r = ends(q, &rel, &tail)) < 0)
+			return r;
+		hv = atomic_load(&s->head);
+		h = (flags & AIOP__ATT_PROBE) ? rel : head_pos(hv, rel, tail);
+		p = h;
+		while (p < tail) {
+			unsigned k;
+			uint32_t len;
+
+			r = rec_read(q, p, tail, &st, &rs);
+			if (r == -ESTALE)
+				break;
+			if (r < 0)
+				return r;
+			k = kind_of(st);
+			if (k == K_COMMIT) {
+				len = rec_len(q, p, rs);
+				if (len == UINT32_MAX)
+					return -EPROTO;
+				if (c->n == 0 && len > cap) {
+					c->first_len = len;
+					return -EMSGSIZE;
+				}
+				if (c->n > 0 && len > cap - c->bytes)
+					break;
+				if (!atomic_compare_exchange_strong(
+					    &REC(q, p)->st, &st,
+					    mk(q, p, K_CLAIM, self)))
+					continue; /* changed: look again */
+				if (c->n == 0) {
+					c->pos = p;
+					c->first_len = len;
+				}
+				c->n++;
+				c->bytes += len;
+				p += rs;
+				adv_to = p;
+				if (c->n == max)
+					break;
+				continue;
+			}
+			if (c->n > 0 && k != K_PAD)
+				break; /* a batch is one run */
+			if (k == K_RES) {
+				uint32_t t = (uint32_t)st & TID_MASK;
+
+				if ((flags & AIOP__ATT_PROBE) && t != self &&
+				    !aiop__tid_alive((pid_t)t)) {
+					AIOP__COUNT(owner_probes);
+					if (rec_drop(q, p, st) == 0)
+						continue;
+				}
+				c->saw_res = true;
+				break; /* FIFO: nothing passes a RES */
+			}
+			if (k == K_CLAIM && (flags & AIOP__ATT_PROBE)) {
+				uint32_t t = (uint32_t)st & TID_MASK;
+
+				if (t != self && !aiop__tid_alive((pid_t)t) &&
+				    rec_unclaim(q, p, st) == 0) {
+					AIOP__COUNT(owner_probes);
+					continue; /* now COMMIT: take it */
+				}
+			}
+			if (k != K_CLAIM && k != K_FREE && k != K_PAD)
+				return -EPROTO;
+			p += rs;
+			adv_to = p;
+		}
+		if (p < tail && c->n == 0 && !c->saw_res &&
+		    atomic_load(&s->release) > p)
+			continue; /* -ESTALE before anything was claimed */
+		/* every record before adv_to is past: move the hint (a
+		 * version change since hv means someone gave one back) */
+		if (adv_to > head_pos(hv, rel, tail))
+			(void)atomic_compare_exchange_strong(
+				&s->head, &hv, head_enc(hv >> H_BITS, adv_to));
+		return c->n ? (int)c->n : -EAGAIN;
+	}
+	return c->n ? (int)c->n : -EAGAIN;
+}
+
+/* Free n records of ours from pos (copying them out first if buf). */
+static int
+consume(struct aiop_queue *q, uint64_t pos, unsigned n, unsigned char *buf,
+	size_t cap, size_t *lens)
+{
+	struct q_shm *s = Q(q);
+	uint32_t self = me();
+	uint64_t p = pos;
+	int r = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t from = mk(q, p, K_CLAIM, self), nx = next_rec(q, p);
+		uint32_t len = atomic_load_explicit(&REC(q, p)->len,
+						    memory_order_relaxed);
+
+		if (buf) {
+			/* len was checked at claim time; one that a peer
+			 * changed since is clamped to what is left of buf */
+			if (len > q->msg_max)
+				len = q->msg_max;
+			if (len > cap)
+				len = (uint32_t)cap;
+			memcpy(buf, rec_data(q, p), len);
+			buf += len;
+			cap -= len;
+			if (lens)
+				lens[i] = len;
+		}
+		if (!atomic_compare_exchange_strong_explicit(
+			    &REC(q, p)->st, &from, mk(q, p, K_FREE, 0),
+			    memory_order_release, memory_order_relaxed))
+			r = -EPROTO;
+		p = nx;
+	}
+	atomic_fetch_add(&s->nfin, n);
+	advance_release(q, q->maxsize != 0);
+	return r;
+}
+
+/* Give back n claimed records from pos (cancel after a grant). */
+static void
+unclaim_run(struct aiop_queue *q, uint64_t pos, unsigned n)
+{
+	uint32_t self = me();
+	uint64_t p = pos;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t nx = next_rec(q, p);
+		uint64_t from = mk(q, p, K_CLAIM, self);
+
+		if (atomic_compare_exchange_strong(&REC(q, p)->st, &from,
+						   mk(q, p, K_COMMIT, 0)))
+			(void)0;
+		p = nx;
+	}
+	head_lower(q, pos);
+	aiop__wake(&Q(q)->not_empty, (int)n);
+}
+
+/* Drop n reserved records from pos (cancel of a granted put). */
+static void
+drop_run(struct aiop_queue *q, uint64_t pos, unsigned n)
+{
+	uint32_t self = me();
+	uint64_t p = pos;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t nx = next_rec(q, p);
+
+		(void)rec_drop(q, p, mk(q, p, K_RES, self));
+		p = nx;
+	}
+}
+
+/*
+ * Walk from `release` to `tail` and recover the records of dead threads:
+ * a dead producer's reservation is dropped, a dead consumer's claim goes
+ * back to COMMIT. Producers out of room call it on their periodic probe
+ * (consumers' probes do the same inside claim()).
+ */
+static void
+probe_dead(struct aiop_queue *q)
+{
+	uint64_t rel, tail, p, st, rs;
+
+	if (ends(q, &rel, &tail) < 0)
+		return;
+	for (p = rel; p < tail;) {
+		unsigned k;
+		uint32_t t;
+
+		if (rec_read(q, p, tail, &st, &rs) < 0)
+			return; /* moved on (others act) or garbage */
+		k = kind_of(st);
+		t = (uint32_t)st & TID_MASK;
+		if ((k == K_RES || k == K_CLAIM) && t != me() &&
+		    !aiop__tid_alive((pid_t)t)) {
+			AIOP__COUNT(owner_probes);
+			if (k == K_RES)
+				(void)rec_drop(q, p, st);
+			else
+				(void)rec_unclaim(q, p, st);
+		}
+		p += rs;
+	}
+	advance_release(q, false);
+}
+
+/* ---- the operations as attempts ---------------------------------------- */
+
+enum q_op { QO_PUT, QO_PUTV, QO_GET, QO_GETV, QO_RESERVE, QO_PEEK };
+
+/* Everything an op needs, copied into the coro op (<= 48 bytes). */
+struct qargs {
+	void *buf;      /* put: data or iovec; get: dest; reserve/peek: msg */
+	size_t len;     /* put: length; get: capacity; reserve: length */
+	size_t *lens;   /* get: msg_len out; get_many: lens */
+	uint64_t pos;   /* granted: first record */
+	uint32_t n;     /* put_many: count; get_many: max; granted: count */
+	uint8_t op;
+	uint8_t coro;   /* second half in finish() */
+	uint8_t granted;
+};
+_Static_assert(sizeof(struct qargs) <= 48, "qargs must fit struct aiop_op");
+
+static void
+fill_msg(struct aiop_queue *q, struct aiop_msg *m, uint64_t pos,
+	 unsigned kind)
+{
+	m->data = rec_data(q, pos);
+	m->len = atomic_load_explicit(&REC(q, pos)->len, memory_order_relaxed);
+	if (m->len > q->msg_max)
+		m->len = 0;
+	m->aiop_pos = pos;
+	m->aiop_tag = mk(q, pos, kind, me());
+}
+
+/* The part after the grant: copy in/out and publish or free. */
+static int
+second_half(struct aiop_queue *q, struct qargs *a, int res)
+{
+	uint64_t p;
+	int r = 0;
+
+	(void)res;
+	switch (a->op) {
+	case QO_PUT:
+		r = commit_one(q, a->pos, me());
+		aiop__wake(&Q(q)->not_empty, 1);
+		return r < 0 ? r : 0;
+	case QO_PUTV:
+		p = a->pos;
+		for (unsigned i = 0; i < a->n; i++) {
+			uint64_t nx = next_rec(q, p);
+			if (commit_one(q, p, me()) < 0)
+				r = -EPROTO;
+			p = nx;
+		}
+		aiop__wake(&Q(q)->not_empty, (int)a->n);
+		return r < 0 ? r : (int)a->n;
+	case QO_GET: {
+		size_t len = 0;
+
+		r = consume(q, a->pos, 1, a->buf, a->len, &len);
+		if (a->lens)
+			*a->lens = len;
+		return r < 0 ? r : (int)len;
+	}
+	case QO_GETV:
+		r = consume(q, a->pos, a->n, a->buf, a->len, a->lens);
+		return r < 0 ? r : (int)a->n;
+	case QO_RESERVE:
+		fill_msg(q, a->buf, a->pos, K_RES);
+		return 0;
+	case QO_PEEK:
+		fill_msg(q, a->buf, a->pos, K_CLAIM);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Copy a put's payload in, right after the reservation. */
+static void
+copy_in(struct aiop_queue *q, struct qargs *a)
+{
+	if (a->op == QO_PUT) {
+		if (a->len)
+			memcpy(rec_data(q, a->pos), a->buf, a->len);
+	} else if (a->op == QO_PUTV) {
+		const struct iovec *v = a->buf;
+		uint64_t p = a->pos;
+
+		for (unsigned i = 0; i < a->n; i++) {
+			if (v[i].iov_len)
+				memcpy(rec_data(q, p), v[i].iov_base,
+				       v[i].iov_len);
+			p = next_rec(q, p);
+		}
+	}
+}
+
+static int
+put_attempt(struct aiop__obj *o, void *args, unsigned flags)
+{
+	struct aiop_queue *q = (struct aiop_queue *)o;
+	struct qargs *a = args;
+	unsigned n = a->op == QO_PUTV ? a->n : 1;
+	int r;
+
+	r = reserve(q, a->op == QO_PUTV ? a->buf : NULL, a->len, n, &a->pos);
+	if (r == -EAGAIN && (flags & AIOP__ATT_PROBE)) {
+		/* out of room: a dead peer's record may hold `release` */
+		probe_dead(q);
+		r = reserve(q, a->op == QO_PUTV ? a->buf : NULL, a->len, n,
+			    &a->pos);
+	}
+	if (r < 0)
+		return r;
+	copy_in(q, a);
+	if (a->coro) { /* published in finish(); undo drops it */
+		a->granted = 1;
+		return a->op == QO_PUTV ? (int)n : 0;
+	}
+	return second_half(q, a, a->op == QO_PUTV ? (int)n : 0);
+}
+
+static int
+get_attempt(struct aiop__obj *o, void *args, unsigned flags)
+{
+	struct aiop_queue *q = (struct aiop_queue *)o;
+	struct qargs *a = args;
+	unsigned max = a->op == QO_GETV ? a->n : 1;
+	size_t cap = a->op == QO_PEEK ? SIZE_MAX : a->len;
+	uint32_t closed;
+	struct claim c;
+	int r;
+
+	closed = atomic_load_explicit(&Q(q)->closed, memory_order_acquire);
+	r = claim(q, &c, cap, max, flags);
+	if (r == -EMSGSIZE) {
+		if (a->lens)
+			a->lens[0] = c.first_len;
+		return r;
+	}
+	if (r == -EAGAIN && closed && !c.saw_res)
+		return -EPIPE;
+	if (r < 0)
+		return r;
+	a->pos = c.pos;
+	a->n = (uint32_t)r;
+	if (a->coro) { /* copied and freed in finish(); undo gives back */
+		a->granted = 1;
+		return a->op == QO_GET	? (int)c.first_len
+		       : a->op == QO_GETV ? r
+					  : 0;
+	}
+	return second_half(q, a, r);
+}
+
+static int
+q_finish(struct aiop__obj *o, void *args, int res)
+{
+	struct aiop_queue *q = (struct aiop_queue *)o;
+	struct qargs *a = args;
+
+	if (!a->granted)
+		return res;
+	a->granted = 0;
+	return second_half(q, a, res);
+}
+
+static void
+q_undo(struct aiop__obj *o, void *args, int result)
+{
+	struct aiop_queue *q = (struct aiop_queue *)o;
+	struct qargs *a = args;
+
+	(void)result;
+	if (!a->granted)
+		return;
+	a->granted = 0;
+	switch (a->op) {
+	case QO_PUT:
+	case QO_RESERVE:
+		drop_run(q, a->pos, 1);
+		break;
+	case QO_PUTV:
+		drop_run(q, a->pos, a->n);
+		break;
+	default:
+		unclaim_run(q, a->pos, a->op == QO_GETV ? a->n : 1);
+		break;
+	}
+}
+
+static const struct aiop__waitdesc put_wait = {
+	.attempt = put_attempt,
+	.undo = q_undo,
+	.finish = q_finish,
+	.recheck_ns = AIOP__RECHECK_OWNER_NS,
+};
+
+static const struct aiop__waitdesc get_wait = {
+	.attempt = get_attempt,
+	.undo = q_undo,
+	.finish = q_finish,
+	.recheck_ns = AIOP__RECHECK_OWNER_NS,
+};
+
+static int
+join_attempt(struct aiop__obj *o, void *args, unsigned flags)
+{
+	(void)args;
+	(void)flags;
+	return atomic_load(&Q((struct aiop_queue *)o)->unfinished) == 0
+		       ? 0
+		       : -EAGAIN;
+}
+
+static const struct aiop__waitdesc join_wait = {
+	.attempt = join_attempt,
+	.recheck_ns = AIOP__RECHECK_NS,
+};
+
+/* ---- handles ------------------------------------------------------------ */
+
+static inline int
+check(struct aiop_queue *q, bool simple)
+{
+	int r = aiop__obj_check(q ? &q->o : NULL, AIOP__T_QUEUE);
+
+	if (r == 0 && q->simple != simple)
+		return -EINVAL;
+	return r;
+}
+
+static int
+queue_new(struct aiop_queue **out, const struct aiop_queue_attr *attr,
+	  bool simple)
+{
+	struct aiop_queue_attr a = {0};
+	struct aiop_queue *q;
+	size_t cap, mmax, off;
+	unsigned shift = 12;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	if (attr)
+		a = *attr;
+	if ((a.flags & ~AIOP_QUEUE_JOINABLE) || a.maxsize > INT32_MAX ||
+	    a.capacity > AIOP_QUEUE_CAPACITY_MAX)
+		return -EINVAL;
+	cap = a.capacity ? a.capacity : AIOP_QUEUE_CAPACITY_DEFAULT;
+	while (((size_t)1 << shift) < cap)
+		shift++;
+	cap = (size_t)1 << shift;
+	if (a.msg_max > cap / 2 - 32)
+		return -EINVAL;
+	mmax = a.msg_max ? a.msg_max : AIOP_QUEUE_MSG_MAX_DEFAULT;
+	if (mmax > cap / 2 - 32)
+		mmax = cap / 2 - 32;
+	off = (sizeof(struct q_shm) + 4095) & ~(size_t)4095;
+	r = aiop__obj_new(AIOP__T_QUEUE, off + cap, sizeof(*q), (void **)&q);
+	if (r < 0)
+		return r;
+	q->cap = cap;
+	q->mask = cap - 1;
+	q->shift = shift;
+	q->msg_max = (uint32_t)mmax;
+	q->maxsize = a.maxsize;
+	q->flags = a.flags;
+	q->simple = simple;
+	q->ring = (unsigned char *)q->o.shm + off;
+	Q(q)->capacity = (uint32_t)cap;
+	Q(q)->msg_max = (uint32_t)mmax;
+	Q(q)->maxsize = a.maxsize;
+	Q(q)->flags = a.flags;
+	aiop__waitq_init(&Q(q)->not_empty);
+	aiop__waitq_init(&Q(q)->not_full);
+	aiop__waitq_init(&Q(q)->all_done);
+	*out = q;
+	return 0;
+}
+
+AIOP_API int
+aiop_queue_new(struct aiop_queue **out, const struct aiop_queue_attr *attr)
+{
+	return queue_new(out, attr, false);
+}
+
+AIOP_API int
+aiop_queue_free(struct aiop_queue *q)
+{
+	if (q && q->o.hmagic == AIOP__HANDLE_MAGIC && q->simple)
+		return -EINVAL;
+	return q ? aiop__obj_free(&q->o, AIOP__T_QUEUE) : 0;
+}
+
+/* ---- put ------------------------------------------------------------------ */
+
+static int
+do_put(struct aiop_queue *q, const struct qargs *a0, int64_t timeout_ns)
+{
+	struct qargs a = *a0;
+
+	return aiop__wait(&q->o, &Q(q)->not_full, &put_wait, &a, timeout_ns);
+}
+
+static int
+put_args(struct aiop_queue *q, struct qargs *a, const void *buf, size_t len)
+{
+	if (!buf && len)
+		return -EINVAL;
+	if (len > q->msg_max)
+		return -EMSGSIZE;
+	*a = (struct qargs){.buf = (void *)buf, .len = len, .op = QO_PUT};
+	return 0;
+}
+
+static int
+putv_args(struct aiop_queue *q, struct qargs *a, const struct iovec *v,
+	  unsigned n)
+{
+	if (!v || n == 0)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++) {
+		if (!v[i].iov_base && v[i].iov_len)
+			return -EINVAL;
+		if (v[i].iov_len > q->msg_max)
+			return -EMSGSIZE;
+	}
+	*a = (struct qargs){.buf = (void *)v, .n = n, .op = QO_PUTV};
+	return 0;
+}
+
+AIOP_API int
+aiop_queue_put(struct aiop_queue *q, const void *buf, size_t len,
+	       int64_t timeout_ns)
+{
+	struct qargs a;
+	int r = check(q, false);
+
+	if (r < 0 || (r = put_args(q, &a, buf, len)) < 0)
+		return r;
+	return do_put(q, &a, timeout_ns);
+}
+
+AIOP_API int
+aiop_queue_try_put(struct aiop_queue *q, const void *buf, size_t len)
+{
+	return aiop_queue_put(q, buf, len, 0);
+}
+
+AIOP_API int
+aiop_queue_put_many(struct aiop_queue *q, const struct iovec *msgs,
+		    unsigned n, int64_t timeout_ns)
+{
+	struct qargs a;
+	int r = check(q, false);
+
+	if (r < 0 || (r = putv_args(q, &a, msgs, n)) < 0)
+		return r;
+	return do_put(q, &a, timeout_ns);
+}
+
+AIOP_API int
+aiop_queue_try_put_many(struct aiop_queue *q, const struct iovec *msgs,
+			unsigned n)
+{
+	return aiop_queue_put_many(q, msgs, n, 0);
+}
+
+AIOP_API int
+aiop_queue_reserve(struct aiop_queue *q, size_t len, struct aiop_msg *msg,
+		   int64_t timeout_ns)
+{
+	struct qargs a;
+	int r = check(q, false);
+
+	if (r < 0)
+		return r;
+	if (!msg)
+		return -EINVAL;
+	if (len > q->msg_max)
+		return -EMSGSIZE;
+	a = (struct qargs){.buf = msg, .len = len, .op = QO_RESERVE};
+	return do_put(q, &a, timeout_ns);
+}
+
+AIOP_API int
+aiop_queue_try_reserve(struct aiop_queue *q, size_t len, struct aiop_msg *msg)
+{
+	return aiop_queue_reserve(q, len, msg, 0);
+}
+
+/* A msg handed out by reserve or peek, still in the state it was given. */
+static int
+msg_check(struct aiop_queue *q, struct aiop_msg *m)
+{
+	uint64_t p, st;
+
+	if (!m || (m->aiop_pos & 15u))
+		return -EINVAL;
+	p = m->aiop_pos;
+	st = atomic_load(&REC(q, p)->st);
+	if (st != m->aiop_tag || ((uint32_t)st & TID_MASK) != me())
+		return -EINVAL;
+	if (m->data != rec_data(q, p))
+		return -EINVAL;
+	return 0;
+}
+
+AIOP_API int
+aiop_queue_commit(struct aiop_queue *q, struct aiop_msg *msg)
+{
+	int r = check(q, false);
+	uint32_t rlen;
+
+	if (r < 0 || (r = msg_check(q, msg)) < 0)
+		return r;
+	if (kind_of(msg->aiop_tag) != K_RES)
+		return -EINVAL;
+	rlen = atomic_load_explicit(&REC(q, msg->aiop_pos)->len,
+				    memory_order_relaxed);
+	if (msg->len > rlen)
+		return -EINVAL;
+	atomic_store_explicit(&REC(q, msg->aiop_pos)->len, (uint32_t)msg->len,
+			      memory_order_relaxed);
+	if ((r = commit_one(q, msg->aiop_pos, me())) < 0)
+		return r;
+	aiop__wake(&Q(q)->not_empty, 1);
+	msg->aiop_tag = 0;
+	return 0;
+}
+
+AIOP_API int
+aiop_queue_abort(struct aiop_queue *q, struct aiop_msg *msg)
+{
+	int r = check(q, false);
+
+	if (r < 0 || (r = msg_check(q, msg)) < 0)
+		return r;
+	if (kind_of(msg->aiop_tag) != K_RES)
+		return -EINVAL;
+	r = rec_drop(q, msg->aiop_pos, msg->aiop_tag);
+	msg->aiop_tag = 0;
+	return r;
+}
+
+/* ---- get ------------------------------------------------------------------ */
+
+static int
+do_get(struct aiop_queue *q, struct qargs *a, int64_t timeout_ns)
+{
+	return aiop__wait(&q->o, &Q(q)->not_empty, &get_wait, a, timeout_ns);
+}
+
+static int
+get_args(struct qargs *a, void *buf, size_t cap, size_t *msg_len)
+{
+	if (!buf && cap)
+		return -EINVAL;
+	if (cap > INT32_MAX)
+		cap = INT32_MAX;
+	*a = (struct qargs){.buf = buf, .len = cap, .lens = msg_len,
+			    .op = QO_GET};
+	return 0;
+}
+
+AIOP_API int
+aiop_queue_get(struct aiop_queue *q, void *buf, size_t cap, size_t *msg_len,
+	       int64_t timeout_ns)
+{
+	struct qargs a;
+	int r = check(q, false);
+
+	if (r < 0 || (r = get_args(&a, buf, cap, msg_len)) < 0)
+		return r;
+	return do_get(q, &a, timeout_ns);
+}
+
+AIOP_API int
+aiop_queue_try_get(struct aiop_queue *q, void *buf, size_t cap,
+		   size_t *msg_len)
+{
+	return aiop_queue_get(q, buf, cap, msg_len, 0);
+}
+
+static int
+getv_args(struct qargs *a, void *buf, size_t cap, size_t *lens, unsigned max)
+{
+	if ((!buf && cap) || !lens || max == 0)
+		return -EINVAL;
+	if (cap > INT32_MAX)
+		cap = INT32_MAX;
+	*a = (struct qargs){.buf = buf, .len = cap, .lens = lens, .n = max,
+			    .op = QO_GETV};
+	return 0;
+}
+
+AIOP_API int
+aiop_queue_get_many(struct aiop_queue *q, void *buf, size_t cap, size_t *lens,
+		    unsigned max, int64_t timeout_ns)
+{
+	struct qargs a;
+	int r = check(q, false);
+
+	if (r < 0 || (r = getv_args(&a, buf, cap, lens, max)) < 0)
+		return r;
+	return do_get(q, &a, timeout_ns);
+}
+
+AIOP_API int
+aiop_queue_try_get_many(struct aiop_queue *q, void *buf, size_t cap,
+			size_t *lens, unsigned max)
+{
+	return aiop_queue_get_many(q, buf, cap, lens, max, 0);
+}
+
+AIOP_API int
+aiop_queue_peek(struct aiop_queue *q, struct aiop_msg *msg,
+		int64_t timeout_ns)
+{
+	struct qargs a;
+	int r = check(q, false);
+
+	if (r < 0)
+		return r;
+	if (!msg)
+		return -EINVAL;
+	a = (struct qargs){.buf = msg, .op = QO_PEEK};
+	return do_get(q, &a, timeout_ns);
+}
+
+AIOP_API int
+aiop_queue_try_peek(struct aiop_queue *q, struct aiop_msg *msg)
+{
+	return aiop_queue_peek(q, msg, 0);
+}
+
+AIOP_API int
+aiop_queue_release(struct aiop_queue *q, struct aiop_msg *msg)
+{
+	int r = check(q, false);
+
+	if (r < 0 || (r = msg_check(q, msg)) < 0)
+		return r;
+	if (kind_of(msg->aiop_tag) != K_CLAIM)
+		return -EINVAL;
+	r = consume(q, msg->aiop_pos, 1, NULL, 0, NULL);
+	msg->aiop_tag = 0;
+	return r;
+}
+
+AIOP_API int
+aiop_queue_unpeek(struct aiop_queue *q, struct aiop_msg *msg)
+{
+	int r = check(q, false);
+
+	if (r < 0 || (r = msg_check(q, msg)) < 0)
+		return r;
+	if (kind_of(msg->aiop_tag) != K_CLAIM)
+		return -EINVAL;
+	r = rec_unclaim(q, msg->aiop_pos, msg->aiop_tag);
+	msg->aiop_tag = 0;
+	return r;
+}
+
+/* ---- close, sizes, join ----------------------------------------------------- */
+
+static int
+queue_close(struct aiop_queue *q)
+{
+	struct q_shm *s = Q(q);
+	int r;
+
+	/* under plock: a put that passed the closed check has published
+	 * its reservation before we return, so consumers see it */
+	r = plock_take(q);
+	atomic_store(&s->closed, 1);
+	if (r == 0)
+		plock_drop(q);
+	aiop__wake(&s->not_empty, AIOP__WAKE_ALL);
+	aiop__wake(&s->not_full, AIOP__WAKE_ALL);
+	aiop__wake(&s->all_done, AIOP__WAKE_ALL);
+	return 0;
+}
+
+AIOP_API int
+aiop_queue_close(struct aiop_queue *q)
+{
+	int r = check(q, false);
+
+	return r < 0 ? r : queue_close(q);
+}
+
+static int
+qsize(struct aiop_queue *q)
+{
+	uint64_t d = atomic_load(&Q(q)->nres) - atomic_load(&Q(q)->nfin);
+
+	return d > INT32_MAX ? 0 : (int)d; /* nfin read late: can pass */
+}
+
+AIOP_API int
+aiop_queue_qsize(struct aiop_queue *q)
+{
+	int r = check(q, false);
+
+	return r < 0 ? r : qsize(q);
+}
+
+AIOP_API int
+aiop_queue_empty(struct aiop_queue *q)
+{
+	int r = check(q, false);
+
+	return r < 0 ? r : qsize(q) == 0;
+}
+
+AIOP_API int
+aiop_queue_full(struct aiop_queue *q)
+{
+	uint64_t rel, tail;
+	int r = check(q, false);
+
+	if (r < 0)
+		return r;
+	if (q->maxsize && qsize(q) >= (int)q->maxsize)
+		return 1;
+	if (ends(q, &rel, &tail) < 0)
+		return -EPROTO;
+	return q->cap - (tail - rel) < HDR;
+}
+
+AIOP_API int
+aiop_queue_msg_max(struct aiop_queue *q)
+{
+	int r = check(q, false);
+
+	return r < 0 ? r : (int)q->msg_max;
+}
+
+static int
+joinable(struct aiop_queue *q)
+{
+	int r = check(q, false);
+
+	if (r == 0 && !(q->flags & AIOP_QUEUE_JOINABLE))
+		r = -EINVAL;
+	return r;
+}
+
+AIOP_API int
+aiop_queue_task_done(struct aiop_queue *q)
+{
+	_Atomic uint32_t *u;
+	uint32_t cur;
+	int r = joinable(q);
+
+	if (r < 0)
+		return r;
+	u = &Q(q)->unfinished;
+	cur = atomic_load(u);
+	do {
+		if (cur == 0)
+			return -EOVERFLOW;
+	} while (!atomic_compare_exchange_weak(u, &cur, cur - 1));
+	if (cur == 1)
+		aiop__wake(&Q(q)->all_done, AIOP__WAKE_ALL);
+	return 0;
+}
+
+AIOP_API int
+aiop_queue_join(struct aiop_queue *q, int64_t timeout_ns)
+{
+	int r = joinable(q);
+
+	if (r < 0)
+		return r;
+	return aiop__wait(&q->o, &Q(q)->all_done, &join_wait, NULL,
+			  timeout_ns);
+}
+
+AIOP_API int
+aiop_queue_try_join(struct aiop_queue *q)
+{
+	return aiop_queue_join(q, 0);
+}
+
+/* ---- coro ------------------------------------------------------------------ */
+
+static int
+coro(struct ev_loop *loop, struct aiop_op *op, struct aiop_queue *q,
+     struct aiop__waitq *wq, const struct aiop__waitdesc *d, struct qargs *a,
+     int64_t timeout_ns, aiop_op_cb cb)
+{
+	a->coro = 1;
+	return aiop__coro_start(loop, op, &q->o, wq, d, a, sizeof(*a),
+				timeout_ns, cb);
+}
+
+AIOP_API int
+aiop_queue_coro_put(struct ev_loop *loop, struct aiop_op *op,
+		    struct aiop_queue *q, const void *buf, size_t len,
+		    int64_t timeout_ns, aiop_op_cb cb)
+{
+	struct qargs a;
+	int r = check(q, false);
+
+	if (r < 0 || (r = put_args(q, &a, buf, len)) < 0)
+		return r;
+	return coro(loop, op, q, &Q(q)->not_full, &put_wait, &a, timeout_ns,
+		    cb);
+}
+
+AIOP_API int
+aiop_queue_coro_put_many(struct ev_loop *loop, struct aiop_op *op,
+			 struct aiop_queue *q, const struct iovec *msgs,
+			 unsigned n, int64_t timeout_ns, aiop_op_cb cb)
+{
+	struct qargs a;
+	int r = check(q, false);
+
+	if (r < 0 || (r = putv_args(q, &a, msgs, n)) < 0)
+		return r;
+	return coro(loop, op, q, &Q(q)->not_full, &put_wait, &a, timeout_ns,
+		    cb);
+}
+
+AIOP_API int
+aiop_queue_coro_reserve(struct ev_loop *loop, struct aiop_op *op,
+			struct aiop_queue *q, size_t len,
+			struct aiop_msg *msg, int64_t timeout_ns,
+			aiop_op_cb cb)
+{
+	struct qargs a;
+	int r = check(q, false);
+
+	if (r < 0)
+		return r;
+	if (!msg)
+		return -EINVAL;
+	if (len > q->msg_max)
+		return -EMSGSIZE;
+	a = (struct qargs){.buf = msg, .len = len, .op = QO_RESERVE};
+	return coro(loop, op, q, &Q(q)->not_full, &put_wait, &a, timeout_ns,
+		    cb);
+}
+
+AIOP_API int
+aiop_queue_coro_get(struct ev_loop *loop, struct aiop_op *op,
+		    struct aiop_queue *q, void *buf, size_t cap,
+		    size_t *msg_len, int64_t timeout_ns, aiop_op_cb cb)
+{
+	struct qargs a;
+	int r = check(q, false);
+
+	if (r < 0 || (r = get_args(&a, buf, cap, msg_len)) < 0)
+		return r;
+	return coro(loop, op, q, &Q(q)->not_empty, &get_wait, &a, timeout_ns,
+		    cb);
+}
+
+AIOP_API int
+aiop_queue_coro_get_many(struct ev_loop *loop, struct aiop_op *op,
+			 struct aiop_queue *q, void *buf, size_t cap,
+			 size_t *lens, unsigned max, int64_t timeout_ns,
+			 aiop_op_cb cb)
+{
+	struct qargs a;
+	int r = check(q, false);
+
+	if (r < 0 || (r = getv_args(&a, buf, cap, lens, max)) < 0)
+		return r;
+	return coro(loop, op, q, &Q(q)->not_empty, &get_wait, &a, timeout_ns,
+		    cb);
+}
+
+AIOP_API int
+aiop_queue_coro_peek(struct ev_loop *loop, struct aiop_op *op,
+		     struct aiop_queue *q, struct aiop_msg *msg,
+		     int64_t timeout_ns, aiop_op_cb cb)
+{
+	struct qargs a;
+	int r = check(q, false);
+
+	if (r < 0)
+		return r;
+	if (!msg)
+		return -EINVAL;
+	a = (struct qargs){.buf = msg, .op = QO_PEEK};
+	return coro(loop, op, q, &Q(q)->not_empty, &get_wait, &a, timeout_ns,
+		    cb);
+}
+
+AIOP_API int
+aiop_queue_coro_join(struct ev_loop *loop, struct aiop_op *op,
+		     struct aiop_queue *q, int64_t timeout_ns, aiop_op_cb cb)
+{
+	int r = joinable(q);
+
+	if (r < 0)
+		return r;
+	return aiop__coro_start(loop, op, &q->o, &Q(q)->all_done, &join_wait,
+				NULL, 0, timeout_ns, cb);
+}
+
+/* ---- SimpleQueue: the same object, default ring, no timeouts ----------- */
+
+static inline struct aiop_queue *
+SQ(struct aiop_simplequeue *sq)
+{
+	return (struct aiop_queue *)sq;
+}
+
+AIOP_API int
+aiop_simplequeue_new(struct aiop_simplequeue **out)
+{
+	return queue_new((struct aiop_queue **)out, NULL, true);
+}
+
+AIOP_API int
+aiop_simplequeue_free(struct aiop_simplequeue *sq)
+{
+	if (sq && SQ(sq)->o.hmagic == AIOP__HANDLE_MAGIC && !SQ(sq)->simple)
+		return -EINVAL;
+	return sq ? aiop__obj_free(&SQ(sq)->o, AIOP__T_QUEUE) : 0;
+}
+
+static int
+sq_put(struct aiop_simplequeue *sq, const void *buf, size_t len,
+       int64_t timeout_ns)
+{
+	struct qargs a;
+	int r = check(SQ(sq), true);
+
+	if (r < 0 || (r = put_args(SQ(sq), &a, buf, len)) < 0)
+		return r;
+	return do_put(SQ(sq), &a, timeout_ns);
+}
+
+AIOP_API int
+aiop_simplequeue_put(struct aiop_simplequeue *sq, const void *buf, size_t len)
+{
+	return sq_put(sq, buf, len, AIOP_FOREVER);
+}
+
+AIOP_API int
+aiop_simplequeue_try_put(struct aiop_simplequeue *sq, const void *buf,
+			 size_t len)
+{
+	return sq_put(sq, buf, len, 0);
+}
+
+static int
+sq_get(struct aiop_simplequeue *sq, void *buf, size_t cap, size_t *msg_len,
+       int64_t timeout_ns)
+{
+	struct qargs a;
+	int r = check(SQ(sq), true);
+
+	if (r < 0 || (r = get_args(&a, buf, cap, msg_len)) < 0)
+		return r;
+	return do_get(SQ(sq), &a, timeout_ns);
+}
+
+AIOP_API int
+aiop_simplequeue_get(struct aiop_simplequeue *sq, void *buf, size_t cap,
+		     size_t *msg_len)
+{
+	return sq_get(sq, buf, cap, msg_len, AIOP_FOREVER);
+}
+
+AIOP_API int
+aiop_simplequeue_try_get(struct aiop_simplequeue *sq, void *buf, size_t cap,
+			 size_t *msg_len)
+{
+	return sq_get(sq, buf, cap, msg_len, 0);
+}
+
+AIOP_API int
+aiop_simplequeue_empty(struct aiop_simplequeue *sq)
+{
+	int r = check(SQ(sq), true);
+
+	return r < 0 ? r : qsize(SQ(sq)) == 0;
+}
+
+AIOP_API int
+aiop_simplequeue_close(struct aiop_simplequeue *sq)
+{
+	int r = check(SQ(sq), true);
+
+	return r < 0 ? r : queue_close(SQ(sq));
+}
+
+AIOP_API int
+aiop_simplequeue_coro_put(struct ev_loop *loop, struct aiop_op *op,
+			  struct aiop_simplequeue *sq, const void *buf,
+			  size_t len, aiop_op_cb cb)
+{
+	struct qargs a;
+	int r = check(SQ(sq), true);
+
+	if (r < 0 || (r = put_args(SQ(sq), &a, buf, len)) < 0)
+		return r;
+	return coro(loop, op, SQ(sq), &Q(SQ(sq))->not_full, &put_wait, &a,
+		    AIOP_FOREVER, cb);
+}
+
+AIOP_API int
+aiop_simplequeue_coro_get(struct ev_loop *loop, struct aiop_op *op,
+			  struct aiop_simplequeue *sq, void *buf, size_t cap,
+			  size_t *msg_len, aiop_op_cb cb)
+{
+	struct qargs a;
+	int r = check(SQ(sq), true);
+
+	if (r < 0 || (r = get_args(&a, buf, cap, msg_len)) < 0)
+		return r;
+	return coro(loop, op, SQ(sq), &Q(SQ(sq))->not_empty, &get_wait, &a,
+		    AIOP_FOREVER, cb);
+}
