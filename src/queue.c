@@ -209,30 +209,25 @@ plock_drop(struct aiop_queue *q)
  */
 static int
 rec_read(struct aiop_queue *q, uint64_t pos, uint64_t tail, uint64_t *st,
-	 uint64_t *rs)
+	 uint64_t *rs, uint32_t *len)
 {
 	struct rec *r = REC(q, pos);
 	uint64_t off = pos & q->mask, v, sz;
+	uint32_t ln;
 
 	v = atomic_load_explicit(&r->st, memory_order_acquire);
 	sz = atomic_load_explicit(&r->rsize, memory_order_acquire);
+	ln = atomic_load_explicit(&r->len, memory_order_acquire);
 	if (atomic_load_explicit(&Q(q)->release, memory_order_acquire) > pos)
 		return -ESTALE;
 	if (!lap_ok(q, v, pos) || sz < HDR || (sz & 15u) ||
-	    sz > q->cap - off || sz > tail - pos)
+	    sz > q->cap - off || sz > tail - pos || ln > q->msg_max ||
+	    ln > sz - HDR)
 		return -EPROTO;
 	*st = v;
 	*rs = sz;
+	*len = ln;
 	return 0;
-}
-
-static inline uint32_t
-rec_len(struct aiop_queue *q, uint64_t pos, uint64_t rs)
-{
-	uint32_t len = atomic_load_explicit(&REC(q, pos)->len,
-					    memory_order_relaxed);
-
-	return len > q->msg_max || len > rs - HDR ? UINT32_MAX : len;
 }
 
 static inline void *
@@ -241,15 +236,29 @@ rec_data(struct aiop_queue *q, uint64_t pos)
 	return q->ring + (pos & q->mask) + HDR;
 }
 
-/* Load tail and release and check them; -EPROTO if they are nonsense. */
+/*
+ * Load release and tail and check them; -EPROTO if they are nonsense.
+ * Between the two loads both may move on (tail up to a lap past the
+ * release we read): only a release that did not move proves corruption.
+ */
 static inline int
 ends(struct aiop_queue *q, uint64_t *rel, uint64_t *tail)
 {
-	*rel = atomic_load_explicit(&Q(q)->release, memory_order_acquire);
-	*tail = atomic_load_explicit(&Q(q)->tail, memory_order_acquire);
-	if (AIOP_UNLIKELY(*tail - *rel > q->cap || ((*rel | *tail) & 15u)))
-		return -EPROTO;
-	return 0;
+	struct q_shm *s = Q(q);
+
+	*rel = atomic_load_explicit(&s->release, memory_order_acquire);
+	for (unsigned i = 0;; i++) {
+		uint64_t r2;
+
+		*tail = atomic_load_explicit(&s->tail, memory_order_acquire);
+		if (AIOP_LIKELY(*tail - *rel <= q->cap &&
+				!((*rel | *tail) & 15u)))
+			return 0;
+		r2 = atomic_load_explicit(&s->release, memory_order_acquire);
+		if (r2 == *rel || i == 64)
+			return -EPROTO;
+		*rel = r2;
+	}
 }
 
 /* ---- giving space back -------------------------------------------------- */
@@ -264,12 +273,13 @@ advance_release(struct aiop_queue *q, bool wake_anyway)
 
 	for (unsigned guard = 0; guard < 1u << 20; guard++) {
 		uint64_t rel, tail, st, rs;
+		uint32_t len;
 		unsigned k;
 		int r;
 
 		if (ends(q, &rel, &tail) < 0 || rel == tail)
 			break;
-		r = rec_read(q, rel, tail, &st, &rs);
+		r = rec_read(q, rel, tail, &st, &rs, &len);
 		if (r == -ESTALE)
 			continue; /* moved under us: re-read */
 		if (r < 0)
@@ -476,16 +486,13 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 			unsigned k;
 			uint32_t len;
 
-			r = rec_read(q, p, tail, &st, &rs);
+			r = rec_read(q, p, tail, &st, &rs, &len);
 			if (r == -ESTALE)
 				break;
 			if (r < 0)
 				return r;
 			k = kind_of(st);
 			if (k == K_COMMIT) {
-				len = rec_len(q, p, rs);
-				if (len == UINT32_MAX)
-					return -EPROTO;
 				if (c->n == 0 && len > cap) {
 					c->first_len = len;
 					return -EMSGSIZE;
@@ -638,9 +645,9 @@ probe_dead(struct aiop_queue *q)
 		return;
 	for (p = rel; p < tail;) {
 		unsigned k;
-		uint32_t t;
+		uint32_t t, len;
 
-		if (rec_read(q, p, tail, &st, &rs) < 0)
+		if (rec_read(q, p, tail, &st, &rs, &len) < 0)
 			return; /* moved on (others act) or garbage */
 		k = kind_of(st);
 		t = (uint32_t)st & TID_MASK;
