@@ -53,7 +53,9 @@ struct q_shm {
 	_Alignas(64) _Atomic uint64_t release; /* bytes given back, ever */
 	_Atomic uint64_t head;  /* hint: ver << 48 | (pos >> 4) (48 bits) */
 	_Atomic uint64_t nfin;  /* messages consumed or dropped, ever */
-	_Alignas(64) _Atomic uint32_t unfinished; /* JoinableQueue */
+	/* least room a producer out of room waits for (UINT64_MAX: none) */
+	_Alignas(64) _Atomic uint64_t need;
+	_Atomic uint32_t unfinished; /* JoinableQueue */
 	_Alignas(64) struct aiop__waitq not_empty;
 	_Alignas(64) struct aiop__waitq not_full;
 	_Alignas(64) struct aiop__waitq all_done;
@@ -263,16 +265,23 @@ ends(struct aiop_queue *q, uint64_t *rel, uint64_t *tail)
 
 /* ---- giving space back -------------------------------------------------- */
 
-/* Advance `release` over FREE and PAD records; wake producers if it moved
- * (all of them: the first may need more room than was made). */
+/*
+ * Advance `release` over FREE and PAD records. Producers out of room are
+ * woken (all of them) only once there is as much room as the least of them
+ * asked for, or the ring is empty: waking them for every freed record
+ * would cost a futex wake per message while the ring is full. The Dekker
+ * pair: the producer stores `need` and then reads `release`; we move
+ * `release` and then read `need` (all seq_cst).
+ */
 static void
 advance_release(struct aiop_queue *q, bool wake_anyway)
 {
 	struct q_shm *s = Q(q);
+	uint64_t rel = 0, tail = 0;
 	bool moved = false;
 
 	for (unsigned guard = 0; guard < 1u << 20; guard++) {
-		uint64_t rel, tail, st, rs;
+		uint64_t st, rs;
 		uint32_t len;
 		unsigned k;
 		int r;
@@ -288,11 +297,33 @@ advance_release(struct aiop_queue *q, bool wake_anyway)
 		if (k != K_FREE && k != K_PAD)
 			break;
 		if (atomic_compare_exchange_strong(&s->release, &rel,
-						   rel + rs))
+						   rel + rs)) {
 			moved = true;
+			rel += rs;
+		}
 	}
-	if (moved || wake_anyway)
+	if (moved) {
+		uint64_t need = atomic_load(&s->need);
+
+		if (need != UINT64_MAX &&
+		    (rel == tail || q->cap - (tail - rel) >= need)) {
+			atomic_store(&s->need, UINT64_MAX);
+			wake_anyway = true;
+		}
+	}
+	if (wake_anyway)
 		aiop__wake(&s->not_full, AIOP__WAKE_ALL);
+}
+
+/* Out of room: ask to be woken when `need` bytes are free (see above). */
+static void
+want_room(struct q_shm *s, uint64_t need)
+{
+	uint64_t cur = atomic_load(&s->need);
+
+	while (need < cur &&
+	       !atomic_compare_exchange_weak(&s->need, &cur, need))
+		;
 }
 
 /* A record of ours (state `from`) becomes PAD: dropped, never delivered. */
@@ -372,8 +403,13 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 		}
 	}
 	if (need > q->cap - (tail - rel)) {
-		r = -EAGAIN;
-		goto out;
+		want_room(s, need);
+		/* re-read release after publishing the need (seq_cst) */
+		rel = atomic_load(&s->release);
+		if (need > q->cap - (tail - rel)) {
+			r = -EAGAIN;
+			goto out;
+		}
 	}
 	p = tail;
 	for (unsigned i = 0; i < n; i++) {
@@ -937,6 +973,7 @@ queue_new(struct aiop_queue **out, const struct aiop_queue_attr *attr,
 	aiop__waitq_init(&Q(q)->not_empty);
 	aiop__waitq_init(&Q(q)->not_full);
 	aiop__waitq_init(&Q(q)->all_done);
+	atomic_store(&Q(q)->need, UINT64_MAX);
 	*out = q;
 	return 0;
 }
