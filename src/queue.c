@@ -801,6 +801,15 @@ put_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	unsigned n = a->op == QO_PUTV ? a->n : 1;
 	int r;
 
+	/* here, not at start: a coro start fails only on bad arguments */
+	if (a->op == QO_PUTV) {
+		const struct iovec *v = a->buf;
+		for (unsigned i = 0; i < n; i++)
+			if (v[i].iov_len > q->msg_max)
+				return -EMSGSIZE;
+	} else if (a->len > q->msg_max) {
+		return -EMSGSIZE;
+	}
 	r = reserve(q, a->op == QO_PUTV ? a->buf : NULL, a->len, n, &a->pos);
 	if (r == -EAGAIN && (flags & AIOP__ATT_PROBE)) {
 		/* out of room: a dead peer's record may hold `release` */
@@ -1005,10 +1014,9 @@ do_put(struct aiop_queue *q, const struct qargs *a0, int64_t timeout_ns)
 static int
 put_args(struct aiop_queue *q, struct qargs *a, const void *buf, size_t len)
 {
+	(void)q;
 	if (!buf && len)
 		return -EINVAL;
-	if (len > q->msg_max)
-		return -EMSGSIZE;
 	*a = (struct qargs){.buf = (void *)buf, .len = len, .op = QO_PUT};
 	return 0;
 }
@@ -1019,12 +1027,10 @@ putv_args(struct aiop_queue *q, struct qargs *a, const struct iovec *v,
 {
 	if (!v || n == 0)
 		return -EINVAL;
-	for (unsigned i = 0; i < n; i++) {
+	(void)q;
+	for (unsigned i = 0; i < n; i++)
 		if (!v[i].iov_base && v[i].iov_len)
 			return -EINVAL;
-		if (v[i].iov_len > q->msg_max)
-			return -EMSGSIZE;
-	}
 	*a = (struct qargs){.buf = (void *)v, .n = n, .op = QO_PUTV};
 	return 0;
 }
@@ -1077,8 +1083,6 @@ aiop_queue_reserve(struct aiop_queue *q, size_t len, struct aiop_msg *msg,
 		return r;
 	if (!msg)
 		return -EINVAL;
-	if (len > q->msg_max)
-		return -EMSGSIZE;
 	a = (struct qargs){.buf = msg, .len = len, .op = QO_RESERVE};
 	return do_put(q, &a, timeout_ns);
 }
@@ -1437,8 +1441,6 @@ aiop_queue_coro_reserve(struct ev_loop *loop, struct aiop_op *op,
 		return r;
 	if (!msg)
 		return -EINVAL;
-	if (len > q->msg_max)
-		return -EMSGSIZE;
 	a = (struct qargs){.buf = msg, .len = len, .op = QO_RESERVE};
 	return coro(loop, op, q, &Q(q)->not_full, &put_wait, &a, timeout_ns,
 		    cb);
