@@ -13,6 +13,7 @@
 #include <aiop/event.h>
 #include <aiop/condition.h>
 #include <aiop/barrier.h>
+#include <aiop/queue.h>
 
 /** True if an acquire result means the caller now holds the lock. */
 #define aiop_held(r) ((r) == 0 || (r) == -EOWNERDEAD)
@@ -59,6 +60,8 @@ AIOP__DEFINE_AUTO(sem)
 AIOP__DEFINE_AUTO(event)
 AIOP__DEFINE_AUTO(cond)
 AIOP__DEFINE_AUTO(barrier)
+AIOP__DEFINE_AUTO(queue)
+AIOP__DEFINE_AUTO(simplequeue)
 #undef AIOP__DEFINE_AUTO
 
 /**
