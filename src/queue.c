@@ -49,6 +49,7 @@ struct q_shm {
 	_Atomic uint32_t closed;
 	_Atomic uint64_t tail;               /* bytes reserved, ever */
 	_Atomic uint64_t nres;               /* messages reserved, ever */
+	_Atomic uint64_t rel_seen; /* a `release` a producer read (a cache) */
 	/* consumer side */
 	_Alignas(64) _Atomic uint64_t release; /* bytes given back, ever */
 	_Atomic uint64_t head;  /* hint: ver << 48 | (pos >> 4) (48 bits) */
@@ -375,8 +376,14 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 		r = -EPIPE;
 		goto out;
 	}
-	if ((r = ends(q, &rel, &tail)) < 0)
-		goto out;
+	/* tail is ours while we hold plock. release is read through the
+	 * cache rel_seen, and only loaded when the cache shows too little
+	 * room: the consumers' cache line stays theirs (one miss fewer per
+	 * message). The cached value was loaded with acquire by a producer
+	 * that dropped plock since, so the consumers' copies out of that
+	 * space still happen before our writes. */
+	tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+	rel = atomic_load_explicit(&s->rel_seen, memory_order_relaxed);
 	p = tail;
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t rs = rsize_of(v ? v[i].iov_len : one_len);
@@ -402,10 +409,20 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 			goto out;
 		}
 	}
-	if (need > q->cap - (tail - rel)) {
-		want_room(s, need);
-		/* re-read release after publishing the need (seq_cst) */
-		rel = atomic_load(&s->release);
+	if (tail - rel > q->cap || ((tail | rel) & 15u) ||
+	    need > q->cap - (tail - rel)) {
+		if ((r = ends(q, &rel, &tail)) < 0)
+			goto out;
+		if (need > q->cap - (tail - rel)) {
+			want_room(s, need);
+			/* re-read release after publishing the need */
+			rel = atomic_load(&s->release);
+			if (tail - rel > q->cap) {
+				r = -EPROTO;
+				goto out;
+			}
+		}
+		atomic_store_explicit(&s->rel_seen, rel, memory_order_relaxed);
 		if (need > q->cap - (tail - rel)) {
 			r = -EAGAIN;
 			goto out;
