@@ -240,6 +240,32 @@ rec_data(struct aiop_queue *q, uint64_t pos)
 }
 
 /*
+ * A length or size of one of our own records, read again after it was
+ * checked: a peer may have changed it since. Clamp so that positions stay
+ * 16-aligned and the payload stays inside the ring.
+ */
+static inline uint64_t
+rsize_safe(struct aiop_queue *q, uint64_t pos)
+{
+	uint64_t rs = atomic_load_explicit(&REC(q, pos)->rsize,
+					   memory_order_relaxed) & ~15ull;
+
+	return rs < HDR ? HDR : rs;
+}
+
+static inline uint32_t
+len_safe(struct aiop_queue *q, uint64_t pos)
+{
+	uint64_t room = q->cap - (pos & q->mask) - HDR;
+	uint32_t len = atomic_load_explicit(&REC(q, pos)->len,
+					    memory_order_relaxed);
+
+	if (len > q->msg_max)
+		len = q->msg_max;
+	return len > room ? (uint32_t)room : len;
+}
+
+/*
  * Load release and tail and check them; -EPROTO if they are nonsense.
  * Between the two loads both may move on (tail up to a lap past the
  * release we read): only a release that did not move proves corruption.
@@ -466,14 +492,11 @@ out:
 static uint64_t
 next_rec(struct aiop_queue *q, uint64_t pos)
 {
-	uint64_t p = pos + atomic_load_explicit(&REC(q, pos)->rsize,
-						memory_order_relaxed);
-	struct rec *r = REC(q, p);
+	uint64_t p = pos + rsize_safe(q, pos), st;
 
-	if (kind_of(atomic_load_explicit(&r->st, memory_order_relaxed)) ==
-		    K_PAD &&
-	    lap_ok(q, atomic_load_explicit(&r->st, memory_order_relaxed), p))
-		p += atomic_load_explicit(&r->rsize, memory_order_relaxed);
+	st = atomic_load_explicit(&REC(q, p)->st, memory_order_relaxed);
+	if (kind_of(st) == K_PAD && lap_ok(q, st, p))
+		p += rsize_safe(q, p);
 	return p;
 }
 
@@ -621,14 +644,11 @@ consume(struct aiop_queue *q, uint64_t pos, unsigned n, unsigned char *buf,
 
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t from = mk(q, p, K_CLAIM, self), nx = next_rec(q, p);
-		uint32_t len = atomic_load_explicit(&REC(q, p)->len,
-						    memory_order_relaxed);
+		uint32_t len = len_safe(q, p);
 
 		if (buf) {
 			/* len was checked at claim time; one that a peer
 			 * changed since is clamped to what is left of buf */
-			if (len > q->msg_max)
-				len = q->msg_max;
 			if (len > cap)
 				len = (uint32_t)cap;
 			memcpy(buf, rec_data(q, p), len);
@@ -739,9 +759,7 @@ fill_msg(struct aiop_queue *q, struct aiop_msg *m, uint64_t pos,
 	 unsigned kind)
 {
 	m->data = rec_data(q, pos);
-	m->len = atomic_load_explicit(&REC(q, pos)->len, memory_order_relaxed);
-	if (m->len > q->msg_max)
-		m->len = 0;
+	m->len = len_safe(q, pos);
 	m->aiop_pos = pos;
 	m->aiop_tag = mk(q, pos, kind, me());
 }
@@ -801,11 +819,16 @@ copy_in(struct aiop_queue *q, struct qargs *a)
 		const struct iovec *v = a->buf;
 		uint64_t p = a->pos;
 
+		/* positions as reserve() laid them out, not as the ring's
+		 * headers say (a peer may have changed those) */
 		for (unsigned i = 0; i < a->n; i++) {
 			if (v[i].iov_len)
 				memcpy(rec_data(q, p), v[i].iov_base,
 				       v[i].iov_len);
-			p = next_rec(q, p);
+			p += rsize_of(v[i].iov_len);
+			if (i + 1 < a->n &&
+			    q->cap - (p & q->mask) < rsize_of(v[i + 1].iov_len))
+				p += q->cap - (p & q->mask);
 		}
 	}
 }
