@@ -163,13 +163,16 @@ head_lower(struct aiop_queue *q, uint64_t pos)
  * that died is replaced. A peer that scribbles a live tid here forever can
  * only make our attempt report -EAGAIN (the caller's deadline holds).
  */
+#define PLOCK_WAIT_NS 1000000u
+
 static int
 plock_take(struct aiop_queue *q)
 {
 	_Atomic uint32_t *l = &Q(q)->plock;
 	uint32_t self = me(), h;
+	uint64_t t0 = 0;
 
-	for (unsigned i = 0; i < 20000; i++) {
+	for (unsigned i = 0;; i++) {
 		h = atomic_load_explicit(l, memory_order_relaxed);
 		if (h == 0) {
 			if (atomic_compare_exchange_weak_explicit(
@@ -183,6 +186,15 @@ plock_take(struct aiop_queue *q)
 			continue;
 		}
 		(void)sched_yield();
+		/* a holder that lives and holds on (stopped, or a hostile
+		 * peer) costs us at most PLOCK_WAIT_NS per attempt */
+		if ((i & 63) == 0) {
+			uint64_t t = aiop__now_ns();
+			if (!t0)
+				t0 = t;
+			else if (t - t0 > PLOCK_WAIT_NS)
+				return -EAGAIN;
+		}
 		if ((i & 255) == 0 &&
 		    (h == self || !aiop__tid_alive((pid_t)(h & TID_MASK))) &&
 		    atomic_compare_exchange_strong_explicit(
@@ -193,7 +205,6 @@ plock_take(struct aiop_queue *q)
 				     was complete, the rest is rewritten */
 		}
 	}
-	return -EAGAIN;
 }
 
 static inline void
@@ -492,11 +503,21 @@ out:
 static uint64_t
 next_rec(struct aiop_queue *q, uint64_t pos)
 {
-	uint64_t p = pos + rsize_safe(q, pos), st;
+	uint64_t p = pos + rsize_safe(q, pos);
 
-	st = atomic_load_explicit(&REC(q, p)->st, memory_order_relaxed);
-	if (kind_of(st) == K_PAD && lap_ok(q, st, p))
-		p += rsize_safe(q, p);
+	/* records dropped between two of a run are PADs, any number of them
+	 * (at most a lap of them: a peer may have forged some) */
+	for (uint64_t seen = 0; seen < q->cap;) {
+		uint64_t st = atomic_load_explicit(&REC(q, p)->st,
+						   memory_order_relaxed);
+		uint64_t rs;
+
+		if (kind_of(st) != K_PAD || !lap_ok(q, st, p))
+			break;
+		rs = rsize_safe(q, p);
+		seen += rs;
+		p += rs;
+	}
 	return p;
 }
 
@@ -634,8 +655,8 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 
 /* Free n records of ours from pos (copying them out first if buf). */
 static int
-consume(struct aiop_queue *q, uint64_t pos, unsigned n, unsigned char *buf,
-	size_t cap, size_t *lens)
+consume(struct aiop_queue *q, uint64_t pos, unsigned n, bool copy,
+	unsigned char *buf, size_t cap, size_t *lens)
 {
 	struct q_shm *s = Q(q);
 	uint32_t self = me();
@@ -646,13 +667,15 @@ consume(struct aiop_queue *q, uint64_t pos, unsigned n, unsigned char *buf,
 		uint64_t from = mk(q, p, K_CLAIM, self), nx = next_rec(q, p);
 		uint32_t len = len_safe(q, p);
 
-		if (buf) {
+		if (copy) {
 			/* len was checked at claim time; one that a peer
 			 * changed since is clamped to what is left of buf */
 			if (len > cap)
 				len = (uint32_t)cap;
-			memcpy(buf, rec_data(q, p), len);
-			buf += len;
+			if (len) {
+				memcpy(buf, rec_data(q, p), len);
+				buf += len;
+			}
 			cap -= len;
 			if (lens)
 				lens[i] = len;
@@ -790,16 +813,18 @@ second_half(struct aiop_queue *q, struct qargs *a, int res)
 	case QO_GET: {
 		size_t len = 0;
 
-		r = consume(q, a->pos, 1, a->buf, a->len, &len);
+		r = consume(q, a->pos, 1, true, a->buf, a->len, &len);
 		if (a->lens)
 			*a->lens = len;
 		return r < 0 ? r : (int)len;
 	}
 	case QO_GETV:
-		r = consume(q, a->pos, a->n, a->buf, a->len, a->lens);
+		r = consume(q, a->pos, a->n, true, a->buf, a->len, a->lens);
 		return r < 0 ? r : (int)a->n;
 	case QO_RESERVE:
 		fill_msg(q, a->buf, a->pos, K_RES);
+		/* the length asked for, not the header's (a peer's to write) */
+		((struct aiop_msg *)a->buf)->len = a->len;
 		return 0;
 	case QO_PEEK:
 		fill_msg(q, a->buf, a->pos, K_CLAIM);
@@ -1287,7 +1312,7 @@ aiop_queue_release(struct aiop_queue *q, struct aiop_msg *msg)
 		return r;
 	if (kind_of(msg->aiop_tag) != K_CLAIM)
 		return -EINVAL;
-	r = consume(q, msg->aiop_pos, 1, NULL, 0, NULL);
+	r = consume(q, msg->aiop_pos, 1, false, NULL, 0, NULL);
 	msg->aiop_tag = 0;
 	return r;
 }

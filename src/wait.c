@@ -461,6 +461,21 @@ deliver(struct aiop__reg *r, struct aiop_op *op, int res)
 	cb(r->loop, op, res);
 }
 
+/*
+ * A result decided now: deliver it at once, unless results decided earlier
+ * are still queued; then it queues behind them, so that callbacks run in
+ * the order their results were decided (a queue's messages reach one
+ * loop's callbacks in the order they were taken).
+ */
+static void
+complete(struct aiop__reg *r, struct aiop_op *op, int res)
+{
+	if (r->done_head)
+		queue_done(r, op, res);
+	else
+		deliver(r, op, res);
+}
+
 /* ---- coro: watchers ---------------------------------------------------- */
 
 static void
@@ -545,7 +560,7 @@ pass_waiting(struct aiop__reg *r, unsigned flags)
 		}
 		list_insert_before(op->aiop_next, &cursor);
 		unwait(r, op);
-		deliver(r, op, res);
+		complete(r, op, res);
 		op = cursor.aiop_next;
 		list_unlink(&cursor);
 	}
@@ -619,11 +634,12 @@ check_cb(struct ev_loop *loop, ev_check *w, int revents)
 	if (reg_stale(r))
 		return;
 	r->in_dispatch++;
+	deliver_done(r); /* first: those were decided before this pass */
 	if (r->kicked) {
 		r->kicked = false;
 		pass_waiting(r, 0);
+		deliver_done(r);
 	}
-	deliver_done(r);
 	r->in_dispatch--;
 	reg_watch(r);
 }
@@ -682,7 +698,7 @@ op_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	unwait(r, op);
 	r->in_dispatch++;
-	deliver(r, op, res);
+	complete(r, op, res);
 	r->in_dispatch--;
 	reg_watch(r);
 }
