@@ -1,0 +1,2529 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Queue, JoinableQueue and SimpleQueue: copies and zero-copy, lengths and
+ * bounds, argument errors, close, the coro variants (cancel before and
+ * after a grant: nothing is lost or delivered twice), several processes,
+ * and peers that die mid-operation (suite queue_death).
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+TestSuite(queue, .timeout = 120);
+TestSuite(queue_coro, .timeout = 120);
+TestSuite(jqueue, .timeout = 120);
+TestSuite(squeue, .timeout = 120);
+TestSuite(queue_death, .timeout = 120);
+
+/* the smallest ring, and the default msg_max clipped to it */
+#define SMALL_CAP 4096u
+#define SMALL_MAX (SMALL_CAP / 2 - 32)
+#define MIB2 ((size_t)AIOP_QUEUE_MSG_MAX_DEFAULT)
+
+static struct aiop_queue *Q;
+static struct aiop_simplequeue *SQ;
+
+/* What children report back. */
+struct shared {
+	int flag;
+	int result;
+	int done;
+	int seen_done; /* the worker's task_done count when join returned */
+	int bad;
+	uint64_t elapsed;
+};
+static struct shared *SH;
+
+static void
+setup(void)
+{
+	SH = t_shared(sizeof(*SH));
+	cr_assert_not_null(SH);
+}
+
+static void
+teardown(void)
+{
+	t_unshared(SH, sizeof(*SH));
+}
+
+static bool
+under_valgrind(void)
+{
+	return getenv("AIOP_UNDER_VALGRIND") != NULL;
+}
+
+/* Upper bounds of timing checks stretch under valgrind (20x slower). */
+static uint64_t
+bound_ns(uint64_t ns)
+{
+	return under_valgrind() ? ns * 20 : ns;
+}
+
+static int
+bound_ms(int ms)
+{
+	return under_valgrind() ? ms * 20 : ms;
+}
+
+static int
+iters(int n)
+{
+	return under_valgrind() ? n / 20 + 1 : n;
+}
+
+/* Wait up to max_ms for *flag to reach n. */
+static bool
+wait_count(int *flag, int n, int max_ms)
+{
+	uint64_t end = t_now() + (uint64_t)max_ms * T_MS;
+
+	while (__atomic_load_n(flag, __ATOMIC_SEQ_CST) < n) {
+		if (t_now() > end)
+			return false;
+		t_msleep(1);
+	}
+	return true;
+}
+
+static struct aiop_queue *
+new_queue(size_t capacity, unsigned maxsize, unsigned flags)
+{
+	struct aiop_queue_attr a = { .capacity = capacity,
+				     .maxsize = maxsize,
+				     .flags = flags };
+	struct aiop_queue *q = NULL;
+
+	cr_assert_eq(aiop_queue_new(&q, &a), 0);
+	cr_assert_not_null(q);
+	return q;
+}
+
+static struct ev_loop *
+new_loop(void)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+
+	cr_assert_not_null(loop);
+	return loop;
+}
+
+/* Give the doorbell back too: a test must not leave anything behind. */
+static void
+end_loop(struct ev_loop *loop)
+{
+	cr_assert_eq(aiop_loop_detach(loop), 0);
+	ev_loop_destroy(loop);
+}
+
+/* Child side of end_loop: no Criterion asserts in children. */
+static int
+child_end_loop(struct ev_loop *loop)
+{
+	int r = aiop_loop_detach(loop);
+
+	ev_loop_destroy(loop);
+	return r;
+}
+
+/* A byte pattern that differs per seed and does not repeat every 256. */
+static void
+fill(void *p, size_t n, uint32_t seed)
+{
+	uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(seed * 2654435761u + i * 131u + (i >> 9));
+}
+
+static bool
+check(const void *p, size_t n, uint32_t seed)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != (uint8_t)(seed * 2654435761u + i * 131u +
+				      (i >> 9)))
+			return false;
+	return true;
+}
+
+/* Message "seq": 4 bytes of seq, then a pattern; length 4 + seq % 200. */
+static size_t
+seq_msg(void *buf, uint32_t seq)
+{
+	size_t len = 4 + seq % 200;
+
+	memcpy(buf, &seq, 4);
+	fill((char *)buf + 4, len - 4, seq);
+	return len;
+}
+
+static bool
+seq_ok(const void *buf, int len, uint32_t seq)
+{
+	uint32_t s;
+
+	if (len != (int)(4 + seq % 200))
+		return false;
+	memcpy(&s, buf, 4);
+	return s == seq && check((const char *)buf + 4, (size_t)len - 4, seq);
+}
+
+static int
+put_s(struct aiop_queue *q, const char *s)
+{
+	return aiop_queue_put(q, s, strlen(s), T_SEC);
+}
+
+/* The next message must be the string s (taken within timeout_ns). */
+#define assert_next_t(q, s, timeout_ns)                                        \
+	do {                                                                   \
+		char b_[256];                                                  \
+		size_t n_ = 0;                                                 \
+		int r_ = aiop_queue_get((q), b_, sizeof(b_) - 1, &n_,          \
+					(timeout_ns));                         \
+		cr_assert_eq(r_, (int)strlen(s), "expected \"%s\": got %d %s", \
+			     (s), r_, r_ < 0 ? aiop_strerror(r_) : "");        \
+		b_[r_] = 0;                                                    \
+		cr_assert_str_eq(b_, (s));                                     \
+		cr_assert_eq(n_, strlen(s));                                   \
+	} while (0)
+#define assert_next(q, s) assert_next_t(q, s, T_SEC)
+
+/* Start a coro op: it must not complete inside the start call. */
+#define START(t, call)                                                         \
+	do {                                                                   \
+		int r_;                                                        \
+		(t)->in_start = true;                                          \
+		r_ = (call);                                                   \
+		(t)->in_start = false;                                         \
+		cr_assert_eq(r_, 0, "start: %d %s", r_, aiop_strerror(r_));   \
+		cr_assert_eq((t)->calls, 0, "callback ran inside start");     \
+		cr_assert_eq(aiop_op_pending(&(t)->op), 1);                    \
+	} while (0)
+
+/* ------------------------------------------------------------------ */
+/* queue: arguments and attributes                                     */
+
+Test(queue, attrs_and_defaults)
+{
+	struct aiop_queue_attr a = { 0 };
+	struct aiop_queue *q = NULL;
+
+	cr_assert_eq(aiop_queue_new(NULL, NULL), -EINVAL);
+	cr_assert_eq(aiop_queue_new(NULL, &a), -EINVAL);
+	a.flags = 2;
+	cr_assert_eq(aiop_queue_new(&q, &a), -EINVAL, "unknown flag");
+	a.flags = AIOP_QUEUE_JOINABLE | 0x80000000u;
+	cr_assert_eq(aiop_queue_new(&q, &a), -EINVAL, "unknown flag");
+	a = (struct aiop_queue_attr){ .capacity = SMALL_CAP,
+				      .msg_max = SMALL_MAX + 1 };
+	cr_assert_eq(aiop_queue_new(&q, &a), -EINVAL,
+		     "msg_max above capacity / 2 - 32");
+	a = (struct aiop_queue_attr){ .msg_max = 1u << 30 };
+	cr_assert_eq(aiop_queue_new(&q, &a), -EINVAL,
+		     "msg_max above the default ring's half");
+	a = (struct aiop_queue_attr){ .maxsize = (unsigned)INT32_MAX + 1u };
+	cr_assert_eq(aiop_queue_new(&q, &a), -EINVAL, "maxsize > INT32_MAX");
+	a = (struct aiop_queue_attr){ .capacity = (size_t)
+						  AIOP_QUEUE_CAPACITY_MAX +
+					  1 };
+	cr_assert_eq(aiop_queue_new(&q, &a), -EINVAL, "capacity above max");
+	a = (struct aiop_queue_attr){ .capacity = SIZE_MAX };
+	cr_assert_eq(aiop_queue_new(&q, &a), -EINVAL, "rounding overflows");
+
+	/* the limits themselves are accepted */
+	a = (struct aiop_queue_attr){ .capacity = SMALL_CAP,
+				      .msg_max = SMALL_MAX };
+	cr_assert_eq(aiop_queue_new(&q, &a), 0);
+	cr_assert_eq(aiop_queue_msg_max(q), (int)SMALL_MAX);
+	cr_assert_eq(aiop_queue_free(q), 0);
+	a = (struct aiop_queue_attr){ .maxsize = INT32_MAX };
+	cr_assert_eq(aiop_queue_new(&q, &a), 0);
+	cr_assert_eq(aiop_queue_free(q), 0);
+
+	/* a small ring clips the default msg_max; a tiny one is rounded
+	 * up to the minimum */
+	q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(aiop_queue_msg_max(q), (int)SMALL_MAX);
+	cr_assert_eq(aiop_queue_free(q), 0);
+	q = new_queue(100, 0, 0);
+	cr_assert_eq(aiop_queue_msg_max(q), (int)SMALL_MAX);
+	cr_assert_eq(aiop_queue_free(q), 0);
+
+	/* NULL and a zeroed attr are the defaults */
+	cr_assert_eq(aiop_queue_new(&q, NULL), 0);
+	cr_assert_eq(aiop_queue_msg_max(q), (int)MIB2);
+	cr_assert_eq(aiop_queue_qsize(q), 0);
+	cr_assert_eq(aiop_queue_empty(q), 1);
+	cr_assert_eq(aiop_queue_full(q), 0);
+	cr_assert_eq(aiop_queue_free(q), 0);
+	a = (struct aiop_queue_attr){ 0 };
+	cr_assert_eq(aiop_queue_new(&q, &a), 0);
+	cr_assert_eq(aiop_queue_msg_max(q), (int)MIB2);
+	cr_assert_eq(aiop_queue_free(q), 0);
+}
+
+Test(queue, null_handles)
+{
+	char b[8] = "x";
+	size_t n = 0, lens[2];
+	struct iovec iov = { b, 1 };
+	struct aiop_msg m = { 0 };
+
+	cr_assert_eq(aiop_queue_free(NULL), 0);
+	cr_assert_eq(aiop_queue_put(NULL, b, 1, 0), -EINVAL);
+	cr_assert_eq(aiop_queue_try_put(NULL, b, 1), -EINVAL);
+	cr_assert_eq(aiop_queue_get(NULL, b, sizeof(b), &n, 0), -EINVAL);
+	cr_assert_eq(aiop_queue_try_get(NULL, b, sizeof(b), &n), -EINVAL);
+	cr_assert_eq(aiop_queue_put_many(NULL, &iov, 1, 0), -EINVAL);
+	cr_assert_eq(aiop_queue_try_put_many(NULL, &iov, 1), -EINVAL);
+	cr_assert_eq(aiop_queue_get_many(NULL, b, sizeof(b), lens, 2, 0),
+		     -EINVAL);
+	cr_assert_eq(aiop_queue_try_get_many(NULL, b, sizeof(b), lens, 2),
+		     -EINVAL);
+	cr_assert_eq(aiop_queue_reserve(NULL, 1, &m, 0), -EINVAL);
+	cr_assert_eq(aiop_queue_try_reserve(NULL, 1, &m), -EINVAL);
+	cr_assert_eq(aiop_queue_commit(NULL, &m), -EINVAL);
+	cr_assert_eq(aiop_queue_abort(NULL, &m), -EINVAL);
+	cr_assert_eq(aiop_queue_peek(NULL, &m, 0), -EINVAL);
+	cr_assert_eq(aiop_queue_try_peek(NULL, &m), -EINVAL);
+	cr_assert_eq(aiop_queue_release(NULL, &m), -EINVAL);
+	cr_assert_eq(aiop_queue_unpeek(NULL, &m), -EINVAL);
+	cr_assert_eq(aiop_queue_close(NULL), -EINVAL);
+	cr_assert_eq(aiop_queue_qsize(NULL), -EINVAL);
+	cr_assert_eq(aiop_queue_empty(NULL), -EINVAL);
+	cr_assert_eq(aiop_queue_full(NULL), -EINVAL);
+	cr_assert_eq(aiop_queue_msg_max(NULL), -EINVAL);
+	cr_assert_eq(aiop_queue_task_done(NULL), -EINVAL);
+	cr_assert_eq(aiop_queue_join(NULL, 0), -EINVAL);
+	cr_assert_eq(aiop_queue_try_join(NULL), -EINVAL);
+
+	cr_assert_eq(aiop_simplequeue_new(NULL), -EINVAL);
+	cr_assert_eq(aiop_simplequeue_free(NULL), 0);
+	cr_assert_eq(aiop_simplequeue_put(NULL, b, 1), -EINVAL);
+	cr_assert_eq(aiop_simplequeue_try_put(NULL, b, 1), -EINVAL);
+	cr_assert_eq(aiop_simplequeue_get(NULL, b, sizeof(b), &n), -EINVAL);
+	cr_assert_eq(aiop_simplequeue_try_get(NULL, b, sizeof(b), &n),
+		     -EINVAL);
+	cr_assert_eq(aiop_simplequeue_empty(NULL), -EINVAL);
+	cr_assert_eq(aiop_simplequeue_close(NULL), -EINVAL);
+}
+
+Test(queue, bad_arguments_change_nothing)
+{
+	char b[8] = "x";
+	size_t n = 0, lens[2];
+	struct iovec iov = { b, 1 };
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	/* one message in, so a wrong answer could only come from the
+	 * argument check, not from an empty queue */
+	cr_assert_eq(put_s(Q, "m"), 0);
+	cr_assert_eq(aiop_queue_put(Q, NULL, 5, 0), -EINVAL);
+	cr_assert_eq(aiop_queue_try_put(Q, NULL, 5), -EINVAL);
+	cr_assert_eq(aiop_queue_put(Q, b, 1, -5), -EINVAL, "bad timeout");
+	cr_assert_eq(aiop_queue_get(Q, NULL, 5, &n, 0), -EINVAL);
+	cr_assert_eq(aiop_queue_try_get(Q, NULL, 5, &n), -EINVAL);
+	cr_assert_eq(aiop_queue_get(Q, b, sizeof(b), &n, -5), -EINVAL);
+	cr_assert_eq(aiop_queue_put_many(Q, NULL, 1, 0), -EINVAL);
+	cr_assert_eq(aiop_queue_put_many(Q, &iov, 0, 0), -EINVAL);
+	cr_assert_eq(aiop_queue_try_put_many(Q, &iov, 0), -EINVAL);
+	cr_assert_eq(aiop_queue_get_many(Q, b, sizeof(b), NULL, 2, 0),
+		     -EINVAL);
+	cr_assert_eq(aiop_queue_get_many(Q, b, sizeof(b), lens, 0, 0),
+		     -EINVAL);
+	cr_assert_eq(aiop_queue_try_get_many(Q, NULL, 5, lens, 2), -EINVAL);
+	cr_assert_eq(aiop_queue_reserve(Q, 1, NULL, 0), -EINVAL);
+	cr_assert_eq(aiop_queue_try_reserve(Q, 1, NULL), -EINVAL);
+	cr_assert_eq(aiop_queue_peek(Q, NULL, 0), -EINVAL);
+	cr_assert_eq(aiop_queue_try_peek(Q, NULL), -EINVAL);
+	cr_assert_eq(aiop_queue_commit(Q, NULL), -EINVAL);
+	cr_assert_eq(aiop_queue_abort(Q, NULL), -EINVAL);
+	cr_assert_eq(aiop_queue_release(Q, NULL), -EINVAL);
+	cr_assert_eq(aiop_queue_unpeek(Q, NULL), -EINVAL);
+	cr_assert_eq(aiop_queue_qsize(Q), 1, "nothing taken or added");
+	/* msg_len may be NULL */
+	cr_assert_eq(aiop_queue_get(Q, b, sizeof(b), NULL, 0), 1);
+	cr_assert_eq(b[0], 'm');
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* queue: copies                                                       */
+
+Test(queue, lengths_round_trip)
+{
+	const size_t lens[] = { 0,  1,	 7,   8,    9,		   15,
+				16, 17,	 100, 1000, SMALL_MAX - 1, SMALL_MAX };
+	uint8_t *in = malloc(SMALL_CAP), *out = malloc(SMALL_CAP);
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	for (int rep = 0; rep < 4; rep++) { /* several laps of the ring */
+		for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+			size_t len = lens[i], n = 12345;
+			uint32_t seed = (uint32_t)(rep * 100 + i);
+			int r;
+
+			fill(in, len, seed);
+			r = (i + rep) % 2 ? aiop_queue_try_put(Q, in, len)
+					  : aiop_queue_put(Q, in, len, T_SEC);
+			cr_assert_eq(r, 0, "put %zu: %s", len,
+				     aiop_strerror(r));
+			cr_assert_eq(aiop_queue_qsize(Q), 1);
+			cr_assert_eq(aiop_queue_empty(Q), 0);
+			memset(out, 0xa5, SMALL_CAP);
+			r = (i + rep) % 3 ? aiop_queue_get(Q, out, SMALL_CAP,
+							    &n, T_SEC)
+					  : aiop_queue_try_get(Q, out,
+							       SMALL_CAP, &n);
+			cr_assert_eq(r, (int)len, "get %zu: %d", len, r);
+			cr_assert_eq(n, len);
+			cr_assert(check(out, len, seed), "bytes of %zu", len);
+			cr_assert_eq(out[len], 0xa5, "wrote past the message");
+		}
+	}
+	/* one byte over: refused, nothing put */
+	cr_assert_eq(aiop_queue_put(Q, in, SMALL_MAX + 1, T_SEC), -EMSGSIZE);
+	cr_assert_eq(aiop_queue_try_put(Q, in, SMALL_MAX + 1), -EMSGSIZE);
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_try_get(Q, out, SMALL_CAP, NULL), -EAGAIN);
+	cr_assert_eq(put_s(Q, "x"), 0);
+	cr_assert_eq(aiop_queue_put(Q, in, SMALL_MAX + 1, 0), -EMSGSIZE);
+	cr_assert_eq(aiop_queue_qsize(Q), 1);
+	assert_next(Q, "x");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	free(in);
+	free(out);
+}
+
+Test(queue, get_into_small_buffer_keeps_message)
+{
+	uint8_t in[100], out[100];
+	size_t n = 0;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	fill(in, 100, 1);
+	cr_assert_eq(aiop_queue_put(Q, in, 100, T_SEC), 0);
+	cr_assert_eq(put_s(Q, "second"), 0);
+	memset(out, 0xa5, sizeof(out));
+	cr_assert_eq(aiop_queue_get(Q, out, 10, &n, T_SEC), -EMSGSIZE);
+	cr_assert_eq(n, 100, "msg_len tells the size needed");
+	cr_assert_eq(out[0], 0xa5, "nothing copied");
+	n = 0;
+	cr_assert_eq(aiop_queue_try_get(Q, out, 99, &n), -EMSGSIZE);
+	cr_assert_eq(n, 100);
+	cr_assert_eq(aiop_queue_get(Q, out, 0, &n, 0), -EMSGSIZE);
+	cr_assert_eq(aiop_queue_qsize(Q), 2, "nothing taken");
+	cr_assert_eq(aiop_queue_get(Q, out, 100, &n, T_SEC), 100,
+		     "the same message is still first");
+	cr_assert(check(out, 100, 1));
+	assert_next(Q, "second");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+static int
+fifo_producer(void *arg)
+{
+	int n = *(int *)arg;
+	char buf[256];
+
+	for (int i = 0; i < n; i++) {
+		size_t len = seq_msg(buf, (uint32_t)i);
+		int r = i % 3 ? aiop_queue_put(Q, buf, len, 10 * T_SEC) : -1;
+		uint64_t end = t_now() + 10 * T_SEC;
+
+		/* a third of them by try, retried: exercises the full ring */
+		while ((r == -1 || r == -EAGAIN) && t_now() < end) {
+			r = aiop_queue_try_put(Q, buf, len);
+			if (r == -EAGAIN)
+				t_msleep(1);
+		}
+		if (r != 0)
+			return 1;
+	}
+	return 0;
+}
+
+Test(queue, fifo_across_processes)
+{
+	int n = iters(3000);
+	char buf[256];
+	pid_t pid;
+
+	/* a ring of a few dozen messages: the producer waits for room */
+	Q = new_queue(8192, 0, 0);
+	pid = t_fork(fifo_producer, &n);
+	for (int i = 0; i < n; i++) {
+		size_t len = 0;
+		int r = aiop_queue_get(Q, buf, sizeof(buf), &len, 10 * T_SEC);
+
+		cr_assert(seq_ok(buf, r, (uint32_t)i), "message %d: got %d",
+			  i, r);
+		cr_assert_eq(len, (size_t)r);
+	}
+	cr_assert_eq(t_reap(pid, T_REAP_MS), 0);
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+Test(queue, small_ring_random_laps)
+{
+	/* random lengths and batch sizes through the smallest ring: every
+	 * wrap position, with and without padding at the end */
+	uint8_t *in = malloc(SMALL_CAP), *out = malloc(SMALL_CAP);
+	uint64_t seed = 42;
+	uint32_t put_seq = 0, get_seq = 0;
+	size_t want[8];
+	int rounds = iters(3000), full = 0;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	for (int i = 0; i < rounds; i++) {
+		int batch = 1 + (int)(t_rand(&seed) % 4), k = 0;
+
+		for (; k < batch; k++) {
+			size_t len = t_rand(&seed) % (SMALL_MAX + 1);
+			int r;
+
+			if (t_rand(&seed) % 4 == 0)
+				len = t_rand(&seed) % 24;
+			fill(in, len, put_seq);
+			r = aiop_queue_try_put(Q, in, len);
+			if (r == -EAGAIN) {
+				cr_assert_gt(k, 0, "an empty ring takes one");
+				full++;
+				break;
+			}
+			cr_assert_eq(r, 0, "put: %s", aiop_strerror(r));
+			want[k] = len;
+			put_seq++;
+		}
+		cr_assert_eq(aiop_queue_qsize(Q), k);
+		for (int j = 0; j < k; j++) {
+			int r = aiop_queue_try_get(Q, out, SMALL_CAP, NULL);
+
+			cr_assert_eq(r, (int)want[j], "round %d: %d", i, r);
+			cr_assert(check(out, want[j], get_seq), "round %d", i);
+			get_seq++;
+		}
+		cr_assert_eq(aiop_queue_try_get(Q, out, SMALL_CAP, NULL),
+			     -EAGAIN);
+	}
+	cr_log_info("%u messages, %d full rings\n", put_seq, full);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	free(in);
+	free(out);
+}
+
+Test(queue, put_many_get_many)
+{
+	char a[10], b[20], c[30], buf[128], zero = 'z';
+	struct iovec v[4] = { { a, 10 }, { b, 20 }, { c, 30 }, { &zero, 0 } };
+	size_t lens[8];
+
+	fill(a, 10, 1);
+	fill(b, 20, 2);
+	fill(c, 30, 3);
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(aiop_queue_put_many(Q, v, 4, T_SEC), 4);
+	cr_assert_eq(aiop_queue_qsize(Q), 4);
+	/* stops at the message that does not fit what is left */
+	memset(lens, 0xff, sizeof(lens));
+	cr_assert_eq(aiop_queue_get_many(Q, buf, 35, lens, 8, T_SEC), 2);
+	cr_assert_eq(lens[0], 10);
+	cr_assert_eq(lens[1], 20);
+	cr_assert(check(buf, 10, 1));
+	cr_assert(check(buf + 10, 20, 2), "back to back");
+	/* the first does not fit: nothing taken, lens[0] its length */
+	lens[0] = 0;
+	cr_assert_eq(aiop_queue_get_many(Q, buf, 10, lens, 8, T_SEC),
+		     -EMSGSIZE);
+	cr_assert_eq(lens[0], 30);
+	cr_assert_eq(aiop_queue_try_get_many(Q, buf, 29, lens, 8), -EMSGSIZE);
+	cr_assert_eq(aiop_queue_qsize(Q), 2);
+	/* max bounds the count */
+	cr_assert_eq(aiop_queue_try_get_many(Q, buf, sizeof(buf), lens, 1), 1);
+	cr_assert_eq(lens[0], 30);
+	cr_assert(check(buf, 30, 3));
+	cr_assert_eq(aiop_queue_get_many(Q, buf, sizeof(buf), lens, 8, 0), 1);
+	cr_assert_eq(lens[0], 0, "the empty message");
+	cr_assert_eq(aiop_queue_try_get_many(Q, buf, sizeof(buf), lens, 8),
+		     -EAGAIN);
+	cr_assert_eq(aiop_queue_get_many(Q, buf, sizeof(buf), lens, 8,
+					 20 * T_MS),
+		     -ETIMEDOUT);
+	/* a mix of put and put_many keeps the order */
+	cr_assert_eq(put_s(Q, "p"), 0);
+	cr_assert_eq(aiop_queue_try_put_many(Q, v, 2), 2);
+	cr_assert_eq(put_s(Q, "q"), 0);
+	cr_assert_eq(aiop_queue_get_many(Q, buf, sizeof(buf), lens, 8, T_SEC),
+		     4);
+	cr_assert_eq(lens[0], 1);
+	cr_assert_eq(buf[0], 'p');
+	cr_assert_eq(lens[1], 10);
+	cr_assert_eq(lens[2], 20);
+	cr_assert(check(buf + 11, 20, 2));
+	cr_assert_eq(lens[3], 1);
+	cr_assert_eq(buf[31], 'q');
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+Test(queue, get_many_across_dropped_records)
+{
+	/* aborted reservations leave skipped records between messages; a
+	 * batch passes over them and must free exactly what it took */
+	struct aiop_msg m;
+	char buf[64];
+	size_t lens[4];
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	for (int gap = 1; gap <= 3; gap++) {
+		cr_assert_eq(put_s(Q, "A"), 0);
+		for (int i = 0; i < gap; i++) {
+			cr_assert_eq(aiop_queue_reserve(Q, 8, &m, T_SEC), 0);
+			cr_assert_eq(aiop_queue_abort(Q, &m), 0);
+		}
+		cr_assert_eq(put_s(Q, "B"), 0);
+		cr_assert_eq(aiop_queue_try_get_many(Q, buf, sizeof(buf), lens,
+						     4),
+			     2, "%d dropped records between", gap);
+		cr_assert_eq(lens[0], 1);
+		cr_assert_eq(lens[1], 1);
+		cr_assert_eq(memcmp(buf, "AB", 2), 0);
+		cr_assert_eq(aiop_queue_qsize(Q), 0);
+		/* nothing left claimed: the ring's bytes all come back */
+		for (int i = 0; i < 10; i++) {
+			static char big[SMALL_MAX];
+
+			cr_assert_eq(aiop_queue_put(Q, big, SMALL_MAX, T_SEC),
+				     0, "gap %d, round %d", gap, i);
+			cr_assert_eq(aiop_queue_try_get(Q, big, SMALL_MAX,
+							NULL),
+				     (int)SMALL_MAX);
+		}
+	}
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+Test(queue_coro, get_many_cancelled_across_dropped_records)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	struct aiop_msg m;
+	char buf[64];
+	size_t lens[4];
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(put_s(Q, "A"), 0);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(aiop_queue_reserve(Q, 8, &m, T_SEC), 0);
+		cr_assert_eq(aiop_queue_abort(Q, &m), 0);
+	}
+	cr_assert_eq(put_s(Q, "B"), 0);
+	START(&a, aiop_queue_coro_get_many(loop, &a.op, Q, buf, sizeof(buf),
+					   lens, 4, T_SEC, t_op_cb));
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	/* both went back: a batch takes both again, in order */
+	cr_assert_eq(aiop_queue_try_get_many(Q, buf, sizeof(buf), lens, 4), 2);
+	cr_assert_eq(memcmp(buf, "AB", 2), 0);
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(queue, put_many_all_or_none)
+{
+	static char big[SMALL_MAX + 1];
+	struct iovec v[4] = { { big, 1 }, { big, 2 }, { big, 3 }, { big, 4 } };
+	struct iovec over[2] = { { big, 5 }, { big, SMALL_MAX + 1 } };
+	struct iovec ring[3] = { { big, 2000 }, { big, 2000 }, { big, 2000 } };
+
+	Q = new_queue(SMALL_CAP, 3, 0);
+	cr_assert_eq(aiop_queue_put_many(Q, over, 2, T_SEC), -EMSGSIZE,
+		     "one over msg_max");
+	cr_assert_eq(aiop_queue_put_many(Q, v, 4, T_SEC), -EMSGSIZE,
+		     "more than maxsize can ever hold");
+	cr_assert_eq(aiop_queue_put_many(Q, ring, 3, T_SEC), -EMSGSIZE,
+		     "more than the ring can ever hold");
+	cr_assert_eq(aiop_queue_qsize(Q), 0, "none of them put");
+	cr_assert_eq(aiop_queue_put_many(Q, v, 2, T_SEC), 2);
+	/* room for one more, not two: none */
+	cr_assert_eq(aiop_queue_try_put_many(Q, v, 2), -EAGAIN);
+	cr_assert_eq(aiop_queue_put_many(Q, v, 2, 0), -EAGAIN);
+	cr_assert_eq(aiop_queue_put_many(Q, v, 2, 20 * T_MS), -ETIMEDOUT);
+	cr_assert_eq(aiop_queue_qsize(Q), 2);
+	cr_assert_eq(aiop_queue_try_put_many(Q, v + 2, 1), 1);
+	cr_assert_eq(aiop_queue_qsize(Q), 3);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(aiop_queue_try_get(Q, big, sizeof(big), NULL),
+			     i + 1);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+Test(queue, waits_on_empty_are_bounded)
+{
+	char buf[16];
+	size_t lens[2];
+	struct aiop_msg m;
+	uint64_t t0, dt;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN);
+	cr_assert_eq(aiop_queue_get(Q, buf, sizeof(buf), NULL, 0), -EAGAIN);
+	cr_assert_eq(aiop_queue_try_peek(Q, &m), -EAGAIN);
+	cr_assert_eq(aiop_queue_peek(Q, &m, 0), -EAGAIN);
+	cr_assert_eq(aiop_queue_try_get_many(Q, buf, sizeof(buf), lens, 2),
+		     -EAGAIN);
+	t0 = t_now();
+	cr_assert_eq(aiop_queue_get(Q, buf, sizeof(buf), NULL, 50 * T_MS),
+		     -ETIMEDOUT);
+	dt = t_now() - t0;
+	cr_assert_geq(dt, 49 * T_MS, "returned early: %llu ns",
+		      (unsigned long long)dt);
+	cr_assert_lt(dt, bound_ns(2 * T_SEC), "took %llu ns",
+		     (unsigned long long)dt);
+	t0 = t_now();
+	cr_assert_eq(aiop_queue_peek(Q, &m, 30 * T_MS), -ETIMEDOUT);
+	cr_assert_geq(t_now() - t0, 29 * T_MS);
+	cr_assert_eq(aiop_queue_get_many(Q, buf, sizeof(buf), lens, 2,
+					 30 * T_MS),
+		     -ETIMEDOUT);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+Test(queue, full_ring)
+{
+	char buf[SMALL_MAX];
+	struct aiop_msg m;
+	int n = 0, r = 0;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(aiop_queue_full(Q), 0);
+	/* empty messages: the ring runs out of bytes, no maxsize */
+	while (n < 100000 && (r = aiop_queue_try_put(Q, "", 0)) == 0)
+		n++;
+	cr_assert_eq(r, -EAGAIN, "after %d empty messages: %d", n, r);
+	cr_assert_gt(n, 1);
+	cr_assert_eq(aiop_queue_qsize(Q), n);
+	cr_assert_eq(aiop_queue_full(Q), 1, "no room for an empty message");
+	cr_assert_eq(aiop_queue_put(Q, "", 0, 0), -EAGAIN);
+	cr_assert_eq(aiop_queue_put(Q, "", 0, 20 * T_MS), -ETIMEDOUT);
+	cr_assert_eq(aiop_queue_try_reserve(Q, 0, &m), -EAGAIN);
+	cr_assert_eq(aiop_queue_reserve(Q, 0, &m, 20 * T_MS), -ETIMEDOUT);
+	cr_assert_eq(aiop_queue_qsize(Q), n);
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), 0);
+	cr_assert_eq(aiop_queue_try_put(Q, "", 0), 0, "room again");
+	while (n > -10 && aiop_queue_try_get(Q, buf, sizeof(buf), NULL) == 0)
+		n--;
+	cr_assert_eq(n, 0, "every message came out");
+	cr_assert_eq(aiop_queue_full(Q), 0);
+	cr_assert_eq(aiop_queue_empty(Q), 1);
+
+	/* big messages: a few fill it, the next waits for bytes */
+	memset(buf, 'b', sizeof(buf));
+	n = 0;
+	while (n < 100 && (r = aiop_queue_try_put(Q, buf, 1500)) == 0)
+		n++;
+	cr_assert_eq(r, -EAGAIN);
+	cr_assert(n >= 1 && n <= 2, "%d messages of 1500 in 4096", n);
+	cr_assert_eq(aiop_queue_put(Q, buf, 1500, 20 * T_MS), -ETIMEDOUT);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL),
+			     1500);
+	cr_assert_eq(aiop_queue_put(Q, buf, 1500, T_SEC), 0, "empty again");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+Test(queue, maxsize_bounds_messages)
+{
+	char buf[8];
+
+	Q = new_queue(0, 3, 0);
+	cr_assert_eq(aiop_queue_empty(Q), 1);
+	cr_assert_eq(aiop_queue_full(Q), 0);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(aiop_queue_try_put(Q, "abc", 1 + (size_t)i), 0);
+		cr_assert_eq(aiop_queue_qsize(Q), i + 1);
+	}
+	cr_assert_eq(aiop_queue_full(Q), 1);
+	cr_assert_eq(aiop_queue_empty(Q), 0);
+	cr_assert_eq(aiop_queue_try_put(Q, "d", 1), -EAGAIN);
+	cr_assert_eq(aiop_queue_put(Q, "d", 1, 20 * T_MS), -ETIMEDOUT);
+	cr_assert_eq(aiop_queue_put(Q, "", 0, 0), -EAGAIN);
+	cr_assert_eq(aiop_queue_qsize(Q), 3);
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), 1);
+	cr_assert_eq(aiop_queue_full(Q), 0);
+	cr_assert_eq(aiop_queue_try_put(Q, "d", 1), 0);
+	cr_assert_eq(aiop_queue_try_put(Q, "e", 1), -EAGAIN);
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), 2);
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), 3);
+	assert_next(Q, "d");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+static int
+big_producer(void *arg)
+{
+	uint8_t *buf = malloc(MIB2);
+	int r = 0;
+
+	(void)arg;
+	for (uint32_t i = 0; i < 3 && r == 0; i++) {
+		fill(buf, MIB2, 100 + i);
+		r = aiop_queue_put(Q, buf, MIB2, 10 * T_SEC);
+	}
+	free(buf);
+	return r == 0 ? 0 : 1;
+}
+
+Test(queue, two_mib_messages)
+{
+	uint8_t *in, *out;
+	size_t n = 0;
+	pid_t pid;
+
+	Q = new_queue(0, 0, 0);
+	/* forked before our buffers exist: the child leaves with _exit(),
+	 * and memcheck would call them lost there */
+	pid = t_fork(big_producer, NULL);
+	in = malloc(MIB2 + 1);
+	out = malloc(MIB2 + 1);
+	for (uint32_t i = 0; i < 3; i++) {
+		memset(out, 0, MIB2);
+		cr_assert_eq(aiop_queue_get(Q, out, MIB2, &n, 10 * T_SEC),
+			     (int)MIB2);
+		cr_assert(check(out, MIB2, 100 + i), "message %u", i);
+	}
+	cr_assert_eq(t_reap(pid, T_REAP_MS), 0);
+	/* and in one process */
+	fill(in, MIB2, 7);
+	cr_assert_eq(aiop_queue_put(Q, in, MIB2, T_SEC), 0);
+	cr_assert_eq(aiop_queue_put(Q, in, MIB2 + 1, T_SEC), -EMSGSIZE);
+	cr_assert_eq(aiop_queue_get(Q, out, MIB2 + 1, &n, T_SEC), (int)MIB2);
+	cr_assert_eq(n, MIB2);
+	cr_assert(check(out, MIB2, 7));
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	free(in);
+	free(out);
+}
+
+/* ------------------------------------------------------------------ */
+/* queue: close                                                        */
+
+Test(queue, close_drains_then_epipe)
+{
+	char buf[16];
+	size_t lens[2];
+	struct aiop_msg m;
+	struct iovec v = { "v", 1 };
+	uint64_t t0;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(put_s(Q, "a"), 0);
+	cr_assert_eq(put_s(Q, "b"), 0);
+	cr_assert_eq(put_s(Q, "c"), 0);
+	cr_assert_eq(aiop_queue_close(Q), 0);
+	cr_assert_eq(aiop_queue_close(Q), 0, "idempotent");
+	cr_assert_eq(put_s(Q, "x"), -EPIPE);
+	cr_assert_eq(aiop_queue_try_put(Q, "x", 1), -EPIPE);
+	cr_assert_eq(aiop_queue_put_many(Q, &v, 1, T_SEC), -EPIPE);
+	cr_assert_eq(aiop_queue_reserve(Q, 1, &m, T_SEC), -EPIPE);
+	cr_assert_eq(aiop_queue_try_reserve(Q, 1, &m), -EPIPE);
+	cr_assert_eq(aiop_queue_qsize(Q), 3);
+	assert_next(Q, "a");
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), 1);
+	cr_assert_eq(buf[0], 'b');
+	cr_assert_eq(aiop_queue_try_peek(Q, &m), 0);
+	cr_assert_eq(m.len, 1);
+	cr_assert_eq(*(char *)m.data, 'c');
+	cr_assert_eq(aiop_queue_release(Q, &m), 0);
+	t0 = t_now();
+	cr_assert_eq(aiop_queue_get(Q, buf, sizeof(buf), NULL, 5 * T_SEC),
+		     -EPIPE);
+	cr_assert_eq(aiop_queue_get(Q, buf, sizeof(buf), NULL, AIOP_FOREVER),
+		     -EPIPE);
+	cr_assert_lt(t_now() - t0, bound_ns(T_SEC), "-EPIPE at once");
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EPIPE);
+	cr_assert_eq(aiop_queue_peek(Q, &m, T_SEC), -EPIPE);
+	cr_assert_eq(aiop_queue_try_peek(Q, &m), -EPIPE);
+	cr_assert_eq(aiop_queue_get_many(Q, buf, sizeof(buf), lens, 2, T_SEC),
+		     -EPIPE);
+	cr_assert_eq(aiop_queue_empty(Q), 1);
+	cr_assert_eq(aiop_queue_close(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+static int
+blocked_getter(void *arg)
+{
+	char buf[16];
+	uint64_t t0 = t_now();
+	int r;
+
+	(void)arg;
+	__atomic_fetch_add(&SH->flag, 1, __ATOMIC_SEQ_CST);
+	r = aiop_queue_get(Q, buf, sizeof(buf), NULL, 20 * T_SEC);
+	SH->elapsed = t_now() - t0;
+	SH->result = r;
+	return 0;
+}
+
+static int
+closer(void *arg)
+{
+	(void)arg;
+	t_msleep(80);
+	return aiop_queue_close(Q) == 0 ? 0 : 1;
+}
+
+Test(queue, close_wakes_blocked_and_coro_getters, .init = setup,
+     .fini = teardown)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	char buf[16];
+	size_t n = 77;
+	pid_t getter, cl;
+	uint64_t t0 = t_now();
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	getter = t_fork(blocked_getter, NULL);
+	cr_assert(t_wait_flag(&SH->flag, 5000));
+	t_msleep(30); /* most likely asleep by now; else -EPIPE at once */
+	START(&a, aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf), &n,
+				      20 * T_SEC, t_op_cb));
+	cl = t_fork(closer, NULL); /* closes while the loop runs */
+	cr_assert(t_run(loop, bound_ms(5000)), "coro get not woken");
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, -EPIPE);
+	cr_assert_eq(n, 77, "msg_len untouched on error");
+	cr_assert_lt(t_now() - t0, bound_ns(5 * T_SEC));
+	cr_assert_eq(t_reap(cl, T_REAP_MS), 0);
+	cr_assert_eq(t_reap(getter, T_REAP_MS), 0);
+	cr_assert_eq(SH->result, -EPIPE, "blocked get: %d", SH->result);
+	cr_assert_lt(SH->elapsed, bound_ns(5 * T_SEC), "woken, not timed out");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+static int
+blocked_putter(void *arg)
+{
+	uint64_t t0 = t_now();
+	int r;
+
+	(void)arg;
+	__atomic_store_n(&SH->flag, 1, __ATOMIC_SEQ_CST);
+	r = aiop_queue_put(Q, "late", 4, 20 * T_SEC);
+	SH->elapsed = t_now() - t0;
+	SH->result = r;
+	return 0;
+}
+
+Test(queue, close_wakes_blocked_and_coro_putters, .init = setup,
+     .fini = teardown)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	char buf[8];
+	pid_t putter, cl;
+
+	Q = new_queue(SMALL_CAP, 1, 0);
+	cr_assert_eq(put_s(Q, "only"), 0);
+	putter = t_fork(blocked_putter, NULL);
+	cr_assert(t_wait_flag(&SH->flag, 5000));
+	t_msleep(30);
+	START(&a, aiop_queue_coro_put(loop, &a.op, Q, "coro", 4, 20 * T_SEC,
+				      t_op_cb));
+	cl = t_fork(closer, NULL);
+	cr_assert(t_run(loop, bound_ms(5000)), "coro put not woken");
+	cr_assert_eq(a.result, -EPIPE);
+	cr_assert_eq(t_reap(cl, T_REAP_MS), 0);
+	cr_assert_eq(t_reap(putter, T_REAP_MS), 0);
+	cr_assert_eq(SH->result, -EPIPE, "blocked put: %d", SH->result);
+	cr_assert_lt(SH->elapsed, bound_ns(5 * T_SEC));
+	/* neither of them put anything */
+	cr_assert_eq(aiop_queue_qsize(Q), 1);
+	assert_next(Q, "only");
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EPIPE);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(queue, blocked_put_woken_by_get, .init = setup, .fini = teardown)
+{
+	pid_t putter;
+
+	Q = new_queue(SMALL_CAP, 1, 0);
+	cr_assert_eq(put_s(Q, "first"), 0);
+	putter = t_fork(blocked_putter, NULL);
+	cr_assert(t_wait_flag(&SH->flag, 5000));
+	t_msleep(30);
+	assert_next(Q, "first");
+	cr_assert_eq(t_reap(putter, T_REAP_MS), 0);
+	cr_assert_eq(SH->result, 0);
+	cr_assert_lt(SH->elapsed, bound_ns(5 * T_SEC));
+	assert_next(Q, "late");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* queue: zero-copy                                                    */
+
+Test(queue, reserve_commit_abort)
+{
+	struct aiop_msg m = { 0 };
+	uint8_t out[256];
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(aiop_queue_reserve(Q, 100, &m, T_SEC), 0);
+	cr_assert_not_null(m.data);
+	cr_assert_eq(m.len, 100);
+	fill(m.data, 100, 9);
+	cr_assert_eq(aiop_queue_try_get(Q, out, sizeof(out), NULL), -EAGAIN,
+		     "not visible before commit");
+	cr_assert_eq(aiop_queue_commit(Q, &m), 0);
+	cr_assert_eq(aiop_queue_get(Q, out, sizeof(out), NULL, T_SEC), 100);
+	cr_assert(check(out, 100, 9));
+	cr_assert_eq(aiop_queue_commit(Q, &m), -EINVAL, "committed twice");
+	cr_assert_eq(aiop_queue_abort(Q, &m), -EINVAL, "no longer live");
+
+	/* send less than reserved */
+	cr_assert_eq(aiop_queue_try_reserve(Q, 200, &m), 0);
+	cr_assert_eq(m.len, 200);
+	fill(m.data, 200, 10);
+	m.len = 10;
+	cr_assert_eq(aiop_queue_commit(Q, &m), 0);
+	cr_assert_eq(aiop_queue_try_get(Q, out, sizeof(out), NULL), 10);
+	cr_assert(check(out, 10, 10));
+
+	/* a raised len is refused and the reservation stays usable */
+	cr_assert_eq(aiop_queue_reserve(Q, 20, &m, T_SEC), 0);
+	fill(m.data, 20, 11);
+	m.len = 21;
+	cr_assert_eq(aiop_queue_commit(Q, &m), -EINVAL, "len raised");
+	m.len = 20;
+	cr_assert_eq(aiop_queue_commit(Q, &m), 0);
+	cr_assert_eq(aiop_queue_try_get(Q, out, sizeof(out), NULL), 20);
+	cr_assert(check(out, 20, 11));
+
+	/* abort: nothing delivered */
+	cr_assert_eq(aiop_queue_reserve(Q, 30, &m, T_SEC), 0);
+	memset(m.data, 'X', 30);
+	cr_assert_eq(aiop_queue_abort(Q, &m), 0);
+	cr_assert_eq(aiop_queue_try_get(Q, out, sizeof(out), NULL), -EAGAIN);
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_commit(Q, &m), -EINVAL, "aborted");
+
+	/* empty message; over msg_max */
+	cr_assert_eq(aiop_queue_reserve(Q, 0, &m, T_SEC), 0);
+	cr_assert_eq(m.len, 0);
+	cr_assert_eq(aiop_queue_commit(Q, &m), 0);
+	cr_assert_eq(aiop_queue_try_get(Q, out, sizeof(out), NULL), 0);
+	cr_assert_eq(aiop_queue_reserve(Q, SMALL_MAX + 1, &m, T_SEC),
+		     -EMSGSIZE);
+	cr_assert_eq(aiop_queue_try_reserve(Q, SMALL_MAX, &m), 0);
+	cr_assert_eq(aiop_queue_abort(Q, &m), 0);
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+Test(queue, reservations_commit_in_ring_order)
+{
+	/* two live reservations: the second committed first is held back
+	 * until the first is (a consumer stops at an uncommitted record) */
+	struct aiop_msg m1, m2;
+	char out[16];
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(aiop_queue_reserve(Q, 1, &m1, T_SEC), 0);
+	cr_assert_eq(aiop_queue_reserve(Q, 1, &m2, T_SEC), 0);
+	*(char *)m1.data = '1';
+	*(char *)m2.data = '2';
+	cr_assert_eq(aiop_queue_commit(Q, &m2), 0);
+	cr_assert_eq(aiop_queue_try_get(Q, out, sizeof(out), NULL), -EAGAIN);
+	cr_assert_eq(aiop_queue_commit(Q, &m1), 0);
+	assert_next(Q, "1");
+	assert_next(Q, "2");
+	/* an aborted first one does not hold the next back */
+	cr_assert_eq(aiop_queue_reserve(Q, 1, &m1, T_SEC), 0);
+	cr_assert_eq(aiop_queue_reserve(Q, 1, &m2, T_SEC), 0);
+	*(char *)m2.data = '3';
+	cr_assert_eq(aiop_queue_commit(Q, &m2), 0);
+	cr_assert_eq(aiop_queue_abort(Q, &m1), 0);
+	assert_next(Q, "3");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+Test(queue, aborts_give_the_space_back)
+{
+	/* each reservation is over half the ring: if an abort leaked its
+	 * bytes, the second reservation could never be granted */
+	struct aiop_msg m;
+	static char buf[SMALL_MAX];
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	for (int i = 0; i < 10; i++) {
+		cr_assert_eq(aiop_queue_reserve(Q, SMALL_MAX, &m, T_SEC), 0,
+			     "round %d", i);
+		cr_assert_eq(aiop_queue_abort(Q, &m), 0);
+	}
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	fill(buf, SMALL_MAX, 5);
+	cr_assert_eq(aiop_queue_put(Q, buf, SMALL_MAX, T_SEC), 0);
+	memset(buf, 0, sizeof(buf));
+	cr_assert_eq(aiop_queue_get(Q, buf, SMALL_MAX, NULL, T_SEC),
+		     (int)SMALL_MAX);
+	cr_assert(check(buf, SMALL_MAX, 5));
+	cr_assert_eq(aiop_queue_try_get(Q, buf, SMALL_MAX, NULL), -EAGAIN);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+Test(queue, peek_release_unpeek)
+{
+	struct aiop_msg m = { 0 }, m2;
+	uint8_t in[300];
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	fill(in, 300, 3);
+	cr_assert_eq(aiop_queue_put(Q, in, 300, T_SEC), 0);
+	cr_assert_eq(put_s(Q, "B"), 0);
+	cr_assert_eq(aiop_queue_peek(Q, &m, T_SEC), 0);
+	cr_assert_eq(m.len, 300);
+	cr_assert(check(m.data, 300, 3));
+	cr_assert_eq(aiop_queue_unpeek(Q, &m), 0);
+	cr_assert_eq(aiop_queue_release(Q, &m), -EINVAL, "given back");
+	cr_assert_eq(aiop_queue_qsize(Q), 2);
+	/* unpeeked: first again */
+	cr_assert_eq(aiop_queue_try_peek(Q, &m), 0);
+	cr_assert_eq(m.len, 300);
+	cr_assert(check(m.data, 300, 3));
+	cr_assert_eq(aiop_queue_commit(Q, &m), -EINVAL, "not a reservation");
+	cr_assert_eq(aiop_queue_abort(Q, &m), -EINVAL, "not a reservation");
+	cr_assert_eq(aiop_queue_release(Q, &m), 0);
+	cr_assert_eq(aiop_queue_release(Q, &m), -EINVAL, "released twice");
+	cr_assert_eq(aiop_queue_unpeek(Q, &m), -EINVAL);
+	cr_assert_eq(aiop_queue_qsize(Q), 1);
+	cr_assert_eq(aiop_queue_peek(Q, &m2, T_SEC), 0);
+	cr_assert_eq(m2.len, 1);
+	cr_assert_eq(*(char *)m2.data, 'B');
+	cr_assert_eq(aiop_queue_release(Q, &m2), 0);
+	cr_assert_eq(aiop_queue_try_peek(Q, &m2), -EAGAIN);
+	/* a reservation is not releasable */
+	cr_assert_eq(aiop_queue_reserve(Q, 4, &m, T_SEC), 0);
+	cr_assert_eq(aiop_queue_release(Q, &m), -EINVAL);
+	cr_assert_eq(aiop_queue_unpeek(Q, &m), -EINVAL);
+	memcpy(m.data, "abcd", 4);
+	cr_assert_eq(aiop_queue_commit(Q, &m), 0);
+	assert_next(Q, "abcd");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+Test(queue, bogus_msgs_are_refused)
+{
+	struct aiop_msg zero = { 0 }, live, bad;
+	uint64_t seed = 99;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(aiop_queue_commit(Q, &zero), -EINVAL);
+	cr_assert_eq(aiop_queue_abort(Q, &zero), -EINVAL);
+	cr_assert_eq(aiop_queue_release(Q, &zero), -EINVAL);
+	cr_assert_eq(aiop_queue_unpeek(Q, &zero), -EINVAL);
+	/* a live reservation, then forgeries of it and random ones: none may
+	 * touch the ring or crash */
+	cr_assert_eq(aiop_queue_reserve(Q, 8, &live, T_SEC), 0);
+	memcpy(live.data, "live-msg", 8);
+	for (int i = 0; i < 200; i++) {
+		bad = live;
+		switch (i % 4) {
+		case 0:
+			bad.aiop_pos = live.aiop_pos + 1 + t_rand(&seed);
+			break;
+		case 1:
+			bad.aiop_tag = live.aiop_tag ^ (1 + t_rand(&seed));
+			break;
+		case 2:
+			bad.aiop_pos = ((uint64_t)t_rand(&seed) << 32) |
+				       t_rand(&seed);
+			bad.aiop_tag = t_rand(&seed);
+			break;
+		default:
+			bad.aiop_pos = UINT64_MAX - (uint64_t)i;
+			break;
+		}
+		cr_assert_eq(aiop_queue_release(Q, &bad), -EINVAL, "%d", i);
+		cr_assert_eq(aiop_queue_unpeek(Q, &bad), -EINVAL, "%d", i);
+		if (bad.aiop_pos != live.aiop_pos ||
+		    bad.aiop_tag != live.aiop_tag) {
+			cr_assert_eq(aiop_queue_commit(Q, &bad), -EINVAL,
+				     "%d", i);
+			cr_assert_eq(aiop_queue_abort(Q, &bad), -EINVAL,
+				     "%d", i);
+		}
+	}
+	cr_assert_eq(aiop_queue_commit(Q, &live), 0, "still live");
+	assert_next(Q, "live-msg");
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+static int
+commit_other_process(void *arg)
+{
+	struct aiop_msg *m = arg;
+
+	/* not this process's reservation or peek */
+	if (aiop_queue_commit(Q, m) != -EINVAL)
+		return 1;
+	if (aiop_queue_abort(Q, m) != -EINVAL)
+		return 2;
+	if (aiop_queue_release(Q, m) != -EINVAL)
+		return 3;
+	if (aiop_queue_unpeek(Q, m) != -EINVAL)
+		return 4;
+	return 0;
+}
+
+Test(queue, zero_copy_belongs_to_its_thread)
+{
+	struct aiop_msg m;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(aiop_queue_reserve(Q, 3, &m, T_SEC), 0);
+	memcpy(m.data, "own", 3);
+	cr_assert_eq(t_reap(t_fork(commit_other_process, &m), T_REAP_MS), 0);
+	cr_assert_eq(aiop_queue_commit(Q, &m), 0);
+	cr_assert_eq(aiop_queue_peek(Q, &m, T_SEC), 0);
+	cr_assert_eq(t_reap(t_fork(commit_other_process, &m), T_REAP_MS), 0);
+	cr_assert_eq(aiop_queue_unpeek(Q, &m), 0);
+	assert_next(Q, "own");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* queue_coro                                                          */
+
+Test(queue_coro, get_granted_completes_from_the_loop)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	char buf[64];
+	size_t n = 999;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(put_s(Q, "hello"), 0);
+	memset(buf, 0, sizeof(buf));
+	START(&a, aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf), &n,
+				      T_SEC, t_op_cb));
+	cr_assert_eq(n, 999, "msg_len written only just before the callback");
+	cr_assert_eq(buf[0], 0, "buf written only just before the callback");
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, 5);
+	cr_assert_eq(n, 5);
+	cr_assert_str_eq(buf, "hello");
+	cr_assert_eq(aiop_op_pending(&a.op), 0);
+	cr_assert_eq(aiop_op_cancel(&a.op), -EALREADY);
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(queue_coro, get_waits_for_put_in_same_process)
+{
+	/* aioprocessing hangs here: its executor thread is stuck in the
+	 * pending get while the put needs it */
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 }, b = { 0 };
+	char ba[16] = { 0 }, bb[16] = { 0 };
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	START(&a, aiop_queue_coro_get(loop, &a.op, Q, ba, sizeof(ba), NULL,
+				      5 * T_SEC, t_op_cb));
+	START(&b, aiop_queue_coro_get(loop, &b.op, Q, bb, sizeof(bb), NULL,
+				      5 * T_SEC, t_op_cb));
+	cr_assert_eq(put_s(Q, "one"), 0);
+	cr_assert_eq(put_s(Q, "two"), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(b.calls, 1);
+	cr_assert_eq(a.result, 3);
+	cr_assert_eq(b.result, 3);
+	/* each got one message, none twice */
+	cr_assert((!strcmp(ba, "one") && !strcmp(bb, "two")) ||
+		  (!strcmp(ba, "two") && !strcmp(bb, "one")),
+		  "got %s and %s", ba, bb);
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(queue_coro, get_timeout_and_try)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	char buf[16];
+	size_t n = 77;
+	uint64_t t0;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	memset(buf, 'u', sizeof(buf));
+	t0 = t_now();
+	START(&a, aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf), &n,
+				      30 * T_MS, t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, -ETIMEDOUT);
+	cr_assert_geq(t_now() - t0, 29 * T_MS);
+	cr_assert_lt(t_now() - t0, bound_ns(2 * T_SEC));
+	cr_assert_eq(n, 77);
+	cr_assert_eq(buf[0], 'u');
+	/* timeout 0: a try, its -EAGAIN still comes from the loop */
+	a.calls = 0;
+	START(&a, aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf), &n, 0,
+				      t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, -EAGAIN);
+	cr_assert_eq(n, 77);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+/* An op that a timer cancels while the loop runs. */
+struct cop {
+	struct t_op t;
+	int cancel_result;
+};
+
+static void
+cancel_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct cop *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	c->cancel_result = aiop_op_cancel(&c->t.op);
+}
+
+Test(queue_coro, get_cancel_while_waiting)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	struct cop c = { 0 };
+	ev_timer tm;
+	char buf[16];
+	size_t n = 77;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	/* cancelled before the loop ever ran */
+	memset(buf, 'u', sizeof(buf));
+	START(&a, aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf), &n,
+				      5 * T_SEC, t_op_cb));
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert_eq(a.calls, 0, "the callback runs from the loop");
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(n, 77);
+	cr_assert_eq(buf[0], 'u');
+	/* cancelled from a timer while the loop sleeps */
+	c.cancel_result = 1;
+	cr_assert_eq(aiop_queue_coro_get(loop, &c.t.op, Q, buf, sizeof(buf),
+					 &n, 5 * T_SEC, t_op_cb), 0);
+	ev_timer_init(&tm, cancel_timer_cb, 0.02, 0.);
+	tm.data = &c;
+	ev_timer_start(loop, &tm);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(c.cancel_result, 0);
+	cr_assert_eq(c.t.calls, 1);
+	cr_assert_eq(c.t.result, -ECANCELED);
+	/* the queue is healthy: a put goes to nobody but the next get */
+	cr_assert_eq(put_s(Q, "after"), 0);
+	cr_assert_eq(aiop_queue_qsize(Q), 1);
+	assert_next(Q, "after");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(queue_coro, get_cancel_after_grant_gives_back_first)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	char buf[16];
+	size_t n = 77;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(put_s(Q, "A"), 0);
+	cr_assert_eq(put_s(Q, "B"), 0);
+	memset(buf, 'u', sizeof(buf));
+	/* a message is there: granted at start, delivered from the loop */
+	START(&a, aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf), &n,
+				      5 * T_SEC, t_op_cb));
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(buf[0], 'u', "buf not written");
+	cr_assert_eq(n, 77, "msg_len not written");
+	cr_assert_eq(aiop_queue_qsize(Q), 2, "A given back");
+	assert_next(Q, "A");
+	assert_next(Q, "B");
+	/* the same, with a try (timeout 0) */
+	cr_assert_eq(put_s(Q, "C"), 0);
+	cr_assert_eq(aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf), &n,
+					 0, t_op_cb), 0);
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	assert_next(Q, "C");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(queue_coro, get_cancel_after_grant_does_not_block_the_ring)
+{
+	/* a given-back message must not pin ring bytes: after many cancelled
+	 * grants the ring still cycles */
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	static char big[SMALL_MAX], out[SMALL_MAX];
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	for (uint32_t i = 0; i < 20; i++) {
+		fill(big, SMALL_MAX, i);
+		cr_assert_eq(aiop_queue_put(Q, big, SMALL_MAX, T_SEC), 0,
+			     "round %u", i);
+		cr_assert_eq(aiop_queue_coro_get(loop, &a.op, Q, out,
+						 sizeof(out), NULL, T_SEC,
+						 t_op_cb), 0);
+		cr_assert_eq(aiop_op_cancel(&a.op), 0);
+		cr_assert(t_run(loop, 5000));
+		cr_assert_eq(a.result, -ECANCELED);
+		cr_assert_eq(aiop_queue_get(Q, out, sizeof(out), NULL, T_SEC),
+			     (int)SMALL_MAX);
+		cr_assert(check(out, SMALL_MAX, i));
+	}
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(queue_coro, cancel_of_a_queued_error_changes_nothing)
+{
+	/* a try that failed is queued with -EAGAIN; cancelling it must not
+	 * "give back" anything */
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	char buf[16];
+
+	Q = new_queue(SMALL_CAP, 1, 0);
+	cr_assert_eq(aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf),
+					 NULL, 0, t_op_cb), 0);
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN);
+	cr_assert_eq(put_s(Q, "full"), 0);
+	cr_assert_eq(aiop_queue_coro_put(loop, &a.op, Q, "x", 1, 0, t_op_cb),
+		     0);
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(aiop_queue_qsize(Q), 1);
+	assert_next(Q, "full");
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN);
+	cr_assert_eq(aiop_queue_try_put(Q, "y", 1), 0, "maxsize slot free");
+	assert_next(Q, "y");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(queue_coro, get_emsgsize_keeps_message)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	char buf[4];
+	size_t n = 0;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(put_s(Q, "too long"), 0);
+	START(&a, aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf), &n,
+				      T_SEC, t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -EMSGSIZE);
+	cr_assert_eq(n, 8, "msg_len tells the size needed");
+	assert_next(Q, "too long");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(queue_coro, put_paths)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	uint64_t t0;
+
+	Q = new_queue(SMALL_CAP, 1, 0);
+	/* room: granted, done from the loop */
+	START(&a, aiop_queue_coro_put(loop, &a.op, Q, "p1", 2, T_SEC,
+				      t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, 0);
+	cr_assert_eq(aiop_queue_qsize(Q), 1);
+	/* full: timeout, try */
+	a.calls = 0;
+	t0 = t_now();
+	START(&a, aiop_queue_coro_put(loop, &a.op, Q, "p2", 2, 30 * T_MS,
+				      t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ETIMEDOUT);
+	cr_assert_geq(t_now() - t0, 29 * T_MS);
+	a.calls = 0;
+	START(&a, aiop_queue_coro_put(loop, &a.op, Q, "p2", 2, 0, t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -EAGAIN);
+	/* full: waits until a get makes room */
+	a.calls = 0;
+	START(&a, aiop_queue_coro_put(loop, &a.op, Q, "p3", 2, 5 * T_SEC,
+				      t_op_cb));
+	assert_next(Q, "p1");
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, 0);
+	assert_next(Q, "p3");
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(queue_coro, emsgsize_comes_through_the_callback)
+{
+	/* aiop/ev.h: a start call fails only with -EINVAL, -EBUSY, -EPROTO,
+	 * -EMFILE or -ENOMEM; every other result of the blocking call (here
+	 * -EMSGSIZE, len > msg_max) reaches the callback */
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	static char over[SMALL_MAX + 1];
+	struct iovec v[2] = { { over, 1 }, { over, sizeof(over) } };
+	struct aiop_msg m;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	START(&a, aiop_queue_coro_put(loop, &a.op, Q, over, sizeof(over),
+				      T_SEC, t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -EMSGSIZE);
+	a.calls = 0;
+	START(&a, aiop_queue_coro_put_many(loop, &a.op, Q, v, 2, T_SEC,
+					   t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -EMSGSIZE);
+	a.calls = 0;
+	START(&a, aiop_queue_coro_reserve(loop, &a.op, Q, sizeof(over), &m,
+					  T_SEC, t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -EMSGSIZE);
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(queue_coro, put_cancel_waiting_and_after_grant)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	char buf[16];
+
+	Q = new_queue(SMALL_CAP, 1, 0);
+	/* granted (there is room), cancelled before it completed */
+	START(&a, aiop_queue_coro_put(loop, &a.op, Q, "G", 1, 5 * T_SEC,
+				      t_op_cb));
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(aiop_queue_qsize(Q), 0, "nothing put");
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN);
+	cr_assert_eq(aiop_queue_try_put(Q, "R", 1), 0, "the slot came back");
+	/* waiting (full), cancelled */
+	a.calls = 0;
+	START(&a, aiop_queue_coro_put(loop, &a.op, Q, "W", 1, 5 * T_SEC,
+				      t_op_cb));
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	assert_next(Q, "R");
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN,
+		     "the cancelled put put nothing");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(queue_coro, put_many_get_many)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	struct iovec v[3] = { { "A", 1 }, { "BB", 2 }, { "CCC", 3 } };
+	char buf[64];
+	size_t lens[4] = { 9, 9, 9, 9 };
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	START(&a, aiop_queue_coro_put_many(loop, &a.op, Q, v, 3, T_SEC,
+					   t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, 3);
+	cr_assert_eq(aiop_queue_qsize(Q), 3);
+	/* get_many granted then cancelled: every message goes back */
+	a.calls = 0;
+	START(&a, aiop_queue_coro_get_many(loop, &a.op, Q, buf, sizeof(buf),
+					   lens, 4, T_SEC, t_op_cb));
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(lens[0], 9, "lens not written");
+	cr_assert_eq(aiop_queue_qsize(Q), 3);
+	a.calls = 0;
+	START(&a, aiop_queue_coro_get_many(loop, &a.op, Q, buf, sizeof(buf),
+					   lens, 4, T_SEC, t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, 3, "all three, in order");
+	cr_assert_eq(lens[0], 1);
+	cr_assert_eq(lens[1], 2);
+	cr_assert_eq(lens[2], 3);
+	cr_assert_eq(memcmp(buf, "ABBCCC", 6), 0);
+	/* put_many granted then cancelled: none is put */
+	a.calls = 0;
+	START(&a, aiop_queue_coro_put_many(loop, &a.op, Q, v, 3, T_SEC,
+					   t_op_cb));
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN);
+	/* get_many on empty: timeout */
+	a.calls = 0;
+	START(&a, aiop_queue_coro_get_many(loop, &a.op, Q, buf, sizeof(buf),
+					   lens, 4, 20 * T_MS, t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ETIMEDOUT);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(queue_coro, reserve_and_cancelled_reservations)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	struct aiop_msg m = { .len = 77 }, m2;
+	char buf[SMALL_MAX];
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	START(&a, aiop_queue_coro_reserve(loop, &a.op, Q, 5, &m, T_SEC,
+					  t_op_cb));
+	cr_assert_eq(m.len, 77, "msg filled only just before the callback");
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, 0);
+	cr_assert_eq(m.len, 5);
+	memcpy(m.data, "zcopy", 5);
+	cr_assert_eq(aiop_queue_commit(Q, &m), 0);
+	assert_next(Q, "zcopy");
+	/* granted over half the ring, cancelled: nothing delivered, and the
+	 * bytes are back (a leak would make the next reservation wait) */
+	for (int i = 0; i < 10; i++) {
+		m = (struct aiop_msg){ .len = 77 };
+		cr_assert_eq(aiop_queue_coro_reserve(loop, &a.op, Q, SMALL_MAX,
+						     &m, 0, t_op_cb), 0);
+		cr_assert_eq(aiop_op_cancel(&a.op), 0);
+		cr_assert(t_run(loop, 5000));
+		cr_assert_eq(a.result, -ECANCELED);
+		cr_assert_eq(m.len, 77, "msg not filled");
+		cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL),
+			     -EAGAIN, "nothing delivered");
+		cr_assert_eq(aiop_queue_try_reserve(Q, SMALL_MAX, &m2), 0,
+			     "round %d: the space came back", i);
+		cr_assert_eq(aiop_queue_abort(Q, &m2), 0);
+	}
+	cr_assert_eq(aiop_queue_try_put(Q, "end", 3), 0);
+	assert_next(Q, "end");
+	/* full ring (a reservation, then empty messages to the last byte):
+	 * the coro reserve times out */
+	cr_assert_eq(aiop_queue_try_reserve(Q, SMALL_MAX, &m2), 0);
+	for (int i = 0; i < 10000 && aiop_queue_try_put(Q, "", 0) == 0; i++)
+		;
+	cr_assert_eq(aiop_queue_full(Q), 1);
+	a.calls = 0;
+	START(&a, aiop_queue_coro_reserve(loop, &a.op, Q, 0, &m, 20 * T_MS,
+					  t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ETIMEDOUT);
+	cr_assert_eq(aiop_queue_abort(Q, &m2), 0);
+	for (int i = 0; i < 10000; i++)
+		if (aiop_queue_try_get(Q, buf, sizeof(buf), NULL) != 0)
+			break;
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(queue_coro, peek_and_cancelled_peek)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	struct aiop_msg m = { .len = 77 };
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(put_s(Q, "A"), 0);
+	cr_assert_eq(put_s(Q, "B"), 0);
+	/* granted then cancelled: A stays first */
+	START(&a, aiop_queue_coro_peek(loop, &a.op, Q, &m, T_SEC, t_op_cb));
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(m.len, 77, "msg not filled");
+	cr_assert_eq(aiop_queue_qsize(Q), 2);
+	a.calls = 0;
+	START(&a, aiop_queue_coro_peek(loop, &a.op, Q, &m, T_SEC, t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, 0);
+	cr_assert_eq(m.len, 1);
+	cr_assert_eq(*(char *)m.data, 'A', "A is still first");
+	cr_assert_eq(aiop_queue_release(Q, &m), 0);
+	assert_next(Q, "B");
+	/* waiting, then a put */
+	a.calls = 0;
+	START(&a, aiop_queue_coro_peek(loop, &a.op, Q, &m, 5 * T_SEC,
+				      t_op_cb));
+	cr_assert_eq(put_s(Q, "C"), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, 0);
+	cr_assert_eq(*(char *)m.data, 'C');
+	cr_assert_eq(aiop_queue_unpeek(Q, &m), 0);
+	assert_next(Q, "C");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+static int never_calls;
+static void
+never_cb(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	(void)loop;
+	(void)op;
+	(void)result;
+	never_calls++;
+}
+
+Test(queue_coro, start_errors_and_busy)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 }, b = { 0 };
+	struct aiop_msg m;
+	char buf[8];
+	size_t lens[2];
+	struct iovec v = { "v", 1 };
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(aiop_queue_coro_get(NULL, &b.op, Q, buf, 8, NULL, 0,
+					 never_cb), -EINVAL);
+	cr_assert_eq(aiop_queue_coro_get(loop, NULL, Q, buf, 8, NULL, 0,
+					 never_cb), -EINVAL);
+	cr_assert_eq(aiop_queue_coro_get(loop, &b.op, NULL, buf, 8, NULL, 0,
+					 never_cb), -EINVAL);
+	cr_assert_eq(aiop_queue_coro_get(loop, &b.op, Q, buf, 8, NULL, 0,
+					 NULL), -EINVAL);
+	cr_assert_eq(aiop_queue_coro_get(loop, &b.op, Q, buf, 8, NULL, -5,
+					 never_cb), -EINVAL);
+	cr_assert_eq(aiop_queue_coro_put(loop, &b.op, NULL, "x", 1, 0,
+					 never_cb), -EINVAL);
+	cr_assert_eq(aiop_queue_coro_put(loop, &b.op, Q, "x", 1, 0, NULL),
+		     -EINVAL);
+	cr_assert_eq(aiop_queue_coro_put_many(loop, &b.op, Q, &v, 0, 0,
+					      never_cb), -EINVAL);
+	cr_assert_eq(aiop_queue_coro_get_many(loop, &b.op, Q, buf, 8, lens, 0,
+					      0, never_cb), -EINVAL);
+	cr_assert_eq(aiop_queue_coro_reserve(loop, &b.op, Q, 1, NULL, 0,
+					     never_cb), -EINVAL);
+	cr_assert_eq(aiop_queue_coro_peek(loop, &b.op, Q, NULL, 0, never_cb),
+		     -EINVAL);
+	cr_assert_eq(aiop_queue_coro_join(loop, &b.op, NULL, 0, never_cb),
+		     -EINVAL);
+	/* a pending op cannot be started again; the queue cannot be freed
+	 * under it */
+	START(&a, aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf), NULL,
+				      5 * T_SEC, t_op_cb));
+	cr_assert_eq(aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf),
+					 NULL, 5 * T_SEC, never_cb), -EBUSY);
+	cr_assert_eq(aiop_queue_coro_put(loop, &a.op, Q, "x", 1, 0, never_cb),
+		     -EBUSY);
+	cr_assert_eq(aiop_queue_coro_reserve(loop, &a.op, Q, 1, &m, 0,
+					     never_cb), -EBUSY);
+	cr_assert_eq(aiop_queue_free(Q), -EBUSY);
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(never_calls, 0, "a failed start never calls back");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(queue_coro, closed_queue)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 }, b = { 0 }, c = { 0 };
+	struct aiop_msg m;
+	char buf[8];
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	/* a pending get woken by a close from its own process */
+	START(&a, aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf), NULL,
+				      5 * T_SEC, t_op_cb));
+	cr_assert_eq(aiop_queue_close(Q), 0);
+	cr_assert(t_run(loop, bound_ms(2000)));
+	cr_assert_eq(a.result, -EPIPE);
+	a.calls = 0;
+	START(&a, aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf), NULL,
+				      5 * T_SEC, t_op_cb));
+	START(&b, aiop_queue_coro_put(loop, &b.op, Q, "x", 1, 5 * T_SEC,
+				      t_op_cb));
+	START(&c, aiop_queue_coro_reserve(loop, &c.op, Q, 1, &m, 5 * T_SEC,
+					  t_op_cb));
+	cr_assert(t_run(loop, bound_ms(2000)));
+	cr_assert_eq(a.result, -EPIPE);
+	cr_assert_eq(b.result, -EPIPE);
+	cr_assert_eq(c.result, -EPIPE);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+/* Callbacks append what they got here, in the order they run. */
+static char order_log[16];
+static int order_n;
+
+struct oop {
+	struct aiop_op op;
+	char buf[8];
+};
+
+static void
+order_cb(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	struct oop *o = (struct oop *)op;
+
+	(void)loop;
+	order_log[order_n++] = result == 1 ? o->buf[0] : '?';
+}
+
+Test(queue_coro, callbacks_run_in_message_order)
+{
+	/* one loop, two gets: A waits, B is granted "1" at its start, then
+	 * "2" comes for A. The loop's user must see "1" before "2" (each
+	 * producer's messages are received in the order it put them) */
+	struct ev_loop *loop = new_loop();
+	struct oop a = { 0 }, b = { 0 };
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(aiop_queue_coro_get(loop, &a.op, Q, a.buf, sizeof(a.buf),
+					 NULL, 5 * T_SEC, order_cb), 0);
+	cr_assert_eq(put_s(Q, "1"), 0);
+	cr_assert_eq(aiop_queue_coro_get(loop, &b.op, Q, b.buf, sizeof(b.buf),
+					 NULL, 5 * T_SEC, order_cb), 0);
+	cr_assert_eq(put_s(Q, "2"), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(order_n, 2);
+	order_log[2] = 0;
+	cr_assert_str_eq(order_log, "12", "callbacks saw \"%s\"", order_log);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+/* A chain of coro ops: each callback checks and starts the next. */
+struct chain {
+	struct aiop_op op;
+	struct aiop_queue *q;
+	int next, n, bad, err;
+	size_t len;
+	char buf[256];
+};
+
+static void
+chain_get_cb(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	struct chain *c = (struct chain *)op;
+
+	if (result < 0) {
+		c->err = result;
+		return;
+	}
+	if (!seq_ok(c->buf, result, (uint32_t)c->next) ||
+	    c->len != (size_t)result)
+		c->bad++;
+	if (++c->next < c->n &&
+	    aiop_queue_coro_get(loop, op, c->q, c->buf, sizeof(c->buf),
+				&c->len, 10 * T_SEC, chain_get_cb) < 0)
+		c->err = -1;
+}
+
+static void
+chain_put_cb(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	struct chain *c = (struct chain *)op;
+	size_t len;
+
+	if (result != 0) {
+		c->err = result;
+		return;
+	}
+	if (++c->next < c->n) {
+		len = seq_msg(c->buf, (uint32_t)c->next);
+		if (aiop_queue_coro_put(loop, op, c->q, c->buf, len,
+					10 * T_SEC, chain_put_cb) < 0)
+			c->err = -1;
+	}
+}
+
+static int
+slow_producer(void *arg)
+{
+	int n = *(int *)arg;
+	uint64_t seed = 7;
+	char buf[256];
+
+	for (int i = 0; i < n; i++) {
+		size_t len = seq_msg(buf, (uint32_t)i);
+
+		if (t_rand(&seed) % 16 == 0)
+			t_msleep(1); /* let the loop go to sleep now and then */
+		if (aiop_queue_put(Q, buf, len, 10 * T_SEC) != 0)
+			return 1;
+	}
+	return 0;
+}
+
+Test(queue_coro, loop_gets_from_blocking_child)
+{
+	struct ev_loop *loop = new_loop();
+	struct chain c = { .q = NULL };
+	int n = iters(2000);
+	pid_t pid;
+
+	Q = new_queue(8192, 0, 0);
+	c.q = Q;
+	c.n = n;
+	pid = t_fork(slow_producer, &n);
+	cr_assert_eq(aiop_queue_coro_get(loop, &c.op, Q, c.buf, sizeof(c.buf),
+					 &c.len, 10 * T_SEC, chain_get_cb), 0);
+	cr_assert(t_run(loop, bound_ms(30000)));
+	cr_assert_eq(c.err, 0, "error %d", c.err);
+	cr_assert_eq(c.bad, 0);
+	cr_assert_eq(c.next, n);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), 0);
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+static int
+slow_consumer(void *arg)
+{
+	int n = *(int *)arg, bad = 0;
+	uint64_t seed = 8;
+	char buf[256];
+
+	for (int i = 0; i < n; i++) {
+		int r;
+
+		if (t_rand(&seed) % 16 == 0)
+			t_msleep(1);
+		r = aiop_queue_get(Q, buf, sizeof(buf), NULL, 10 * T_SEC);
+		if (r < 0)
+			return 100;
+		bad += !seq_ok(buf, r, (uint32_t)i);
+	}
+	return bad ? 1 : 0;
+}
+
+Test(queue_coro, loop_puts_to_blocking_child)
+{
+	struct ev_loop *loop = new_loop();
+	struct chain c = { .q = NULL };
+	int n = iters(2000);
+	pid_t pid;
+	size_t len;
+
+	/* maxsize 4: the loop's puts keep waiting for the child */
+	Q = new_queue(SMALL_CAP, 4, 0);
+	c.q = Q;
+	c.n = n;
+	pid = t_fork(slow_consumer, &n);
+	len = seq_msg(c.buf, 0);
+	cr_assert_eq(aiop_queue_coro_put(loop, &c.op, Q, c.buf, len,
+					 10 * T_SEC, chain_put_cb), 0);
+	cr_assert(t_run(loop, bound_ms(30000)));
+	cr_assert_eq(c.err, 0, "error %d", c.err);
+	cr_assert_eq(c.next, n);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), 0, "the child saw bad messages");
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+/* ------------------------------------------------------------------ */
+/* jqueue                                                              */
+
+Test(jqueue, task_done_and_join_counts)
+{
+	char buf[8];
+	uint64_t t0;
+
+	Q = new_queue(SMALL_CAP, 0, AIOP_QUEUE_JOINABLE);
+	cr_assert_eq(aiop_queue_try_join(Q), 0, "nothing unfinished");
+	cr_assert_eq(aiop_queue_join(Q, 0), 0);
+	t0 = t_now();
+	cr_assert_eq(aiop_queue_join(Q, 5 * T_SEC), 0);
+	cr_assert_lt(t_now() - t0, bound_ns(T_SEC), "at once");
+	cr_assert_eq(aiop_queue_task_done(Q), -EOVERFLOW);
+	cr_assert_eq(aiop_queue_try_join(Q), 0, "the overflow changed nothing");
+	cr_assert_eq(put_s(Q, "a"), 0);
+	cr_assert_eq(put_s(Q, "b"), 0);
+	cr_assert_eq(aiop_queue_try_join(Q), -EAGAIN);
+	cr_assert_eq(aiop_queue_join(Q, 0), -EAGAIN);
+	t0 = t_now();
+	cr_assert_eq(aiop_queue_join(Q, 30 * T_MS), -ETIMEDOUT);
+	cr_assert_geq(t_now() - t0, 29 * T_MS);
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), 1);
+	cr_assert_eq(aiop_queue_try_join(Q), -EAGAIN, "taken is not done");
+	cr_assert_eq(aiop_queue_task_done(Q), 0);
+	cr_assert_eq(aiop_queue_try_join(Q), -EAGAIN, "one left");
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), 1);
+	cr_assert_eq(aiop_queue_task_done(Q), 0);
+	cr_assert_eq(aiop_queue_try_join(Q), 0);
+	cr_assert_eq(aiop_queue_task_done(Q), -EOVERFLOW);
+	cr_assert_eq(aiop_queue_try_join(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+Test(jqueue, what_counts_as_put)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	struct iovec v[3] = { { "1", 1 }, { "2", 1 }, { "3", 1 } };
+	static char over[SMALL_MAX + 1];
+	struct aiop_msg m;
+	int done = 0;
+
+	Q = new_queue(SMALL_CAP, 0, AIOP_QUEUE_JOINABLE);
+	/* nothing put: refused, aborted, cancelled */
+	cr_assert_eq(aiop_queue_put(Q, over, sizeof(over), 0), -EMSGSIZE);
+	cr_assert_eq(aiop_queue_reserve(Q, 1, &m, T_SEC), 0);
+	cr_assert_eq(aiop_queue_abort(Q, &m), 0);
+	cr_assert_eq(aiop_queue_coro_put(loop, &a.op, Q, "c", 1, T_SEC,
+					 t_op_cb), 0);
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(aiop_queue_coro_put_many(loop, &a.op, Q, v, 3, T_SEC,
+					      t_op_cb), 0);
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(aiop_queue_try_join(Q), 0, "nothing unfinished");
+	cr_assert_eq(aiop_queue_task_done(Q), -EOVERFLOW);
+	/* put: 3 (put_many) + 1 (reserve/commit) + 1 (coro put) */
+	cr_assert_eq(aiop_queue_put_many(Q, v, 3, T_SEC), 3);
+	cr_assert_eq(aiop_queue_reserve(Q, 1, &m, T_SEC), 0);
+	*(char *)m.data = '4';
+	cr_assert_eq(aiop_queue_commit(Q, &m), 0);
+	cr_assert_eq(aiop_queue_coro_put(loop, &a.op, Q, "5", 1, T_SEC,
+					 t_op_cb), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, 0);
+	cr_assert_eq(aiop_queue_close(Q), 0);
+	cr_assert_eq(put_s(Q, "closed"), -EPIPE);
+	while (done < 100 && aiop_queue_task_done(Q) == 0)
+		done++;
+	cr_assert_eq(done, 5);
+	cr_assert_eq(aiop_queue_try_join(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(jqueue, plain_queue_is_not_joinable)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	int r;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(aiop_queue_task_done(Q), -EINVAL);
+	cr_assert_eq(aiop_queue_join(Q, 0), -EINVAL);
+	cr_assert_eq(aiop_queue_join(Q, T_SEC), -EINVAL);
+	cr_assert_eq(aiop_queue_try_join(Q), -EINVAL);
+	/* the coro join may refuse at start or through its callback */
+	r = aiop_queue_coro_join(loop, &a.op, Q, T_SEC, t_op_cb);
+	if (r == 0) {
+		cr_assert(t_run(loop, 5000));
+		cr_assert_eq(a.calls, 1);
+		cr_assert_eq(a.result, -EINVAL);
+	} else {
+		cr_assert_eq(r, -EINVAL);
+		cr_assert(t_run(loop, 1000));
+		cr_assert_eq(a.calls, 0);
+	}
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+Test(jqueue, coro_join_paths)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	char buf[8];
+
+	Q = new_queue(SMALL_CAP, 0, AIOP_QUEUE_JOINABLE);
+	/* nothing unfinished: 0, but from the loop */
+	START(&a, aiop_queue_coro_join(loop, &a.op, Q, T_SEC, t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, 0);
+	cr_assert_eq(put_s(Q, "j"), 0);
+	a.calls = 0;
+	START(&a, aiop_queue_coro_join(loop, &a.op, Q, 0, t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -EAGAIN);
+	a.calls = 0;
+	START(&a, aiop_queue_coro_join(loop, &a.op, Q, 20 * T_MS, t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ETIMEDOUT);
+	a.calls = 0;
+	START(&a, aiop_queue_coro_join(loop, &a.op, Q, 5 * T_SEC, t_op_cb));
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	/* pending, then done in the same process */
+	a.calls = 0;
+	START(&a, aiop_queue_coro_join(loop, &a.op, Q, 5 * T_SEC, t_op_cb));
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), 1);
+	cr_assert_eq(aiop_queue_task_done(Q), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+#define JOIN_N 3
+
+static int
+joiner(void *arg)
+{
+	int r;
+
+	(void)arg;
+	__atomic_store_n(&SH->flag, 1, __ATOMIC_SEQ_CST);
+	r = aiop_queue_join(Q, 20 * T_SEC);
+	/* how many task_done calls had been started when join returned */
+	SH->seen_done = __atomic_load_n(&SH->done, __ATOMIC_SEQ_CST);
+	SH->result = r;
+	return 0;
+}
+
+static int
+task_worker(void *arg)
+{
+	char buf[16];
+
+	(void)arg;
+	for (int i = 0; i < JOIN_N; i++) {
+		if (aiop_queue_get(Q, buf, sizeof(buf), NULL, 10 * T_SEC) < 0)
+			return 1;
+		t_msleep(40); /* "work": a join must not end meanwhile */
+		/* counted before the call, so a join that ends early sees
+		 * fewer than JOIN_N */
+		__atomic_fetch_add(&SH->done, 1, __ATOMIC_SEQ_CST);
+		if (aiop_queue_task_done(Q) != 0)
+			return 2;
+	}
+	return 0;
+}
+
+static int coro_seen_done;
+static void
+join_cb(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	coro_seen_done = __atomic_load_n(&SH->done, __ATOMIC_SEQ_CST);
+	t_op_cb(loop, op, result);
+}
+
+Test(jqueue, join_waits_for_every_task_done, .init = setup,
+     .fini = teardown)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	pid_t j, w;
+
+	Q = new_queue(SMALL_CAP, 0, AIOP_QUEUE_JOINABLE);
+	for (int i = 0; i < JOIN_N; i++)
+		cr_assert_eq(put_s(Q, "task"), 0);
+	j = t_fork(joiner, NULL);
+	cr_assert(t_wait_flag(&SH->flag, 5000));
+	START(&a, aiop_queue_coro_join(loop, &a.op, Q, 20 * T_SEC, join_cb));
+	w = t_fork(task_worker, NULL);
+	cr_assert(t_run(loop, bound_ms(10000)));
+	cr_assert_eq(a.result, 0);
+	cr_assert_eq(coro_seen_done, JOIN_N, "coro join ended after %d",
+		     coro_seen_done);
+	cr_assert_eq(t_reap(w, T_REAP_MS), 0);
+	cr_assert_eq(t_reap(j, T_REAP_MS), 0);
+	cr_assert_eq(SH->result, 0, "blocking join: %d", SH->result);
+	cr_assert_eq(SH->seen_done, JOIN_N, "blocking join ended after %d",
+		     SH->seen_done);
+	cr_assert_eq(aiop_queue_try_join(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+/* ------------------------------------------------------------------ */
+/* squeue                                                              */
+
+Test(squeue, basics)
+{
+	char buf[16];
+	size_t n = 0;
+	uint8_t *big = malloc(MIB2 + 1);
+
+	cr_assert_eq(aiop_simplequeue_new(&SQ), 0);
+	cr_assert_eq(aiop_simplequeue_empty(SQ), 1);
+	cr_assert_eq(aiop_simplequeue_put(SQ, "a", 1), 0);
+	cr_assert_eq(aiop_simplequeue_empty(SQ), 0);
+	cr_assert_eq(aiop_simplequeue_try_put(SQ, "bc", 2), 0);
+	cr_assert_eq(aiop_simplequeue_put(SQ, "", 0), 0);
+	cr_assert_eq(aiop_simplequeue_get(SQ, buf, sizeof(buf), &n), 1);
+	cr_assert_eq(buf[0], 'a');
+	cr_assert_eq(n, 1);
+	cr_assert_eq(aiop_simplequeue_try_get(SQ, buf, 1, &n), -EMSGSIZE);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(aiop_simplequeue_try_get(SQ, buf, sizeof(buf), &n), 2);
+	cr_assert_eq(memcmp(buf, "bc", 2), 0);
+	cr_assert_eq(aiop_simplequeue_get(SQ, buf, sizeof(buf), &n), 0);
+	cr_assert_eq(aiop_simplequeue_try_get(SQ, buf, sizeof(buf), &n),
+		     -EAGAIN);
+	cr_assert_eq(aiop_simplequeue_empty(SQ), 1);
+	/* the default cap */
+	fill(big, MIB2, 3);
+	cr_assert_eq(aiop_simplequeue_put(SQ, big, MIB2 + 1), -EMSGSIZE);
+	cr_assert_eq(aiop_simplequeue_put(SQ, big, MIB2), 0);
+	memset(big, 0, MIB2);
+	cr_assert_eq(aiop_simplequeue_get(SQ, big, MIB2, &n), (int)MIB2);
+	cr_assert(check(big, MIB2, 3));
+	/* close: drain, then -EPIPE */
+	cr_assert_eq(aiop_simplequeue_put(SQ, "z", 1), 0);
+	cr_assert_eq(aiop_simplequeue_close(SQ), 0);
+	cr_assert_eq(aiop_simplequeue_close(SQ), 0);
+	cr_assert_eq(aiop_simplequeue_put(SQ, "y", 1), -EPIPE);
+	cr_assert_eq(aiop_simplequeue_try_put(SQ, "y", 1), -EPIPE);
+	cr_assert_eq(aiop_simplequeue_get(SQ, buf, sizeof(buf), &n), 1);
+	cr_assert_eq(buf[0], 'z');
+	cr_assert_eq(aiop_simplequeue_get(SQ, buf, sizeof(buf), &n), -EPIPE);
+	cr_assert_eq(aiop_simplequeue_try_get(SQ, buf, sizeof(buf), &n),
+		     -EPIPE);
+	cr_assert_eq(aiop_simplequeue_free(SQ), 0);
+	free(big);
+}
+
+static int
+sq_getter(void *arg)
+{
+	char buf[16];
+	int r;
+
+	(void)arg;
+	/* its gets have no timeout: should the test fail before it closes
+	 * the queue, this child must still end */
+	alarm(60);
+	__atomic_store_n(&SH->flag, 1, __ATOMIC_SEQ_CST);
+	r = aiop_simplequeue_get(SQ, buf, sizeof(buf), NULL);
+	if (r == 5 && memcmp(buf, "hello", 5) == 0)
+		r = 0;
+	SH->result = r;
+	__atomic_store_n(&SH->done, 1, __ATOMIC_SEQ_CST);
+	/* then wait (forever) until the close */
+	SH->bad = aiop_simplequeue_get(SQ, buf, sizeof(buf), NULL);
+	return 0;
+}
+
+Test(squeue, across_processes_and_close_wakes, .init = setup,
+     .fini = teardown)
+{
+	pid_t pid;
+
+	cr_assert_eq(aiop_simplequeue_new(&SQ), 0);
+	pid = t_fork(sq_getter, NULL);
+	cr_assert(t_wait_flag(&SH->flag, 5000));
+	t_msleep(30);
+	cr_assert_eq(aiop_simplequeue_put(SQ, "hello", 5), 0);
+	cr_assert(t_wait_flag(&SH->done, bound_ms(5000)));
+	cr_assert_eq(SH->result, 0);
+	t_msleep(30); /* asleep in the get without a timeout */
+	cr_assert_eq(aiop_simplequeue_close(SQ), 0);
+	cr_assert_eq(t_reap(pid, bound_ms(5000)), 0, "not woken by close");
+	cr_assert_eq(SH->bad, -EPIPE, "got %d", SH->bad);
+	cr_assert_eq(aiop_simplequeue_free(SQ), 0);
+}
+
+Test(squeue, coro_put_get_cancel)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 }, b = { 0 };
+	char buf[16] = { 0 };
+	size_t n = 77;
+
+	cr_assert_eq(aiop_simplequeue_new(&SQ), 0);
+	/* waiting get, then a coro put from the same loop */
+	START(&a, aiop_simplequeue_coro_get(loop, &a.op, SQ, buf, sizeof(buf),
+					    &n, t_op_cb));
+	START(&b, aiop_simplequeue_coro_put(loop, &b.op, SQ, "sq", 2,
+					    t_op_cb));
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(b.result, 0);
+	cr_assert_eq(a.result, 2);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(memcmp(buf, "sq", 2), 0);
+	/* waiting get cancelled */
+	a.calls = 0;
+	n = 77;
+	START(&a, aiop_simplequeue_coro_get(loop, &a.op, SQ, buf, sizeof(buf),
+					    &n, t_op_cb));
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(n, 77);
+	/* granted get cancelled: A stays first */
+	cr_assert_eq(aiop_simplequeue_put(SQ, "A", 1), 0);
+	cr_assert_eq(aiop_simplequeue_put(SQ, "B", 1), 0);
+	a.calls = 0;
+	memset(buf, 'u', sizeof(buf));
+	START(&a, aiop_simplequeue_coro_get(loop, &a.op, SQ, buf, sizeof(buf),
+					    &n, t_op_cb));
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(buf[0], 'u');
+	cr_assert_eq(aiop_simplequeue_try_get(SQ, buf, sizeof(buf), &n), 1);
+	cr_assert_eq(buf[0], 'A');
+	cr_assert_eq(aiop_simplequeue_try_get(SQ, buf, sizeof(buf), &n), 1);
+	cr_assert_eq(buf[0], 'B');
+	/* granted put cancelled: nothing put */
+	b.calls = 0;
+	START(&b, aiop_simplequeue_coro_put(loop, &b.op, SQ, "P", 1,
+					    t_op_cb));
+	cr_assert_eq(aiop_op_cancel(&b.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(b.result, -ECANCELED);
+	cr_assert_eq(aiop_simplequeue_empty(SQ), 1);
+	cr_assert_eq(aiop_simplequeue_try_get(SQ, buf, sizeof(buf), &n),
+		     -EAGAIN);
+	/* closed: the pending get ends with -EPIPE */
+	a.calls = 0;
+	START(&a, aiop_simplequeue_coro_get(loop, &a.op, SQ, buf, sizeof(buf),
+					    &n, t_op_cb));
+	cr_assert_eq(aiop_simplequeue_close(SQ), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -EPIPE);
+	cr_assert_eq(aiop_simplequeue_coro_get(loop, &a.op, NULL, buf, 1, &n,
+					       t_op_cb), -EINVAL);
+	cr_assert_eq(aiop_simplequeue_coro_put(loop, &a.op, SQ, "x", 1, NULL),
+		     -EINVAL);
+	cr_assert_eq(aiop_simplequeue_free(SQ), 0);
+	end_loop(loop);
+}
+
+/* ------------------------------------------------------------------ */
+/* queue_death                                                         */
+
+static int
+reserve_and_hang(void *arg)
+{
+	struct aiop_msg m;
+
+	(void)arg;
+	if (aiop_queue_reserve(Q, 100, &m, T_SEC) != 0)
+		return 1;
+	memset(m.data, 'X', 50); /* half-written */
+	__atomic_store_n(&SH->flag, 1, __ATOMIC_SEQ_CST);
+	t_msleep(T_REAP_MS); /* the test kills it long before */
+	return 2;
+}
+
+static pid_t
+dead_reservation(void)
+{
+	pid_t pid;
+
+	__atomic_store_n(&SH->flag, 0, __ATOMIC_SEQ_CST);
+	pid = t_fork(reserve_and_hang, NULL);
+	cr_assert(t_wait_flag(&SH->flag, 5000));
+	return pid;
+}
+
+static void
+kill_and_reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), -SIGKILL);
+}
+
+Test(queue_death, producer_killed_before_commit, .init = setup,
+     .fini = teardown)
+{
+	char buf[256];
+	uint64_t t0;
+	pid_t pid;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	pid = dead_reservation();
+	/* a second producer: its messages are behind the reservation */
+	cr_assert_eq(put_s(Q, "after1"), 0);
+	cr_assert_eq(put_s(Q, "after2"), 0);
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN,
+		     "held back by the live reservation (FIFO)");
+	kill_and_reap(pid);
+	t0 = t_now();
+	assert_next_t(Q, "after1", 5 * T_SEC);
+	cr_assert_lt(t_now() - t0, bound_ns(1500 * T_MS),
+		     "the dead reservation was dropped late: %llu ms",
+		     (unsigned long long)((t_now() - t0) / T_MS));
+	assert_next_t(Q, "after2", 5 * T_SEC);
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN,
+		     "the half-written message is never seen");
+	/* the ring still cycles past the dropped record */
+	for (int i = 0; i < 20; i++) {
+		static char big[SMALL_MAX];
+		cr_assert_eq(aiop_queue_put(Q, big, SMALL_MAX, T_SEC), 0);
+		cr_assert_eq(aiop_queue_get(Q, big, SMALL_MAX, NULL, T_SEC),
+			     (int)SMALL_MAX);
+	}
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+Test(queue_death, producer_killed_coro_consumer_waiting, .init = setup,
+     .fini = teardown)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	char buf[64] = { 0 };
+	uint64_t t0;
+	pid_t pid;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	pid = dead_reservation();
+	cr_assert_eq(put_s(Q, "behind"), 0);
+	START(&a, aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf), NULL,
+				      5 * T_SEC, t_op_cb));
+	kill_and_reap(pid);
+	t0 = t_now();
+	cr_assert(t_run(loop, bound_ms(6000)));
+	cr_assert_eq(a.result, 6, "got %d %s", a.result,
+		     aiop_strerror(a.result));
+	cr_assert_str_eq(buf, "behind");
+	cr_assert_lt(t_now() - t0, bound_ns(1500 * T_MS));
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
+static int
+peek_and_hang(void *arg)
+{
+	struct aiop_msg m;
+
+	(void)arg;
+	if (aiop_queue_peek(Q, &m, T_SEC) != 0)
+		return 1;
+	__atomic_store_n(&SH->flag, 1, __ATOMIC_SEQ_CST);
+	t_msleep(T_REAP_MS); /* the test kills it long before */
+	return 2;
+}
+
+Test(queue_death, consumer_killed_before_release, .init = setup,
+     .fini = teardown)
+{
+	char buf[64];
+	uint64_t t0;
+	pid_t pid;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(put_s(Q, "again"), 0);
+	pid = t_fork(peek_and_hang, NULL);
+	cr_assert(t_wait_flag(&SH->flag, 5000));
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN,
+		     "peeked by the child");
+	kill_and_reap(pid);
+	t0 = t_now();
+	assert_next_t(Q, "again", 5 * T_SEC);
+	cr_assert_lt(t_now() - t0, bound_ns(1500 * T_MS),
+		     "redelivered late: %llu ms",
+		     (unsigned long long)((t_now() - t0) / T_MS));
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN,
+		     "delivered once");
+	cr_assert_eq(put_s(Q, "next"), 0);
+	assert_next(Q, "next");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+static int
+blocked_coro_getter(void *arg)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+	char buf[16];
+
+	(void)arg;
+	if (aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf), NULL,
+				20 * T_SEC, t_op_cb) != 0)
+		return 1;
+	__atomic_fetch_add(&SH->flag, 1, __ATOMIC_SEQ_CST);
+	t_run(loop, 25000);
+	return child_end_loop(loop) == 0 ? 0 : 2;
+}
+
+static int
+late_put(void *arg)
+{
+	(void)arg;
+	t_msleep(60);
+	return put_s(Q, "late") == 0 ? 0 : 1;
+}
+
+Test(queue_death, killed_getters_hurt_nobody, .init = setup,
+     .fini = teardown)
+{
+	pid_t b, c, p;
+	uint64_t t0;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	b = t_fork(blocked_getter, NULL);
+	c = t_fork(blocked_coro_getter, NULL);
+	cr_assert(wait_count(&SH->flag, 2, 5000), "children not started");
+	t_msleep(50); /* both asleep */
+	kill_and_reap(b);
+	kill_and_reap(c);
+	/* a wake-up meant for them must reach us */
+	p = t_fork(late_put, NULL);
+	t0 = t_now();
+	assert_next_t(Q, "late", 5 * T_SEC);
+	cr_assert_lt(t_now() - t0, bound_ns(1500 * T_MS));
+	cr_assert_eq(t_reap(p, T_REAP_MS), 0);
+	cr_assert_eq(put_s(Q, "more"), 0);
+	assert_next(Q, "more");
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
