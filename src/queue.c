@@ -762,6 +762,8 @@ probe_dead(struct aiop_queue *q)
 
 /* ---- the operations as attempts ---------------------------------------- */
 
+static int qsize(struct aiop_queue *q);
+
 enum q_op { QO_PUT, QO_PUTV, QO_GET, QO_GETV, QO_RESERVE, QO_PEEK };
 
 /* Everything an op needs, copied into the coro op (<= 48 bytes). */
@@ -905,6 +907,11 @@ get_attempt(struct aiop__obj *o, void *args, unsigned flags)
 
 	closed = atomic_load_explicit(&Q(q)->closed, memory_order_acquire);
 	r = claim(q, &c, cap, max, flags);
+	if (r == -EAGAIN && closed && !c.saw_res && qsize(q) > 0 &&
+	    !(flags & AIOP__ATT_PROBE))
+		/* -EPIPE is final: first give back what dead consumers hold
+		 * (claims sit behind the hint, so walk from release) */
+		r = claim(q, &c, cap, max, AIOP__ATT_PROBE);
 	if (r == -EMSGSIZE) {
 		if (a->lens)
 			a->lens[0] = c.first_len;
