@@ -47,13 +47,18 @@ struct q_shm {
 	/* producer side: written under plock */
 	_Alignas(64) _Atomic uint32_t plock; /* tid of the holder, or 0 */
 	_Atomic uint32_t closed;
+	_Atomic uint32_t plock_wait; /* a producer gave up on plock */
 	_Atomic uint64_t tail;               /* bytes reserved, ever */
 	_Atomic uint64_t nres;               /* messages reserved, ever */
 	_Atomic uint64_t rel_seen; /* a `release` a producer read (a cache) */
+	_Atomic uint64_t ncommit;  /* messages published (or given back) */
+	_Atomic uint32_t res_stop; /* a consumer stopped at an uncommitted
+				      record (see published()) */
 	/* consumer side */
 	_Alignas(64) _Atomic uint64_t release; /* bytes given back, ever */
 	_Atomic uint64_t head;  /* hint: ver << 48 | (pos >> 4) (48 bits) */
 	_Atomic uint64_t nfin;  /* messages consumed or dropped, ever */
+	_Atomic uint64_t nclaimed; /* claims, ever (see published()) */
 	/* least room a producer out of room waits for (UINT64_MAX: none) */
 	_Alignas(64) _Atomic uint64_t need;
 	_Atomic uint32_t unfinished; /* JoinableQueue */
@@ -192,8 +197,15 @@ plock_take(struct aiop_queue *q)
 			uint64_t t = aiop__now_ns();
 			if (!t0)
 				t0 = t;
-			else if (t - t0 > PLOCK_WAIT_NS)
+			else if (t - t0 > PLOCK_WAIT_NS) {
+				/* our caller sleeps on not_full: ask the
+				 * holder to wake it (Dekker pair with
+				 * plock_drop) */
+				atomic_store(&Q(q)->plock_wait, 1);
+				if (atomic_load(l) == 0)
+					continue;
 				return -EAGAIN;
+			}
 		}
 		if ((i & 255) == 0 &&
 		    (h == self || !aiop__tid_alive((pid_t)(h & TID_MASK))) &&
@@ -210,7 +222,12 @@ plock_take(struct aiop_queue *q)
 static inline void
 plock_drop(struct aiop_queue *q)
 {
-	atomic_store_explicit(&Q(q)->plock, 0, memory_order_release);
+	struct q_shm *s = Q(q);
+
+	atomic_store(&s->plock, 0);
+	if (AIOP_UNLIKELY(atomic_load(&s->plock_wait)) &&
+	    atomic_exchange(&s->plock_wait, 0))
+		aiop__wake(&s->not_full, AIOP__WAKE_ALL);
 }
 
 /* ---- reading records safely -------------------------------------------- */
@@ -386,9 +403,53 @@ rec_unclaim(struct aiop_queue *q, uint64_t pos, uint64_t from)
 	if (!atomic_compare_exchange_strong(&REC(q, pos)->st, &from,
 					    mk(q, pos, K_COMMIT, 0)))
 		return -EPROTO;
+	atomic_fetch_add(&Q(q)->ncommit, 1);
 	head_lower(q, pos);
 	aiop__wake(&Q(q)->not_empty, 1);
 	return 0;
+}
+
+/*
+ * n messages were committed: wake consumers, but only if none was waiting
+ * to be claimed before them. If some were, a consumer was woken for those
+ * (or all were awake) and has not claimed yet; waking another now mostly
+ * hits one that is already awake, a futex wake for nothing. Instead the
+ * consumer that claims passes the wake on while messages remain
+ * (passed_on()). The two sides are a Dekker pair on ncommit and nclaimed
+ * (seq_cst): either the producer sees no backlog, or the claimer sees our
+ * message. Only read when someone sleeps, so the consumers' line is not
+ * touched at saturation.
+ */
+static void
+published(struct aiop_queue *q, unsigned n)
+{
+	struct q_shm *s = Q(q);
+	struct aiop__waitq *wq = &s->not_empty;
+	uint64_t old = atomic_fetch_add(&s->ncommit, n), a = 0;
+	uint32_t ns = atomic_load(&wq->nsleep);
+
+	for (int w = 0; w < AIOP__ARMED_WORDS; w++)
+		a |= atomic_load(&wq->armed[w]);
+	if (AIOP_LIKELY((ns | a) == 0))
+		return;
+	/* skip if a backlog exists, unless a consumer stopped behind an
+	 * uncommitted record (maybe ours): the backlog behind it was not
+	 * claimable, so no claimer will pass a wake on */
+	if ((int64_t)(old - atomic_load(&s->nclaimed)) > 0 &&
+	    !(atomic_load(&s->res_stop) && atomic_exchange(&s->res_stop, 0)))
+		return;
+	aiop__wake_slow(wq, ns, (int)n);
+}
+
+/* We claimed n: if messages are still waiting, wake the next consumer. */
+static void
+passed_on(struct aiop_queue *q, unsigned n)
+{
+	struct q_shm *s = Q(q);
+	uint64_t c = atomic_fetch_add(&s->nclaimed, n) + n;
+
+	if ((int64_t)(atomic_load(&s->ncommit) - c) > 0)
+		aiop__wake(&s->not_empty, 1);
 }
 
 /* ---- producing ---------------------------------------------------------- */
@@ -623,6 +684,13 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 					if (rec_drop(q, p, st) == 0)
 						continue;
 				}
+				/* tell producers a consumer waits behind it
+				 * (published()), then look again: it may have
+				 * been committed before the flag was seen */
+				if (!atomic_load(&s->res_stop))
+					atomic_store(&s->res_stop, 1);
+				if (atomic_load(&REC(q, p)->st) != st)
+					continue;
 				c->saw_res = true;
 				break; /* FIFO: nothing passes a RES */
 			}
@@ -707,6 +775,7 @@ unclaim_run(struct aiop_queue *q, uint64_t pos, unsigned n)
 			(void)0;
 		p = nx;
 	}
+	atomic_fetch_add(&Q(q)->ncommit, n);
 	head_lower(q, pos);
 	aiop__wake(&Q(q)->not_empty, (int)n);
 }
@@ -800,7 +869,8 @@ second_half(struct aiop_queue *q, struct qargs *a, int res)
 	switch (a->op) {
 	case QO_PUT:
 		r = commit_one(q, a->pos, me());
-		aiop__wake(&Q(q)->not_empty, 1);
+		if (r == 0)
+			published(q, 1);
 		return r < 0 ? r : 0;
 	case QO_PUTV:
 		p = a->pos;
@@ -810,7 +880,7 @@ second_half(struct aiop_queue *q, struct qargs *a, int res)
 				r = -EPROTO;
 			p = nx;
 		}
-		aiop__wake(&Q(q)->not_empty, (int)a->n);
+		published(q, a->n);
 		return r < 0 ? r : (int)a->n;
 	case QO_GET: {
 		size_t len = 0;
@@ -915,6 +985,8 @@ get_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	if (r == -EMSGSIZE) {
 		if (a->lens)
 			a->lens[0] = c.first_len;
+		/* we take nothing: another consumer may fit it */
+		aiop__wake(&Q(q)->not_empty, 1);
 		return r;
 	}
 	if (r == -EAGAIN && closed && !c.saw_res)
@@ -923,6 +995,7 @@ get_attempt(struct aiop__obj *o, void *args, unsigned flags)
 		return r;
 	a->pos = c.pos;
 	a->n = (uint32_t)r;
+	passed_on(q, (unsigned)r);
 	if (a->coro) { /* copied and freed in finish(); undo gives back */
 		a->granted = 1;
 		return a->op == QO_GET	? (int)c.first_len
@@ -975,10 +1048,23 @@ static const struct aiop__waitdesc put_wait = {
 	.recheck_ns = AIOP__RECHECK_OWNER_NS,
 };
 
+/* A waiting coro get cancelled: a wake meant for it must not be lost. */
+static int
+get_cancel(struct aiop__obj *o, void *args)
+{
+	struct q_shm *s = Q((struct aiop_queue *)o);
+
+	(void)args;
+	if ((int64_t)(atomic_load(&s->ncommit) - atomic_load(&s->nclaimed)) > 0)
+		aiop__wake(&s->not_empty, 1);
+	return -ECANCELED;
+}
+
 static const struct aiop__waitdesc get_wait = {
 	.attempt = get_attempt,
 	.undo = q_undo,
 	.finish = q_finish,
+	.cancel = get_cancel,
 	.recheck_ns = AIOP__RECHECK_OWNER_NS,
 };
 
@@ -1200,7 +1286,7 @@ aiop_queue_commit(struct aiop_queue *q, struct aiop_msg *msg)
 			      memory_order_relaxed);
 	if ((r = commit_one(q, msg->aiop_pos, me())) < 0)
 		return r;
-	aiop__wake(&Q(q)->not_empty, 1);
+	published(q, 1);
 	msg->aiop_tag = 0;
 	return 0;
 }

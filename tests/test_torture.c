@@ -26,6 +26,16 @@
  *    generation has arrived (a deficit is allowed only for kills since the
  *    last generation and for extra coro parties); indices are in range;
  *    kills break it (-EPIPE) and the survivors reset and go on.
+ *  - Queue: 8 producers and 8 consumers. Every message carries (id,
+ *    producer pid, length, checksum); a producer marks an id committed
+ *    only after its put returned success, failed after an error (it must
+ *    then never arrive). Consumers count deliveries per id; a peeked one
+ *    is recorded before its release, its id parked in the consumer's slot
+ *    meanwhile, so a kill in between explains one redelivery; a get (or
+ *    a coro get) in progress counts as a window in which a kill can make
+ *    a message look lost. After a final drain by the parent: no committed
+ *    message missing beyond those windows, none delivered twice beyond
+ *    the parked ids, no failed put delivered, no corrupt message.
  *
  * A long wait (5 s) that times out is a failure (a hang), as is a coro loop
  * that does not drain in 20 s. AIOP_TORTURE_MS sets the duration per
@@ -36,6 +46,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +63,7 @@
 #define LONG_WAIT (5 * T_SEC) /* timing out on this = a hang */
 #define SEM_N 4
 #define MAXOPS 4
+#define QHELD (MAXOPS + 1) /* queue: peeked messages one consumer holds */
 
 TestSuite(torture, .timeout = 120);
 
@@ -62,6 +74,9 @@ struct slot {
 	int cs;       /* counted in `holders` */
 	int opgen[2]; /* barrier: generation each in-flight wait hopes for */
 	int extra;    /* barrier: in-flight second ops of a batch */
+	int qwin;     /* queue: messages a get may have taken, unrecorded */
+	uint32_t qheld[QHELD]; /* queue: id + 1 of peeked messages recorded
+				  as delivered but not yet released */
 };
 
 struct tshared {
@@ -1504,4 +1519,624 @@ Test(torture, barrier, .init = setup, .fini = teardown)
 	cr_assert_leq(SH->passes, (long)NW * SH->actions,
 		      "more passes than parties x generations");
 	cr_assert_eq(aiop_barrier_free(BAR), 0);
+}
+
+/* ---- queue --------------------------------------------------------------- */
+
+#define QCAP (16u << 10)     /* small: full and wrapping all the time */
+#define NPROD (NW / 2)       /* slots 0..7 produce, 8..15 consume */
+#define QMAXMSG (1u << 22)   /* message ids */
+#define QMANY 4              /* put_many / get_many batches */
+#define QPAY_MAX 300
+#define QBUF 4096            /* a get_many buffer */
+#define QMAGIC 0x71756575u
+#define QPILL 0x70696c6cu    /* wakes a consumer at the end; not counted */
+
+/* what happened to a message id (QST->st[id]) */
+#define QS_TRIED 1     /* a put of it was started */
+#define QS_COMMITTED 2 /* a put of it returned success */
+#define QS_FAILED 4    /* a put of it returned an error: must not arrive */
+
+struct qhdr {
+	uint32_t magic, id, prod, len; /* prod: the producer's pid */
+	uint64_t sum;                  /* FNV-1a of all the other bytes */
+};
+
+struct qstate {
+	uint32_t next_id;
+	long committed, failed, delivered, by_parent, pills, emsgsize;
+	long windows, parked, exhausted, corrupt;
+	uint8_t st[QMAXMSG];
+	uint8_t got[QMAXMSG];   /* deliveries */
+	uint8_t allow[QMAXMSG]; /* redeliveries a kill explains */
+};
+
+static struct qstate *QST;
+static struct aiop_queue *QU;
+
+#define QADD(field, n) __atomic_add_fetch(&QST->field, (n), __ATOMIC_SEQ_CST)
+
+/* per coro op of a batch (run_batch's c->k), alive until its callback */
+struct qop {
+	int kind;
+	unsigned n;
+	uint32_t ids[QMANY];
+	struct iovec iov[QMANY];
+	size_t lens[QBUF / sizeof(struct qhdr)];
+	size_t len;
+	struct aiop_msg msg;
+	unsigned char buf[QBUF];
+};
+static struct qop QO[MAXOPS];
+
+static uint64_t
+qsum(const unsigned char *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++) {
+		if (i == offsetof(struct qhdr, sum))
+			i += sizeof(uint64_t);
+		if (i >= n)
+			break;
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* A new message id, marked tried; false once they are used up. */
+static bool
+qnew_id(uint32_t *id)
+{
+	*id = __atomic_fetch_add(&QST->next_id, 1, __ATOMIC_SEQ_CST);
+	if (*id >= QMAXMSG) {
+		QADD(exhausted, 1);
+		return false;
+	}
+	__atomic_or_fetch(&QST->st[*id], QS_TRIED, __ATOMIC_SEQ_CST);
+	return true;
+}
+
+/* Write message id (random length) into buf; its length. */
+static size_t
+qbuild(unsigned char *buf, uint32_t id, uint64_t *seed)
+{
+	struct qhdr h = { QMAGIC, id, (uint32_t)getpid(), 0, 0 };
+	uint32_t plen = t_rand(seed) % 4 ? t_rand(seed) % 64
+					  : t_rand(seed) % (QPAY_MAX + 1);
+
+	h.len = (uint32_t)sizeof(h) + plen;
+	memcpy(buf, &h, sizeof(h));
+	for (uint32_t i = 0; i < plen; i++)
+		buf[sizeof(h) + i] = (unsigned char)(id * 31u + i * 7u +
+						     h.prod);
+	h.sum = qsum(buf, h.len);
+	memcpy(buf + offsetof(struct qhdr, sum), &h.sum, sizeof(h.sum));
+	return h.len;
+}
+
+/* The outcome of a put of n ids: committed only once it said so. */
+static void
+qput_done(const uint32_t *ids, unsigned n, int r, int64_t t)
+{
+	unsigned mark = r >= 0 ? QS_COMMITTED : QS_FAILED;
+
+	for (unsigned i = 0; i < n; i++)
+		__atomic_or_fetch(&QST->st[ids[i]], mark, __ATOMIC_SEQ_CST);
+	if (r >= 0) {
+		QADD(committed, n);
+		ADD(ops, 1);
+		return;
+	}
+	QADD(failed, n);
+	check_not_held(r, t);
+}
+
+/*
+ * A message received: check it, and count its delivery. 1 for a pill,
+ * 0 for a message, -1 if corrupt.
+ */
+static int
+qtake(const unsigned char *p, size_t n, uint32_t *idp)
+{
+	struct qhdr h;
+
+	ADD(checks, 1);
+	if (n < sizeof(h)) {
+		QADD(corrupt, 1);
+		violation(-10);
+		return -1;
+	}
+	memcpy(&h, p, sizeof(h));
+	if (h.magic == QPILL && n == sizeof(h)) {
+		QADD(pills, 1);
+		return 1;
+	}
+	if (h.magic != QMAGIC || h.len != n || h.id >= QMAXMSG ||
+	    h.sum != qsum(p, n) ||
+	    !(__atomic_load_n(&QST->st[h.id], __ATOMIC_SEQ_CST) & QS_TRIED)) {
+		QADD(corrupt, 1);
+		violation(-11);
+		return -1;
+	}
+	if (idp)
+		*idp = h.id;
+	__atomic_add_fetch(&QST->got[h.id], 1, __ATOMIC_SEQ_CST);
+	QADD(delivered, 1);
+	return 0;
+}
+
+/* messages copied back to back by a get_many */
+static void
+qtake_many(const unsigned char *buf, const size_t *lens, int n)
+{
+	for (int i = 0; i < n; i++) {
+		(void)qtake(buf, lens[i], NULL);
+		buf += lens[i];
+	}
+}
+
+static void
+qwin(int d)
+{
+	__atomic_add_fetch(&MYSLOT.qwin, d, __ATOMIC_SEQ_CST);
+}
+
+/* A result that is not a message: fine, or a failure (-EMSGSIZE too:
+ * every message fits the buffers this is used for). */
+static void
+qget_failed(int r, int64_t t)
+{
+	check_not_held(r, t);
+}
+
+/*
+ * A peeked message: park its id in our slot, count the delivery, release
+ * it, unpark. A kill before the count gives the message back uncounted;
+ * one after it, while parked, explains one more delivery. Sometimes give
+ * it back instead (unpeek): then it is not counted at all.
+ */
+static void
+qpeeked(struct aiop_msg *m, int park)
+{
+	struct qhdr h = { 0 };
+	int r;
+
+	if (t_rand(&SEED) % 8 == 0) {
+		if ((r = aiop_queue_unpeek(QU, m)) != 0)
+			fail(r);
+		return;
+	}
+	if (m->len >= sizeof(h))
+		memcpy(&h, m->data, sizeof(h));
+	if (h.id < QMAXMSG) /* else corrupt: qtake() says so */
+		STORE(MYSLOT.qheld[park], h.id + 1);
+	(void)qtake(m->data, m->len, NULL);
+	if (t_rand(&SEED) % 10 == 0)
+		hold_a_bit(&SEED); /* so that kills land here too */
+	r = aiop_queue_release(QU, m);
+	STORE(MYSLOT.qheld[park], 0);
+	if (r != 0)
+		fail(r);
+	ADD(ops, 1);
+}
+
+/* a call with timeout t: a blocking one, or a try */
+static void
+qcount_call(int64_t t)
+{
+	if (t)
+		ADD(blocking, 1);
+	else
+		ADD(tries, 1);
+}
+
+static int64_t
+qtimeout(void)
+{
+	/* 0, 1 ms, 10 ms or the long bound, as the other primitives */
+	return pick_timeout(&SEED);
+}
+
+static void
+q_produce_sync(uint32_t x)
+{
+	unsigned char buf[QMANY][sizeof(struct qhdr) + QPAY_MAX];
+	struct iovec v[QMANY];
+	uint32_t ids[QMANY];
+	struct aiop_msg m;
+	int64_t t = x < 5 ? qtimeout() : 0;
+	unsigned n = 1;
+	size_t len;
+	int r;
+
+	if (x == 5) { /* put_many */
+		n = 2 + t_rand(&SEED) % (QMANY - 1);
+		t = qtimeout();
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (!qnew_id(&ids[i])) {
+			for (unsigned k = 0; k < i; k++)
+				__atomic_or_fetch(&QST->st[ids[k]], QS_FAILED,
+						  __ATOMIC_SEQ_CST);
+			t_msleep(1); /* ids used up: idle */
+			return;
+		}
+		v[i].iov_base = buf[i];
+		v[i].iov_len = qbuild(buf[i], ids[i], &SEED);
+	}
+	if (x < 3) {
+		r = aiop_queue_put(QU, buf[0], v[0].iov_len, t);
+		ADD(blocking, 1);
+	} else if (x < 5) {
+		r = aiop_queue_try_put(QU, buf[0], v[0].iov_len);
+		t = 0;
+		ADD(tries, 1);
+	} else if (x == 5) {
+		r = aiop_queue_put_many(QU, v, n, t);
+		ADD(blocking, 1);
+		if (r >= 0 && r != (int)n)
+			violation(r);
+	} else { /* zero-copy: reserve, write in place, commit or abort */
+		len = v[0].iov_len;
+		t = t_rand(&SEED) % 2 ? qtimeout() : 0;
+		r = aiop_queue_reserve(QU, len, &m, t);
+		qcount_call(t);
+		if (r == 0) {
+			ADD(checks, 1);
+			if (m.len != len)
+				violation((long)m.len);
+			memcpy(m.data, buf[0], len);
+			if (t_rand(&SEED) % 30 == 0)
+				hold_a_bit(&SEED); /* a kill here: dropped */
+			if (t_rand(&SEED) % 10 == 0) {
+				r = aiop_queue_abort(QU, &m);
+				if (r != 0)
+					fail(r);
+				qput_done(ids, 1, -ECANCELED, 0);
+				return;
+			}
+			r = aiop_queue_commit(QU, &m);
+			if (r != 0) {
+				fail(r);
+				return;
+			}
+		}
+	}
+	qput_done(ids, n, r, t);
+	if (r == -EAGAIN)
+		sched_yield();
+}
+
+static void
+on_qput(struct ev_loop *loop, struct aiop_op *op, int r)
+{
+	struct cop *c = (struct cop *)op;
+	struct qop *q = &QO[c->k];
+
+	(void)loop;
+	if (q->kind == 2 && r == 0) { /* reserved: write, commit */
+		ADD(checks, 1);
+		if (q->msg.len != q->len)
+			violation((long)q->msg.len);
+		memcpy(q->msg.data, q->buf, q->len);
+		r = aiop_queue_commit(QU, &q->msg);
+		if (r != 0)
+			fail(r);
+	}
+	if (q->kind == 1 && r >= 0 && r != (int)q->n)
+		violation(r);
+	qput_done(q->ids, q->n, r, c->timeout);
+	c->done = 1;
+}
+
+static int
+start_qput(struct ev_loop *loop, struct cop *c)
+{
+	struct qop *q = &QO[c->k];
+	int r;
+
+	q->kind = (int)(t_rand(&SEED) % 3); /* put, put_many, reserve */
+	q->n = q->kind == 1 ? 2 + t_rand(&SEED) % (QMANY - 1) : 1;
+	for (unsigned i = 0; i < q->n; i++) {
+		unsigned char *b =
+			q->buf + i * (sizeof(struct qhdr) + QPAY_MAX);
+
+		if (!qnew_id(&q->ids[i])) {
+			for (unsigned k = 0; k < i; k++)
+				__atomic_or_fetch(&QST->st[q->ids[k]],
+						  QS_FAILED, __ATOMIC_SEQ_CST);
+			return -ECANCELED; /* ids used up */
+		}
+		q->iov[i].iov_base = b;
+		q->iov[i].iov_len = qbuild(b, q->ids[i], &SEED);
+	}
+	q->len = q->iov[0].iov_len;
+	if (q->kind == 0)
+		r = aiop_queue_coro_put(loop, &c->op, QU, q->buf, q->len,
+					c->timeout, on_qput);
+	else if (q->kind == 1)
+		r = aiop_queue_coro_put_many(loop, &c->op, QU, q->iov, q->n,
+					     c->timeout, on_qput);
+	else
+		r = aiop_queue_coro_reserve(loop, &c->op, QU, q->len, &q->msg,
+					    c->timeout, on_qput);
+	if (r < 0)
+		for (unsigned i = 0; i < q->n; i++)
+			__atomic_or_fetch(&QST->st[q->ids[i]], QS_FAILED,
+					  __ATOMIC_SEQ_CST);
+	return r;
+}
+
+static void
+q_consume_sync(uint32_t x)
+{
+	unsigned char buf[QBUF];
+	size_t lens[QBUF / sizeof(struct qhdr)], n = 0;
+	struct aiop_msg m;
+	unsigned max;
+	int64_t t;
+	int r;
+
+	if (x < 4) { /* get: blocking or try, sometimes a too-small buffer */
+		size_t cap = t_rand(&SEED) % 16 ? sizeof(buf) : 16;
+
+		t = x < 3 ? qtimeout() : 0;
+		qwin(1);
+		r = t ? aiop_queue_get(QU, buf, cap, &n, t)
+		      : aiop_queue_try_get(QU, buf, cap, &n);
+		qcount_call(t);
+		if (r >= 0) {
+			ADD(checks, 1);
+			if ((size_t)r != n || cap == 16)
+				violation(r);
+			if (qtake(buf, (size_t)r, NULL) >= 0)
+				ADD(ops, 1);
+		} else if (!(r == -EMSGSIZE && cap == 16 &&
+			     n >= sizeof(struct qhdr))) {
+			if (r == -EAGAIN)
+				sched_yield();
+			qget_failed(r, t);
+		} else {
+			QADD(emsgsize, 1);
+		}
+		qwin(-1);
+	} else if (x == 4) { /* get_many */
+		max = 1 + t_rand(&SEED) % 8;
+		t = qtimeout();
+		qwin((int)max);
+		r = aiop_queue_get_many(QU, buf, sizeof(buf), lens, max, t);
+		ADD(blocking, 1);
+		if (r > 0) {
+			ADD(checks, 1);
+			if (r > (int)max)
+				violation(r);
+			qtake_many(buf, lens, r);
+			ADD(ops, 1);
+		} else {
+			qget_failed(r, t);
+		}
+		qwin(-(int)max);
+	} else { /* zero-copy: peek, record, release */
+		t = t_rand(&SEED) % 2 ? qtimeout() : 0;
+		r = aiop_queue_peek(QU, &m, t);
+		qcount_call(t);
+		if (r == 0)
+			qpeeked(&m, MAXOPS);
+		else
+			qget_failed(r, t);
+	}
+}
+
+static void
+on_qget(struct ev_loop *loop, struct aiop_op *op, int r)
+{
+	struct cop *c = (struct cop *)op;
+	struct qop *q = &QO[c->k];
+
+	(void)loop;
+	if (r >= 0) {
+		if (q->kind == 0) {
+			ADD(checks, 1);
+			if ((size_t)r != q->len)
+				violation(r);
+			(void)qtake(q->buf, (size_t)r, NULL);
+		} else if (q->kind == 1) {
+			qtake_many(q->buf, q->lens, r);
+		} else {
+			qpeeked(&q->msg, c->k);
+		}
+		ADD(ops, 1);
+	} else {
+		qget_failed(r, c->timeout);
+	}
+	qwin(-(int)q->n);
+	c->done = 1;
+}
+
+static int
+start_qget(struct ev_loop *loop, struct cop *c)
+{
+	struct qop *q = &QO[c->k];
+	int r;
+
+	q->kind = (int)(t_rand(&SEED) % 3); /* get, get_many, peek */
+	q->n = q->kind == 1 ? 1 + t_rand(&SEED) % 8 : 1;
+	/* until the callback has counted it, a kill may hide a message */
+	qwin((int)q->n);
+	if (q->kind == 0)
+		r = aiop_queue_coro_get(loop, &c->op, QU, q->buf, QBUF,
+					&q->len, c->timeout, on_qget);
+	else if (q->kind == 1)
+		r = aiop_queue_coro_get_many(loop, &c->op, QU, q->buf, QBUF,
+					     q->lens, q->n, c->timeout,
+					     on_qget);
+	else
+		r = aiop_queue_coro_peek(loop, &c->op, QU, &q->msg, c->timeout,
+					 on_qget);
+	if (r < 0)
+		qwin(-(int)q->n);
+	return r;
+}
+
+static void
+queue_step(struct ev_loop *loop, struct cop *ops)
+{
+	uint32_t x = t_rand(&SEED) % 10;
+
+	if (ME < NPROD && LOAD(QST->next_id) >= QMAXMSG - 1024) {
+		QADD(exhausted, 1); /* ids used up: producers idle */
+		t_msleep(1);
+		return;
+	}
+	if (x < 7) {
+		if (ME < NPROD)
+			q_produce_sync(x);
+		else
+			q_consume_sync(x);
+		return;
+	}
+	run_batch(loop, ops, 1 + (int)(t_rand(&SEED) % MAXOPS),
+		  ME < NPROD ? start_qput : start_qget);
+}
+
+/* parent: what a killed consumer may have left unexplained */
+static void
+q_on_death(int s)
+{
+	struct slot *sl = &SH->slot[s];
+
+	QST->windows += sl->qwin;
+	for (int i = 0; i < QHELD; i++)
+		if (sl->qheld[i] != 0) {
+			QST->allow[sl->qheld[i] - 1]++;
+			QST->parked++;
+		}
+}
+
+/* parent: count what it takes out itself */
+static int
+q_parent_take(const unsigned char *buf, size_t n)
+{
+	int r = qtake(buf, n, NULL);
+
+	if (r == 0)
+		QST->by_parent++;
+	return r;
+}
+
+/*
+ * parent, while the workers stop: take messages out (producers blocked on
+ * a full ring finish), and when the ring is empty put a pill (consumers
+ * blocked on an empty one wake up and see the stop).
+ */
+static void
+q_on_stop(void)
+{
+	unsigned char buf[QBUF];
+	struct qhdr pill = { QPILL, 0, 0, sizeof(pill), 0 };
+	size_t n;
+	int r;
+
+	for (int i = 0; i < 64; i++) {
+		r = aiop_queue_try_get(QU, buf, sizeof(buf), &n);
+		if (r < 0)
+			break;
+		(void)q_parent_take(buf, (size_t)r);
+	}
+	if (aiop_queue_qsize(QU) == 0)
+		(void)aiop_queue_try_put(QU, &pill, sizeof(pill));
+}
+
+static void
+q_teardown(void)
+{
+	if (QU)
+		cr_expect_eq(aiop_queue_free(QU), 0);
+	QU = NULL;
+	if (QST)
+		t_unshared(QST, sizeof(*QST));
+	QST = NULL;
+	teardown();
+}
+
+Test(torture, queue, .init = setup, .fini = q_teardown)
+{
+	struct desc d = { "queue", NULL, q_on_death, q_on_stop, { 3, 40 } };
+	struct aiop_queue_attr qa = { .capacity = QCAP };
+	struct outcome o;
+	unsigned char buf[QBUF];
+	char extra[512];
+	long missing = 0, dups = 0, failed_got = 0, unrecorded = 0;
+	long tried_lost = 0, drained = 0;
+	uint32_t nid;
+	uint64_t bound;
+	size_t n;
+	int r;
+
+	QST = t_shared(sizeof(*QST));
+	cr_assert_not_null(QST);
+	cr_assert_eq(aiop_queue_new(&QU, &qa), 0);
+	STEP = queue_step;
+	run(&d, &o);
+
+	/* the final drain: dead producers' reservations are dropped and dead
+	 * consumers' claims given back within a probe period (100 ms) of a
+	 * waiting get, so wait a few periods for more before concluding */
+	bound = t_now() + 15 * T_SEC;
+	while (t_now() < bound) {
+		r = aiop_queue_get(QU, buf, sizeof(buf), &n, 400 * T_MS);
+		if (r == -ETIMEDOUT)
+			break;
+		if (r < 0) {
+			fail(r);
+			break;
+		}
+		if (q_parent_take(buf, (size_t)r) == 0)
+			drained++;
+	}
+	cr_expect_eq(aiop_queue_qsize(QU), 0, "left in the queue after the "
+		     "drain: %d", aiop_queue_qsize(QU));
+	cr_expect_eq(aiop_queue_close(QU), 0);
+	cr_expect_eq(aiop_queue_try_get(QU, buf, sizeof(buf), &n), -EPIPE);
+	cr_expect_eq(aiop_queue_try_put(QU, buf, 1), -EPIPE);
+
+	nid = QST->next_id < QMAXMSG ? QST->next_id : QMAXMSG;
+	for (uint32_t id = 0; id < nid; id++) {
+		uint8_t st = QST->st[id], got = QST->got[id];
+
+		if (got > 1 + QST->allow[id])
+			dups += got - 1 - QST->allow[id];
+		if (got && (st & QS_FAILED))
+			failed_got++;
+		if ((st & QS_COMMITTED) && !got)
+			missing++;
+		if (got && !(st & (QS_COMMITTED | QS_FAILED)))
+			unrecorded++; /* put, and killed before it knew */
+		if (!got && !(st & (QS_COMMITTED | QS_FAILED)))
+			tried_lost++; /* killed inside its put */
+	}
+	snprintf(extra, sizeof(extra),
+		 "; %ld messages committed, %ld failed puts, %ld delivered "
+		 "(%ld taken by the parent, %ld in its final drain), %ld "
+		 "EMSGSIZE; %ld missing (kills inside %ld get windows may "
+		 "hide that many), %ld redelivered (%ld parked peeks allow "
+		 "that many), %ld delivered after a failed put, %ld corrupt; "
+		 "%ld put by producers killed before knowing it, %ld killed "
+		 "inside their put",
+		 QST->committed, QST->failed, QST->delivered, QST->by_parent,
+		 drained, QST->emsgsize, missing, QST->windows, dups,
+		 QST->parked, failed_got, QST->corrupt, unrecorded,
+		 tried_lost);
+	summary("queue", &o, extra);
+	common_asserts(&o);
+	cr_assert_eq(QST->corrupt, 0, "corrupt messages");
+	cr_assert_eq(dups, 0, "%ld deliveries no kill explains", dups);
+	cr_assert_eq(failed_got, 0, "%ld messages whose put failed arrived",
+		     failed_got);
+	cr_assert_leq(missing, QST->windows,
+		      "%ld committed messages never delivered, %ld explained "
+		      "by kills", missing, QST->windows);
+	cr_assert_gt(QST->committed, NW, "messages went through");
+	cr_expect_eq(QST->exhausted, 0, "message ids ran out");
 }

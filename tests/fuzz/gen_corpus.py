@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Write the seed corpus of fuzz_objects (tests/fuzz/corpus/).
+"""Write the seed corpora of fuzz_objects (tests/fuzz/corpus/) and
+fuzz_queue (tests/fuzz/corpus-queue/).
 
-Input format: see the comment at the top of fuzz_objects.c. Each seed is a
+Input formats: see the comments at the top of fuzz_objects.c and
+fuzz_queue.c. Each fuzz_objects seed is a
 pristine image of one primitive's shared memory (layouts of src/internal.h
 and the *_shm structs at the top of src/<primitive>.c), sometimes with a few
 hostile fields, plus a script that calls every operation of the primitive.
 The domain id is process-random, so seeds set F_KEEP_DOMAIN (and usually
 F_KEEP_IDENT) and leave it 0.
 
-    python3 tests/fuzz/gen_corpus.py [outdir]
+Each fuzz_queue seed is a script of queue operations, either on a pristine
+queue (the target then checks every result against its model) or on an
+image of the queue's header and ring built here: records of every kind and
+owner across a wrap, dead and live holders, and corrupt words.
+
+    python3 tests/fuzz/gen_corpus.py [outdir [queue_outdir]]
 """
 import os
 import struct
@@ -153,9 +160,415 @@ def seed(p, flags, script, img):
     return bytes([p, flags]) + script + img
 
 
+# ---- fuzz_queue (tests/fuzz/fuzz_queue.c) ---------------------------------
+# Keep in step with fuzz_queue.c: flags, script ops, value tables and the
+# copy of src/queue.c's layout (struct fq_shm).
+
+QCAP = 4096
+Q_IMG_HDR = 448      # sizeof(struct fq_shm)
+Q_SCRIPT_LEN = 64
+T_QUEUE = 8          # enum aiop__type
+QF_JOINABLE, QF_KEEP_IDENT, QF_KEEP_DOMAIN, QF_SCRIBBLE = 1, 2, 4, 8
+QF_SPIN_OFF = 1 << 6
+QKEEP = QF_KEEP_IDENT | QF_KEEP_DOMAIN
+
+(QS_PATCH, QS_DEFER, QS_CORO, QS_CANCEL, QS_RUN, QS_HEADERS, QS_CBMODE,
+ QS_TRY_PUT, QS_PUT, QS_TRY_GET, QS_GET, QS_PUT_MANY, QS_GET_MANY,
+ QS_RESERVE, QS_COMMIT, QS_ABORT, QS_PEEK, QS_RELEASE, QS_UNPEEK, QS_SIZES,
+ QS_TASK_DONE, QS_JOIN, QS_CLOSE, QS_MISUSE, QS_THREAD) = range(25)
+# QS_THREAD's first byte (helper_main())
+TH_GET, TH_PEEK_EXIT, TH_RESERVE_EXIT, TH_PUT, TH_GET_MANY = range(5)
+# len_sel() and cap_sel() indexes
+(L0, L1, L7, L15, L16, L17, L31, L100, L101, L500, L1000, L2000, LMAX,
+ LMAX1, L4096, LHUGE) = range(16)
+(C0, C1, C15, C16, C17, C100, C101, C2016, C4096, C7, C500,
+ C2017) = range(12)
+# tmo_sel(): (b + 1) * 500 ns below 200; 1 ms; a try; invalid
+QT_10US, QT_100US, QT_1MS, QT_TRY, QT_BAD, QT_FOREVER = 19, 199, 200, 244, \
+    252, 255
+# coro kinds (enum ck); S_CORO's first byte is kind * 3 + slot
+CK_PUT, CK_GET, CK_PUTV, CK_GETV, CK_RESERVE, CK_PEEK, CK_JOIN = range(7)
+# callback modes (CB_*)
+QCB_CANCEL_OTHERS, QCB_START_FREE, QCB_GIVE_BACK, QCB_CLOSE, \
+    QCB_TRY_GET = 1, 2, 4, 8, 16
+# patch kinds and header fields (fields[] in fuzz_queue.c)
+QP_FIELD, QP_REC, QP_RAW = range(3)
+(QFLD_TAIL, QFLD_RELEASE, QFLD_REL_SEEN, QFLD_HEAD, QFLD_PLOCK,
+ QFLD_CLOSED, QFLD_NRES, QFLD_NFIN, QFLD_NEED, QFLD_UNFINISHED) = range(10)
+QFLD_NE_NSLEEP, QFLD_NF_NSLEEP, QFLD_NF_ARMED0 = 17, 23, 26
+# field_value(): base | delta index << 3
+VB_ZERO, VB_CUR, VB_REL, VB_TAIL, VB_OTHER, VB_ME, VB_DEAD, VB_ONES = \
+    range(8)
+VD_0, VD_16, VD_M16, VD_1, VD_M1, VD_32, VD_M32, VD_CAP, VD_MCAP = range(9)
+VD_2_32, VD_2_48 = 14, 16
+# patch_rec(): sel & 3 = word; state value = kind | tid << 3 | lap << 5
+R_ST, R_LEN, R_RSIZE, R_FORGE = range(4)
+RT_0, RT_ME, RT_DEAD, RT_INIT = range(4)
+K_RES, K_COMMIT, K_CLAIM, K_FREE, K_PAD = 1, 2, 3, 4, 5
+DEAD_TID = 0x3ffff0
+
+
+def qv(base, delta=0):
+    return base | delta << 3
+
+
+def qst(kind, tid=RT_0, lap=0):
+    return kind | tid << 3 | lap << 5
+
+
+def q_rsize(n):
+    return 16 + ((n + 15) & ~15)
+
+
+def q_pat(seq, n):
+    return bytes((seq * 167 + i * 13 + 1) & 0xff for i in range(n))
+
+
+def q_header(joinable=False, tail=0, nres=0, release=0, nfin=0,
+             rel_seen=None, head=None, need=(1 << 64) - 1, unfinished=0,
+             plock=0, closed=0, nsleep=0, armed=0):
+    """The queue's shared header, pristine but for the given words."""
+    b = bytearray(Q_IMG_HDR)
+    struct.pack_into("<QIIQ", b, 0, ident(T_QUEUE), 2 * QCAP, 0, 0)
+    struct.pack_into("<IIII", b, 24, QCAP, 100 if joinable else 2016,
+                     3 if joinable else 0, 1 if joinable else 0)
+    struct.pack_into("<IIQQQ", b, 64, plock, closed, tail, nres,
+                     release if rel_seen is None else rel_seen)
+    if head is None:
+        head = (release >> 4) & ((1 << 48) - 1)
+    struct.pack_into("<QQQ", b, 128, release, head, nfin)
+    struct.pack_into("<QI", b, 192, need, unfinished)
+    for off in (256, 320, 384):
+        struct.pack_into("<IIIIQQ", b, off, 0, nsleep, 2000, 0, armed,
+                         0)
+    return bytes(b)
+
+
+class Ring:
+    """Records laid out as reserve() does: a PAD to the end of the ring
+    where the next record does not fit."""
+
+    def __init__(self, start):
+        self.b = bytearray(QCAP)
+        self.p = start
+        self.n = 0
+
+    def rec(self, pos, kind, tid, length, rsize, data=b""):
+        o = pos % QCAP
+        st = ((pos >> 12) & 0xffffffff) << 32 | kind << 28 | tid
+        struct.pack_into("<QII", self.b, o, st, length, rsize)
+        self.b[o + 16:o + 16 + len(data)] = data
+
+    def add(self, kind, length, tid=0, seq=0):
+        rs = q_rsize(length)
+        left = QCAP - self.p % QCAP
+        if left < rs:
+            self.rec(self.p, K_PAD, 0, 0, left)
+            self.p += left
+        self.rec(self.p, kind, tid, length, rs, q_pat(seq, length))
+        self.n += kind in (K_RES, K_COMMIT, K_CLAIM)
+        self.p += rs
+        return self
+
+
+def q_script(ops):
+    s = bytes(ops)
+    assert len(s) <= Q_SCRIPT_LEN, len(s)
+    # padded with a harmless op (0 would be a patch: tail = 0)
+    return s.ljust(Q_SCRIPT_LEN, bytes([QS_HEADERS]))
+
+
+def q_seed(flags, ops, img=b""):
+    """A seed; a script-only one ends after its script (the queue is then
+    pristine and the target checks it against its model)."""
+    if not img:
+        return bytes([flags]) + bytes(ops)
+    return bytes([flags]) + q_script(ops) + img
+
+
+def q_image(hdr, ring):
+    return hdr + bytes(ring.b)
+
+
+# Scripts
+Q_BASIC = [
+    QS_TRY_PUT, L100, QS_TRY_PUT, L0, QS_TRY_GET, C16,   # -EMSGSIZE
+    QS_TRY_GET, C2016, QS_TRY_GET, C0, QS_TRY_GET, C7,   # 100, 0, -EAGAIN
+    QS_PUT, L2000, QT_10US, QS_PUT, LMAX1, QT_10US,      # 0, -EMSGSIZE
+    QS_PUT, LHUGE, QT_TRY, QS_SIZES,
+    QS_GET, C4096, QT_1MS, QS_GET, C4096, QT_10US,       # 2000, -ETIMEDOUT
+    QS_GET, C4096, QT_BAD, QS_PUT, L1, QT_BAD,           # -EINVAL
+    QS_TRY_PUT, LMAX, QS_TRY_PUT, LMAX, QS_TRY_PUT, L1,  # full
+    QS_SIZES, QS_PUT, L16, QT_1MS, QS_GET_MANY, C4096, 3,
+    QS_GET_MANY, C2017, 3, QS_SIZES,
+]
+Q_MANY = [
+    QS_PUT_MANY, 3, L7, L100, L0, L2000,
+    QS_GET_MANY, C101, 3, QS_GET_MANY, C100, 3,          # 1 (7), 1 (100)
+    QS_PUT_MANY, 1, L2000, L2000,                        # 2 x 2000: fits?
+    QS_PUT_MANY, 3, L1000, L1000, L1000, L1000,          # never fits
+    QS_PUT_MANY, 0, LMAX1, QS_GET_MANY, C0, 3,
+    QS_GET_MANY, C2016, 3, QS_GET_MANY, C4096, 3,
+    QS_PUT_MANY, 3, L500, L500, L500, L500,
+    QS_GET_MANY, C1, 0, QS_GET_MANY, C4096, 1, QS_GET_MANY, C4096, 3,
+    QS_SIZES,
+]
+Q_ZEROCOPY = [
+    QS_RESERVE, 0, L500, 0, QS_RESERVE, 1, L16, 0,
+    QS_TRY_PUT, L7, QS_TRY_GET, C4096,                   # -EAGAIN: FIFO
+    QS_COMMIT, 1, 1, QS_ABORT, 0, QS_COMMIT, 0, 0,       # abort; -
+    QS_TRY_GET, C4096, QS_PEEK, 0, 0, QS_PEEK, 1, 0,
+    QS_UNPEEK, 0, QS_PEEK, 2, 0, QS_RELEASE, 1, QS_RELEASE, 2,
+    QS_RESERVE, 3, L2000, QT_10US, QS_COMMIT, 3, 2,      # raise: -EINVAL
+    QS_COMMIT, 3, 3, QS_PEEK, 3, QT_1MS, QS_RELEASE, 3,
+    QS_PEEK, 0, QT_10US, QS_SIZES,
+]
+Q_PEEK = [
+    QS_TRY_PUT, L1, QS_TRY_PUT, L2000, QS_TRY_PUT, L17,
+    QS_PEEK, 0, 0, QS_PEEK, 1, 0, QS_PEEK, 2, 0, QS_PEEK, 3, 0,
+    QS_UNPEEK, 1, QS_TRY_GET, C4096, QS_UNPEEK, 0,
+    QS_GET_MANY, C4096, 3, QS_RELEASE, 2, QS_TRY_PUT, L500,
+    QS_RELEASE, 1, QS_UNPEEK, 2, QS_SIZES, QS_TRY_GET, C500,
+    QS_MISUSE, 0, QS_MISUSE, 1, QS_MISUSE, 2, QS_MISUSE, 3,
+    QS_MISUSE, 4, QS_MISUSE, 5,
+]
+Q_WRAP = [
+    QS_TRY_PUT, L2000, QS_TRY_PUT, L1000, QS_TRY_GET, C2016,
+    QS_TRY_PUT, L1000, QS_TRY_PUT, L1000, QS_TRY_PUT, L500,  # wraps
+    QS_SIZES, QS_GET_MANY, C4096, 3, QS_TRY_PUT, L2000,
+    QS_GET_MANY, C4096, 3, QS_TRY_PUT, LMAX, QS_TRY_PUT, L31,
+    QS_TRY_GET, C4096, QS_TRY_PUT, L2000, QS_TRY_PUT, L2000,
+    QS_GET_MANY, C4096, 3, QS_GET_MANY, C4096, 3, QS_SIZES,
+]
+Q_CLOSE = [
+    QS_TRY_PUT, L7, QS_RESERVE, 0, L16, 0, QS_CLOSE,
+    QS_TRY_PUT, L7, QS_TRY_PUT, LMAX1, QS_RESERVE, 1, L1, 0,  # -EPIPE
+    QS_TRY_GET, C4096, QS_TRY_GET, C4096,                # 7, -EAGAIN (RES)
+    QS_COMMIT, 0, 0, QS_TRY_GET, C4096, QS_TRY_GET, C4096,  # 16, -EPIPE
+    QS_GET, C4096, QT_1MS, QS_PEEK, 0, QT_10US, QS_CLOSE, QS_SIZES,
+    QS_GET_MANY, C4096, 3,
+]
+Q_JOIN = [
+    QS_TRY_PUT, L7, QS_TRY_PUT, L100, QS_TRY_PUT, L0, QS_TRY_PUT, L1,
+    QS_TRY_PUT, L16, QS_TRY_PUT, L7,                     # maxsize 3
+    QS_PUT_MANY, 0, L1, QS_SIZES, QS_JOIN, 0, QS_JOIN, QT_10US,
+    QS_GET_MANY, C4096, 3, QS_TASK_DONE, QS_TASK_DONE, QS_JOIN, 0,
+    QS_PUT_MANY, 1, L1, LMAX1, QS_PUT_MANY, 3, L1, L1, L1, L1,
+    QS_TRY_GET, C4096, QS_TRY_GET, C4096, QS_TASK_DONE, QS_TASK_DONE,
+    QS_TASK_DONE, QS_TASK_DONE, QS_JOIN, QT_1MS, QS_RESERVE, 0, L100, 0,
+    QS_COMMIT, 0, 0, QS_TASK_DONE,
+]
+Q_CORO = [
+    QS_CORO, CK_PUT * 3 + 0, QT_100US, L100,
+    QS_CORO, CK_GET * 3 + 1, QT_1MS, C4096,
+    QS_CORO, CK_PUTV * 3 + 2, QT_100US, 0x31, QS_RUN, 0,
+    QS_CORO, CK_GETV * 3 + 0, QT_1MS, 0x38,
+    QS_CORO, CK_RESERVE * 3 + 1, QT_FOREVER, L500,
+    QS_CORO, CK_PEEK * 3 + 2, QT_FOREVER, 0, QS_RUN, 1,
+    QS_CANCEL, 1, QS_RUN, 0, QS_CANCEL, 2,
+    QS_CORO, CK_JOIN * 3 + 0, QT_100US, 0, QS_RUN, 0,
+    QS_CORO, CK_GET * 3 + 1, QT_10US, C7, QS_TRY_PUT, L100, QS_RUN, 0,
+    QS_COMMIT, 0, 0, QS_RELEASE, 0,
+]
+# a coro get and put_many granted at their start, then the records change
+# under them before their completion reads them again
+Q_CORO_WINDOW = [
+    QS_TRY_PUT, L100, QS_CORO, CK_GET * 3 + 0, QT_1MS, C4096,
+    QS_PATCH, QP_REC, 0, R_LEN, 6,                       # len msg_max
+    QS_PATCH, QP_REC, 0, R_RSIZE, 0, QS_RUN, 0,          # rsize 0
+    QS_CORO, CK_PUTV * 3 + 1, QT_1MS, 0x3b,              # 4 messages
+    QS_PATCH, QP_REC, 8, R_RSIZE, 3,                     # rsize 17
+    QS_PATCH, QP_REC, 8, R_ST, qst(K_FREE), QS_RUN, 0,
+    QS_CORO, CK_PEEK * 3 + 2, QT_1MS, 0,
+    QS_PATCH, QP_REC, 255, R_FORGE, 250, QS_RUN, 0,
+]
+Q_CORO_CANCEL = [
+    QS_TRY_PUT, L2000, QS_TRY_PUT, L7,
+    QS_CORO, CK_GET * 3 + 0, QT_1MS, C4096, QS_CANCEL, 0,  # granted
+    QS_CORO, CK_GETV * 3 + 1, QT_1MS, 0x38, QS_CANCEL, 1,
+    QS_CORO, CK_RESERVE * 3 + 2, QT_1MS, L1000, QS_CANCEL, 2,
+    QS_RUN, 0, QS_TRY_GET, C4096, QS_TRY_GET, C4096, QS_SIZES,
+    QS_CORO, CK_PUT * 3 + 0, QT_1MS, L100, QS_CANCEL, 0, QS_RUN, 1,
+    QS_SIZES,
+]
+
+
+def write_queue_corpus(out):
+    os.makedirs(out, exist_ok=True)
+    seeds = {}
+    J = QF_JOINABLE
+    for name, ops in (("basic", Q_BASIC), ("many", Q_MANY),
+                      ("zerocopy", Q_ZEROCOPY), ("peek", Q_PEEK),
+                      ("wrap", Q_WRAP), ("close", Q_CLOSE)):
+        seeds["q-" + name] = q_seed(QKEEP, ops)
+        seeds["j-" + name] = q_seed(QKEEP | J, ops)
+    seeds["j-join"] = q_seed(QKEEP | J, Q_JOIN)
+    seeds["q-coro"] = q_seed(QKEEP, Q_CORO)
+    seeds["j-coro"] = q_seed(QKEEP | J, Q_CORO)
+    seeds["q-coro-window"] = q_seed(QKEEP, Q_CORO_WINDOW)
+    seeds["q-coro-cancel"] = q_seed(QKEEP, Q_CORO_CANCEL)
+    # callbacks that write (the record of the next op), cancel, close
+    cb = [QS_DEFER, QP_REC, 0, R_LEN, 13, QS_CBMODE,
+          QCB_CANCEL_OTHERS | QCB_START_FREE | QCB_GIVE_BACK | QCB_TRY_GET
+          ] + Q_CORO[:40]
+    seeds["q-cb-scribble"] = q_seed(QKEEP | QF_SCRIBBLE, cb)
+    cb = [QS_DEFER, QP_FIELD, QFLD_TAIL, qv(VB_REL), 0, QS_CBMODE,
+          QCB_CLOSE | QCB_GIVE_BACK] + Q_CORO[:40]
+    seeds["q-cb-close"] = q_seed(QKEEP | QF_SCRIBBLE, cb)
+
+    # images: a queue in its eighth lap, records across the wrap
+    rel = 7 * QCAP + 1024
+    drain = [QS_GET_MANY, C4096, 3, QS_TRY_GET, C4096, QS_PEEK, 0, 0,
+             QS_TRY_PUT, L1000, QS_TRY_GET, C17, QS_RELEASE, 0,
+             QS_SIZES, QS_GET, C4096, QT_1MS, QS_TRY_PUT, L2000,
+             QS_GET_MANY, C4096, 3, QS_PUT, L500, QT_1MS,
+             QS_GET_MANY, C4096, 3, QS_TRY_GET, C4096, QS_SIZES]
+
+    def lap_ring(kinds, j=False):
+        r = Ring(rel)
+        for i, (k, n, tid) in enumerate(kinds):
+            r.add(k, n, tid, seq=100 + i)
+        return r
+
+    def img(r, j=False, **kw):
+        kw.setdefault("unfinished", r.n)
+        return q_image(q_header(j, tail=r.p, nres=50 + r.n, release=rel,
+                                nfin=50, **kw), r)
+
+    C = K_COMMIT
+    r = lap_ring([(C, 1000, 0), (C, 900, 0), (C, 100, 0), (C, 800, 0),
+                  (C, 0, 0), (C, 17, 0)])
+    seeds["img-lap"] = q_seed(QKEEP, drain, img(r))
+    r = lap_ring([(C, 90, 0), (C, 100, 0), (C, 1, 0)], True)
+    seeds["img-lap-j"] = q_seed(QKEEP | J, drain + [QS_TASK_DONE] * 4,
+                                img(r, True))
+    for name, k, tid in (("deadres", K_RES, DEAD_TID),
+                         ("liveres", K_RES, 1),
+                         ("deadclaim", K_CLAIM, DEAD_TID),
+                         ("liveclaim", K_CLAIM, 1),
+                         ("free", K_FREE, 0), ("pad", K_PAD, 0)):
+        r = lap_ring([(k, 500, tid), (C, 100, 0), (k, 16, tid),
+                      (C, 2000, 0)])
+        seeds["img-" + name] = q_seed(QKEEP, drain, img(r))
+    # the whole ring in use
+    rfull = Ring(rel)
+    while rfull.p + 512 <= rel + QCAP:
+        rfull.add(C, 496, 0, seq=rfull.n)
+    seeds["img-full"] = q_seed(QKEEP, [QS_TRY_PUT, L1, QS_SIZES,
+                                       QS_PUT, L7, QT_1MS] + drain,
+                               img(rfull))
+    # producer lock held: by a dead thread, by init (alive, not us)
+    r = lap_ring([(C, 100, 0)])
+    for name, holder in (("plock-dead", DEAD_TID), ("plock-init", 1)):
+        seeds["img-" + name] = q_seed(
+            QKEEP, [QS_TRY_PUT, L7, QS_PUT, L7, QT_1MS, QS_CLOSE] + drain,
+            img(r, plock=holder))
+    seeds["img-closed"] = q_seed(QKEEP, drain + [QS_TRY_PUT, L1],
+                                 img(lap_ring([(C, 7, 0), (C, 8, 0)]),
+                                     closed=1))
+    # corrupt words, one at a time, over a sane ring
+    r = lap_ring([(C, 100, 0), (C, 1000, 0), (C, 300, 0)])
+    bad = {
+        "tail-below": dict(tail=rel - 16),
+        "tail-over": dict(tail=rel + QCAP + 16),
+        "tail-odd": dict(tail=r.p + 3),
+        "tail-2-64": dict(tail=(1 << 64) - 16),
+        "rel-seen": dict(rel_seen=r.p),
+        "rel-seen-odd": dict(rel_seen=rel + 8),
+        "head-far": dict(head=(5 << 48) | ((1 << 48) - 1)),
+        "head-tail": dict(head=(1 << 48) | (r.p >> 4)),
+        "counts": dict(nres=3, nfin=(1 << 64) - 1),
+        "unfinished-max": dict(unfinished=0xffffffff),
+        "need-0": dict(need=0),
+        "waiters": dict(nsleep=0xffffffff, armed=(1 << 64) - 1),
+    }
+    for name, kw in bad.items():
+        words = dict(tail=r.p, nres=53, release=rel, nfin=50)
+        words.update(kw)
+        h = q_header(False, **words)
+        seeds["img-bad-" + name] = q_seed(QKEEP, drain, h + bytes(r.b))
+    # corrupt records: size 0, odd, past tail, len over size, wrong lap
+    for name, (word, val) in {
+            "rsize0": (2, 0), "rsize-odd": (2, 17),
+            "rsize-big": (2, 0xfffffff0), "len-big": (1, 0xffffffff),
+            "len-over": (1, 200), "lap": (0, None)}.items():
+        rr = Ring(rel)
+        rr.b[:] = r.b
+        o = rel % QCAP + 128  # the second record
+        if val is None:
+            struct.pack_into("<Q", rr.b, o, (8 << 32) | K_COMMIT << 28)
+        else:
+            struct.pack_into("<I", rr.b, o + 4 * word + 4 if word else o,
+                             val)
+        rr.p = r.p
+        seeds["img-rec-" + name] = q_seed(QKEEP, drain, img(rr))
+    # patches between calls: every record word, our own tid as an owner
+    s = [QS_TRY_PUT, L100, QS_TRY_PUT, L7, QS_PATCH, QP_REC, 0, R_ST,
+         qst(K_CLAIM, RT_ME), QS_TRY_GET, C4096, QS_RELEASE, 0,
+         QS_PATCH, QP_REC, 8, R_ST, qst(K_RES, RT_ME), QS_COMMIT, 0, 0,
+         QS_PATCH, QP_FIELD, QFLD_PLOCK, qv(VB_ME), 0, QS_TRY_PUT, L1,
+         QS_PATCH, QP_FIELD, QFLD_TAIL, qv(VB_TAIL, VD_2_32), 0,
+         QS_TRY_PUT, L1, QS_SIZES, QS_GET, C4096, QT_1MS]
+    seeds["q-patch-mine"] = q_seed(QKEEP, s)
+    s = [QS_TRY_PUT, L2000, QS_TRY_PUT, L1000, QS_PEEK, 0, 0,
+         QS_PATCH, QP_FIELD, QFLD_RELEASE, qv(VB_TAIL), 0,
+         QS_RELEASE, 0, QS_TRY_PUT, L2000,
+         QS_PATCH, QP_FIELD, QFLD_HEAD, qv(VB_REL, VD_16), 0,
+         QS_TRY_GET, C4096, QS_PATCH, QP_RAW, 0x10, 0x08, 0xff,
+         QS_TRY_GET, C4096, QS_SIZES, QS_PUT_MANY, 1, L1, L1]
+    seeds["q-patch-ends"] = q_seed(QKEEP, s)
+    # threads that die holding a claim or a reservation; new threads'
+    # first tries probe for dead owners at once
+    s = [QS_TRY_PUT, L100, QS_TRY_PUT, L7, QS_THREAD, TH_PEEK_EXIT, 0,
+         QS_TRY_GET, C4096, QS_THREAD, TH_GET, C4096, QS_TRY_GET, C4096,
+         QS_THREAD, TH_RESERVE_EXIT, L500, QS_TRY_PUT, L16,
+         QS_TRY_GET, C4096, QS_THREAD, TH_GET_MANY, 0x38,
+         QS_THREAD, TH_PEEK_EXIT, 0, QS_THREAD, TH_GET, C4096,
+         QS_GET, C4096, QT_1MS, QS_SIZES]
+    seeds["q-thread-dead"] = q_seed(QKEEP, s)
+    seeds["j-thread-dead"] = q_seed(QKEEP | J, s)
+    # a full ring whose first record a dead consumer holds: only a
+    # producer's probe (probe_dead) gives the room back
+    s = [QS_THREAD, TH_PEEK_EXIT, 0, QS_THREAD, TH_PUT, L500,
+         QS_THREAD, TH_PUT, L2000, QS_TRY_PUT, L7, QS_THREAD, TH_PUT, L7,
+         QS_GET_MANY, C4096, 3, QS_SIZES]
+    seeds["img-full-deadclaim"] = q_seed(QKEEP, s, img(rfull))
+    s = [QS_THREAD, TH_RESERVE_EXIT, L7, QS_CLOSE, QS_TRY_GET, C4096,
+         QS_THREAD, TH_GET, C4096, QS_THREAD, TH_PEEK_EXIT, 0,
+         QS_TRY_GET, C4096, QS_THREAD, TH_GET_MANY, 0x38, QS_SIZES]
+    seeds["q-thread-close"] = q_seed(QKEEP, [QS_TRY_PUT, L7] + s)
+    # issue-5 findings (fixed in 42ebb1c), kept as regressions:
+    # get_many with a NULL 0-byte buffer left lens[] unwritten
+    seeds["fix-getmany-nullbuf"] = q_seed(QKEEP | J, [
+        QS_TRY_PUT, L0, QS_TRY_PUT, L0, QS_GET_MANY, C0, 1])
+    # a coro reserve's msg->len was read back from the record, which a
+    # put over a forged tail rewrote before the callback
+    seeds["fix-coro-reserve-len"] = q_seed(QKEEP, [
+        QS_CORO, CK_RESERVE * 3 + 2, 1, L0,
+        QS_PATCH, QP_FIELD, QFLD_TAIL, qv(VB_ZERO), 0, QS_TRY_PUT, L100,
+        QS_RUN, 0])
+    # a producer lock held by a live thread (init) made each attempt
+    # spin 20000 sched_yield()s: a try_put took 40 ms, a 1 ms put 0.3 s,
+    # seconds under load (with AIOP_FUZZ_LATE_MS=50 it fails)
+    seeds["fix-plock-live"] = q_seed(QKEEP, [
+        QS_PATCH, QP_FIELD, QFLD_PLOCK, qv(VB_CUR), 0, QS_TRY_PUT, L7,
+        QS_PUT, L7, QT_1MS, QS_RESERVE, 0, L7, QT_1MS, QS_CLOSE])
+    # a get_many run across two dropped records: consume() skipped one
+    seeds["fix-run-two-pads"] = q_seed(QKEEP, [
+        QS_TRY_PUT, L7, QS_RESERVE, 0, L16, 0, QS_RESERVE, 1, L16, 0,
+        QS_TRY_PUT, L100, QS_ABORT, 0, QS_ABORT, 1,
+        QS_GET_MANY, C4096, 3, QS_SIZES])
+    total = 0
+    for name, data in sorted(seeds.items()):
+        with open(os.path.join(out, name), "wb") as fh:
+            fh.write(data)
+        total += len(data)
+    print(f"{len(seeds)} seeds, {total} bytes in {out}")
+
+
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "corpus")
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus")
     os.makedirs(out, exist_ok=True)
     keep = F_KEEP_IDENT | F_KEEP_DOMAIN | F_KEEP_LOCK_HDR
     seeds = {}
@@ -234,6 +647,8 @@ def main():
             fh.write(data)
         total += len(data)
     print(f"{len(seeds)} seeds, {total} bytes in {out}")
+    write_queue_corpus(sys.argv[2] if len(sys.argv) > 2 else
+                       os.path.join(here, "corpus-queue"))
 
 
 if __name__ == "__main__":
