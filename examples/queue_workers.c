@@ -20,7 +20,7 @@
 #include <aiop/ev.h>
 
 #define WORKERS 3
-#define JOBS 2000
+#define JOBS 600
 #define WINDOW 16
 #define JOB_MAX (256 * 1024)
 #define SECOND 1000000000LL
