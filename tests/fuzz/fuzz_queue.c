@@ -84,42 +84,13 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-/* ---- the shared layout (a copy of src/queue.c's, checked at setup) ------ */
+/* ---- the shared layout (src/queue_shm.h, checked at setup) -------------- */
+
+#include "queue_shm.h"
 
 #define QCAP 4096u
-#define HDR 16u
-#define K_RES 1u
-#define K_COMMIT 2u
-#define K_CLAIM 3u
-#define K_FREE 4u
-#define K_PAD 5u
-#define TID_MASK 0x3fffffu
-#define H_BITS 48
-#define H_MASK ((1ull << H_BITS) - 1)
-
-struct fq_rec {
-	_Atomic uint64_t st;
-	_Atomic uint32_t len;
-	_Atomic uint32_t rsize;
-};
-
-struct fq_shm {
-	struct aiop__shm_hdr hdr;
-	uint32_t capacity, msg_max, maxsize, flags;
-	_Alignas(64) _Atomic uint32_t plock;
-	_Atomic uint32_t closed;
-	_Atomic uint64_t tail;
-	_Atomic uint64_t nres;
-	_Atomic uint64_t rel_seen;
-	_Alignas(64) _Atomic uint64_t release;
-	_Atomic uint64_t head;
-	_Atomic uint64_t nfin;
-	_Alignas(64) _Atomic uint64_t need;
-	_Atomic uint32_t unfinished;
-	_Alignas(64) struct aiop__waitq not_empty;
-	_Alignas(64) struct aiop__waitq not_full;
-	_Alignas(64) struct aiop__waitq all_done;
-};
+#define fq_rec rec
+#define fq_shm q_shm
 
 /* the ring starts at the next page boundary after the header */
 #define RING_OFF ((sizeof(struct fq_shm) + 4095) & ~(size_t)4095)
