@@ -146,24 +146,17 @@ plock_take(struct aiop_queue *q)
 			aiop__cpu_relax();
 			continue;
 		}
-		(void)sched_yield();
-		/* a holder that lives and holds on (stopped, or a hostile
-		 * peer) costs us at most PLOCK_WAIT_NS per attempt */
-		if ((i & 63) == 0) {
+		/* test the holder when we start yielding, every 64 yields,
+		 * and before giving up: a dead holder must be replaced even
+		 * when a busy CPU makes each yield slow */
+		bool late = false;
+		if (((i - 100) & 15) == 0) {
 			uint64_t t = aiop__now_ns();
 			if (!t0)
 				t0 = t;
-			else if (t - t0 > PLOCK_WAIT_NS) {
-				/* our caller sleeps on not_full: ask the
-				 * holder to wake it (Dekker pair with
-				 * plock_drop) */
-				atomic_store(&Q(q)->plock_wait, 1);
-				if (atomic_load(l) == 0)
-					continue;
-				return -EAGAIN;
-			}
+			late = t - t0 > PLOCK_WAIT_NS;
 		}
-		if ((i & 255) == 0 &&
+		if ((((i - 100) & 63) == 0 || late) &&
 		    (h == self || !aiop__tid_alive((pid_t)(h & TID_MASK))) &&
 		    atomic_compare_exchange_strong_explicit(
 			    l, &h, self, memory_order_acquire,
@@ -172,6 +165,17 @@ plock_take(struct aiop_queue *q)
 			return 0; /* its holder died: its work below tail
 				     was complete, the rest is rewritten */
 		}
+		if (late) {
+			/* a holder that lives and holds on (stopped, or a
+			 * hostile peer) costs us at most PLOCK_WAIT_NS per
+			 * attempt. Our caller sleeps on not_full: ask the
+			 * holder to wake it (Dekker pair with plock_drop) */
+			atomic_store(&Q(q)->plock_wait, 1);
+			if (atomic_load(l) == 0)
+				continue;
+			return -EAGAIN;
+		}
+		(void)sched_yield();
 	}
 }
 

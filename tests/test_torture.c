@@ -33,9 +33,12 @@
  *    is recorded before its release, its id parked in the consumer's slot
  *    meanwhile, so a kill in between explains one redelivery; a get (or
  *    a coro get) in progress counts as a window in which a kill can make
- *    a message look lost. After a final drain by the parent: no committed
- *    message missing beyond those windows, none delivered twice beyond
- *    the parked ids, no failed put delivered, no corrupt message.
+ *    a message look lost. At the end the parent closes the queue (every
+ *    waiter wakes; consumers drain, then -EPIPE) and drains it itself
+ *    until -EPIPE, which must come only once what dead consumers held has
+ *    come back: no committed message missing beyond those windows, none
+ *    delivered twice beyond the parked ids, no failed put delivered, no
+ *    corrupt message, nothing left in the queue.
  *
  * A long wait (5 s) that times out is a failure (a hang), as is a coro loop
  * that does not drain in 20 s. AIOP_TORTURE_MS sets the duration per
@@ -1530,7 +1533,6 @@ Test(torture, barrier, .init = setup, .fini = teardown)
 #define QPAY_MAX 300
 #define QBUF 4096            /* a get_many buffer */
 #define QMAGIC 0x71756575u
-#define QPILL 0x70696c6cu    /* wakes a consumer at the end; not counted */
 
 /* what happened to a message id (QST->st[id]) */
 #define QS_TRIED 1     /* a put of it was started */
@@ -1544,7 +1546,7 @@ struct qhdr {
 
 struct qstate {
 	uint32_t next_id;
-	long committed, failed, delivered, by_parent, pills, emsgsize;
+	long committed, failed, delivered, epipes, emsgsize;
 	long windows, parked, exhausted, corrupt;
 	uint8_t st[QMAXMSG];
 	uint8_t got[QMAXMSG];   /* deliveries */
@@ -1629,13 +1631,14 @@ qput_done(const uint32_t *ids, unsigned n, int r, int64_t t)
 		return;
 	}
 	QADD(failed, n);
-	check_not_held(r, t);
+	if (r == -EPIPE && stopping())
+		QADD(epipes, 1); /* the parent closed the queue: the end */
+	else
+		check_not_held(r, t);
 }
 
-/*
- * A message received: check it, and count its delivery. 1 for a pill,
- * 0 for a message, -1 if corrupt.
- */
+/* A message received: check it, and count its delivery. 0, or -1 if
+ * corrupt. */
 static int
 qtake(const unsigned char *p, size_t n, uint32_t *idp)
 {
@@ -1648,10 +1651,6 @@ qtake(const unsigned char *p, size_t n, uint32_t *idp)
 		return -1;
 	}
 	memcpy(&h, p, sizeof(h));
-	if (h.magic == QPILL && n == sizeof(h)) {
-		QADD(pills, 1);
-		return 1;
-	}
 	if (h.magic != QMAGIC || h.len != n || h.id >= QMAXMSG ||
 	    h.sum != qsum(p, n) ||
 	    !(__atomic_load_n(&QST->st[h.id], __ATOMIC_SEQ_CST) & QS_TRIED)) {
@@ -1687,7 +1686,10 @@ qwin(int d)
 static void
 qget_failed(int r, int64_t t)
 {
-	check_not_held(r, t);
+	if (r == -EPIPE && stopping())
+		QADD(epipes, 1); /* closed and drained: the end */
+	else
+		check_not_held(r, t);
 }
 
 /*
@@ -2014,38 +2016,18 @@ q_on_death(int s)
 		}
 }
 
-/* parent: count what it takes out itself */
-static int
-q_parent_take(const unsigned char *buf, size_t n)
-{
-	int r = qtake(buf, n, NULL);
-
-	if (r == 0)
-		QST->by_parent++;
-	return r;
-}
-
 /*
- * parent, while the workers stop: take messages out (producers blocked on
- * a full ring finish), and when the ring is empty put a pill (consumers
- * blocked on an empty one wake up and see the stop).
+ * parent, while the workers stop: close the queue. Every waiter wakes:
+ * producers get -EPIPE (a put already under way may still succeed),
+ * consumers drain what is left, then get -EPIPE.
  */
 static void
 q_on_stop(void)
 {
-	unsigned char buf[QBUF];
-	struct qhdr pill = { QPILL, 0, 0, sizeof(pill), 0 };
-	size_t n;
-	int r;
+	int r = aiop_queue_close(QU);
 
-	for (int i = 0; i < 64; i++) {
-		r = aiop_queue_try_get(QU, buf, sizeof(buf), &n);
-		if (r < 0)
-			break;
-		(void)q_parent_take(buf, (size_t)r);
-	}
-	if (aiop_queue_qsize(QU) == 0)
-		(void)aiop_queue_try_put(QU, &pill, sizeof(pill));
+	if (r != 0)
+		fail(r);
 }
 
 static void
@@ -2080,24 +2062,24 @@ Test(torture, queue, .init = setup, .fini = q_teardown)
 	STEP = queue_step;
 	run(&d, &o);
 
-	/* the final drain: dead producers' reservations are dropped and dead
-	 * consumers' claims given back within a probe period (100 ms) of a
-	 * waiting get, so wait a few periods for more before concluding */
+	/* the final drain of the closed queue: what dead consumers held comes
+	 * back and dead producers' reservations are dropped (holders are
+	 * tested before -EPIPE), then -EPIPE says nothing is left */
 	bound = t_now() + 15 * T_SEC;
 	while (t_now() < bound) {
-		r = aiop_queue_get(QU, buf, sizeof(buf), &n, 400 * T_MS);
-		if (r == -ETIMEDOUT)
+		r = aiop_queue_get(QU, buf, sizeof(buf), &n, LONG_WAIT);
+		if (r == -EPIPE)
 			break;
 		if (r < 0) {
-			fail(r);
+			fail(r); /* -ETIMEDOUT: closed, neither a message nor
+				    -EPIPE in 5 s */
 			break;
 		}
-		if (q_parent_take(buf, (size_t)r) == 0)
+		if (qtake(buf, (size_t)r, NULL) == 0)
 			drained++;
 	}
 	cr_expect_eq(aiop_queue_qsize(QU), 0, "left in the queue after the "
 		     "drain: %d", aiop_queue_qsize(QU));
-	cr_expect_eq(aiop_queue_close(QU), 0);
 	cr_expect_eq(aiop_queue_try_get(QU, buf, sizeof(buf), &n), -EPIPE);
 	cr_expect_eq(aiop_queue_try_put(QU, buf, 1), -EPIPE);
 
@@ -2118,14 +2100,14 @@ Test(torture, queue, .init = setup, .fini = q_teardown)
 	}
 	snprintf(extra, sizeof(extra),
 		 "; %ld messages committed, %ld failed puts, %ld delivered "
-		 "(%ld taken by the parent, %ld in its final drain), %ld "
-		 "EMSGSIZE; %ld missing (kills inside %ld get windows may "
-		 "hide that many), %ld redelivered (%ld parked peeks allow "
-		 "that many), %ld delivered after a failed put, %ld corrupt; "
-		 "%ld put by producers killed before knowing it, %ld killed "
-		 "inside their put",
-		 QST->committed, QST->failed, QST->delivered, QST->by_parent,
-		 drained, QST->emsgsize, missing, QST->windows, dups,
+		 "(%ld in the parent's drain after the close, %ld EPIPE at "
+		 "it), %ld EMSGSIZE; %ld missing (kills inside %ld get "
+		 "windows may hide that many), %ld redelivered (%ld parked "
+		 "peeks allow that many), %ld delivered after a failed put, "
+		 "%ld corrupt; %ld put by producers killed before knowing "
+		 "it, %ld killed inside their put",
+		 QST->committed, QST->failed, QST->delivered, drained,
+		 QST->epipes, QST->emsgsize, missing, QST->windows, dups,
 		 QST->parked, failed_got, QST->corrupt, unrecorded,
 		 tried_lost);
 	summary("queue", &o, extra);

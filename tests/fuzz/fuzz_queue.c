@@ -9,8 +9,9 @@
  *
  * The fuzzer owns the whole shared state of a small queue (capacity 4096;
  * a plain one, or a joinable one with maxsize 3): every header word (tail,
- * release, its cached copy rel_seen, the head hint, plock, closed, nres,
- * nfin, need, unfinished, the three wait queues) and every ring byte,
+ * release, its cached copy rel_seen, the head hint, plock, plock_wait,
+ * closed, nres, nfin, ncommit, nclaimed, res_stop, need, unfinished, the
+ * three wait queues) and every ring byte,
  * record headers and lengths included. The input gives an image of it,
  * then a script of operations: try_put, put (short timeouts, up to 1 ms),
  * try_get and get with small and large buffers, try_put_many,
@@ -656,6 +657,10 @@ static const struct field fields[] = {
 	FLD(flags, FK_RAW),	    FLD(hdr.size, FK_RAW),
 	FLD(hdr.flags, FK_RAW),	    WQF(not_empty),
 	WQF(not_full),		    WQF(all_done),
+	/* the wake-up bookkeeping of 6bf56ba (appended: seeds name the
+	 * fields above by index) */
+	FLD(plock_wait, FK_FLAG),   FLD(ncommit, FK_COUNT),
+	FLD(res_stop, FK_FLAG),	    FLD(nclaimed, FK_COUNT),
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 

@@ -161,11 +161,11 @@ def seed(p, flags, script, img):
 
 
 # ---- fuzz_queue (tests/fuzz/fuzz_queue.c) ---------------------------------
-# Keep in step with fuzz_queue.c: flags, script ops, value tables and the
-# copy of src/queue.c's layout (struct fq_shm).
+# Keep in step with fuzz_queue.c (flags, script ops, value tables) and
+# src/queue_shm.h (the shared header, q_header()).
 
 QCAP = 4096
-Q_IMG_HDR = 448      # sizeof(struct fq_shm)
+Q_IMG_HDR = 448      # sizeof(struct q_shm), src/queue_shm.h
 Q_SCRIPT_LEN = 64
 T_QUEUE = 8          # enum aiop__type
 QF_JOINABLE, QF_KEEP_IDENT, QF_KEEP_DOMAIN, QF_SCRIBBLE = 1, 2, 4, 8
@@ -226,17 +226,23 @@ def q_pat(seq, n):
 
 def q_header(joinable=False, tail=0, nres=0, release=0, nfin=0,
              rel_seen=None, head=None, need=(1 << 64) - 1, unfinished=0,
-             plock=0, closed=0, nsleep=0, armed=0):
-    """The queue's shared header, pristine but for the given words."""
+             plock=0, closed=0, nsleep=0, armed=0, backlog=0):
+    """The queue's shared header (struct q_shm, src/queue_shm.h),
+    pristine but for the given words; backlog: committed records not yet
+    claimed (ncommit - nclaimed)."""
     b = bytearray(Q_IMG_HDR)
     struct.pack_into("<QIIQ", b, 0, ident(T_QUEUE), 2 * QCAP, 0, 0)
     struct.pack_into("<IIII", b, 24, QCAP, 100 if joinable else 2016,
                      3 if joinable else 0, 1 if joinable else 0)
-    struct.pack_into("<IIQQQ", b, 64, plock, closed, tail, nres,
-                     release if rel_seen is None else rel_seen)
+    # plock, closed, plock_wait; tail, nres, rel_seen, ncommit; res_stop
+    struct.pack_into("<III", b, 64, plock, closed, 0)
+    struct.pack_into("<QQQQI", b, 80, tail, nres,
+                     release if rel_seen is None else rel_seen,
+                     (nfin + backlog) & ((1 << 64) - 1), 0)
     if head is None:
         head = (release >> 4) & ((1 << 48) - 1)
-    struct.pack_into("<QQQ", b, 128, release, head, nfin)
+    # release, head, nfin, nclaimed
+    struct.pack_into("<QQQQ", b, 128, release, head, nfin, nfin)
     struct.pack_into("<QI", b, 192, need, unfinished)
     for off in (256, 320, 384):
         struct.pack_into("<IIIIQQ", b, off, 0, nsleep, 2000, 0, armed,
@@ -252,6 +258,7 @@ class Ring:
         self.b = bytearray(QCAP)
         self.p = start
         self.n = 0
+        self.ncommit = 0
 
     def rec(self, pos, kind, tid, length, rsize, data=b""):
         o = pos % QCAP
@@ -267,6 +274,7 @@ class Ring:
             self.p += left
         self.rec(self.p, kind, tid, length, rs, q_pat(seq, length))
         self.n += kind in (K_RES, K_COMMIT, K_CLAIM)
+        self.ncommit += kind == K_COMMIT
         self.p += rs
         return self
 
@@ -433,7 +441,7 @@ def write_queue_corpus(out):
     def img(r, j=False, **kw):
         kw.setdefault("unfinished", r.n)
         return q_image(q_header(j, tail=r.p, nres=50 + r.n, release=rel,
-                                nfin=50, **kw), r)
+                                nfin=50, backlog=r.ncommit, **kw), r)
 
     C = K_COMMIT
     r = lap_ring([(C, 1000, 0), (C, 900, 0), (C, 100, 0), (C, 800, 0),
@@ -483,7 +491,7 @@ def write_queue_corpus(out):
         "waiters": dict(nsleep=0xffffffff, armed=(1 << 64) - 1),
     }
     for name, kw in bad.items():
-        words = dict(tail=r.p, nres=53, release=rel, nfin=50)
+        words = dict(tail=r.p, nres=53, release=rel, nfin=50, backlog=3)
         words.update(kw)
         h = q_header(False, **words)
         seeds["img-bad-" + name] = q_seed(QKEEP, drain, h + bytes(r.b))

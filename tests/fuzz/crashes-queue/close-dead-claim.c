@@ -1,26 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Open library bug (issue 5, found while designing the queue torture's end
- * of run): after close(), a message claimed by a consumer that then died
- * is never delivered again. Every get returns -EPIPE ("closed and nothing
- * left") while qsize() still counts the message, against docs/queue.md
- * ("Consumers get what is left, then -EPIPE"; "a dead consumer's message
- * stays in the queue for the next get"). Without the close() it comes back
- * at the first get, as it should.
+ * Library bug (issue 5, found while designing the queue torture's end of
+ * run; fixed in 07df7ae): after close(), a message claimed by a consumer
+ * that then died was never delivered again. Every get returned -EPIPE
+ * ("closed and nothing left") while qsize() still counted the message,
+ * against docs/queue.md ("Consumers get what is left, then -EPIPE"; "a
+ * dead consumer's message stays in the queue for the next get"). Without
+ * the close() it came back at the first get, as it should.
  *
- * Why: get_attempt() returns -EPIPE when claim() finds nothing claimable
+ * Why: get_attempt() returned -EPIPE when claim() found nothing claimable
  * and no uncommitted record (saw_res false). Its first attempt does not
  * probe owners (flags 0) and skips CLAIM records; on a closed queue that
- * -EPIPE is final (aiop__wait only probes after -EAGAIN), so the dead
- * consumer's CLAIM is never turned back into COMMIT.
+ * -EPIPE was final (aiop__wait only probes after -EAGAIN), so the dead
+ * consumer's CLAIM was never turned back into COMMIT.
  *
  *   cc -I include -I build/include close-dead-claim.c build/src/libaiop.a \
  *      -lev -lpthread -o close-dead-claim && ./close-dead-claim
  *
- * Prints each get's result; exits 1 while the bug is there, 0 once the
+ * Prints each get's result; exits 1 if the bug is back, 0 when the
  * message comes back.
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
