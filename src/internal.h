@@ -253,15 +253,23 @@ void aiop__wake_slow(struct aiop__waitq *wq, uint32_t nsleep, int n);
  * state change (a seq_cst RMW), so these seq_cst loads complete the Dekker
  * pair of design.md 2.1. Inline: with nobody waiting it is two loads.
  */
+static inline bool
+aiop__has_waiters(struct aiop__waitq *wq, uint32_t *nsleep)
+{
+	uint64_t a = 0;
+
+	*nsleep = atomic_load(&wq->nsleep);
+	for (int w = 0; w < AIOP__ARMED_WORDS; w++)
+		a |= atomic_load(&wq->armed[w]);
+	return (*nsleep | a) != 0;
+}
+
 static inline void
 aiop__wake(struct aiop__waitq *wq, int n)
 {
-	uint32_t ns = atomic_load(&wq->nsleep);
-	uint64_t a = 0;
+	uint32_t ns;
 
-	for (int w = 0; w < AIOP__ARMED_WORDS; w++)
-		a |= atomic_load(&wq->armed[w]);
-	if (AIOP_UNLIKELY((ns | a) != 0))
+	if (AIOP_UNLIKELY(aiop__has_waiters(wq, &ns)))
 		aiop__wake_slow(wq, ns, n);
 }
 void aiop__waitq_init(struct aiop__waitq *wq);

@@ -341,18 +341,26 @@ want_room(struct q_shm *s, uint64_t need)
 		;
 }
 
-/* A record of ours (state `from`) becomes PAD: dropped, never delivered. */
-static int
-rec_drop(struct aiop_queue *q, uint64_t pos, uint64_t from)
+/* n records were dropped: count them, give their room back, and wake
+ * consumers that stopped behind them (the FIFO stop is gone). */
+static void
+dropped(struct aiop_queue *q, unsigned n)
 {
 	struct q_shm *s = Q(q);
 
+	atomic_fetch_add(&s->nfin, n);
+	advance_release(q, q->maxsize != 0);
+	aiop__wake(&s->not_empty, AIOP__WAKE_ALL);
+}
+
+/* A record in state `from` becomes PAD: dropped, never delivered. */
+static int
+rec_drop(struct aiop_queue *q, uint64_t pos, uint64_t from)
+{
 	if (!atomic_compare_exchange_strong(&REC(q, pos)->st, &from,
 					    mk(q, pos, K_PAD, 0)))
 		return -EPROTO;
-	atomic_fetch_add(&s->nfin, 1);
-	advance_release(q, q->maxsize != 0);
-	aiop__wake(&s->not_empty, AIOP__WAKE_ALL); /* FIFO stop is gone */
+	dropped(q, 1);
 	return 0;
 }
 
@@ -385,12 +393,10 @@ published(struct aiop_queue *q, unsigned n)
 {
 	struct q_shm *s = Q(q);
 	struct aiop__waitq *wq = &s->not_empty;
-	uint64_t old = atomic_fetch_add(&s->ncommit, n), a = 0;
-	uint32_t ns = atomic_load(&wq->nsleep);
+	uint64_t old = atomic_fetch_add(&s->ncommit, n);
+	uint32_t ns;
 
-	for (int w = 0; w < AIOP__ARMED_WORDS; w++)
-		a |= atomic_load(&wq->armed[w]);
-	if (AIOP_LIKELY((ns | a) == 0))
+	if (AIOP_LIKELY(!aiop__has_waiters(wq, &ns)))
 		return;
 	/* skip if a backlog exists, unless a consumer stopped behind an
 	 * uncommitted record (maybe ours): the backlog behind it was not
@@ -401,14 +407,21 @@ published(struct aiop_queue *q, unsigned n)
 	aiop__wake_slow(wq, ns, (int)n);
 }
 
+/* Committed messages nobody has claimed yet (a snapshot). */
+static inline bool
+backlog(struct q_shm *s)
+{
+	return (int64_t)(atomic_load(&s->ncommit) -
+			 atomic_load(&s->nclaimed)) > 0;
+}
+
 /* We claimed n: if messages are still waiting, wake the next consumer. */
 static void
 passed_on(struct aiop_queue *q, unsigned n)
 {
 	struct q_shm *s = Q(q);
-	uint64_t c = atomic_fetch_add(&s->nclaimed, n) + n;
-
-	if ((int64_t)(atomic_load(&s->ncommit) - c) > 0)
+	atomic_fetch_add(&s->nclaimed, n);
+	if (backlog(s))
 		aiop__wake(&s->not_empty, 1);
 }
 
@@ -730,9 +743,9 @@ unclaim_run(struct aiop_queue *q, uint64_t pos, unsigned n)
 		uint64_t nx = next_rec(q, p);
 		uint64_t from = mk(q, p, K_CLAIM, self);
 
-		if (atomic_compare_exchange_strong(&REC(q, p)->st, &from,
-						   mk(q, p, K_COMMIT, 0)))
-			(void)0;
+		/* only corrupt memory makes it fail: nothing to give back */
+		(void)atomic_compare_exchange_strong(&REC(q, p)->st, &from,
+						     mk(q, p, K_COMMIT, 0));
 		p = nx;
 	}
 	atomic_fetch_add(&Q(q)->ncommit, n);
@@ -746,13 +759,18 @@ drop_run(struct aiop_queue *q, uint64_t pos, unsigned n)
 {
 	uint32_t self = me();
 	uint64_t p = pos;
+	unsigned done = 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		uint64_t nx = next_rec(q, p);
+		uint64_t nx = next_rec(q, p), from = mk(q, p, K_RES, self);
 
-		(void)rec_drop(q, p, mk(q, p, K_RES, self));
+		if (atomic_compare_exchange_strong(&REC(q, p)->st, &from,
+						   mk(q, p, K_PAD, 0)))
+			done++;
 		p = nx;
 	}
+	if (done)
+		dropped(q, done);
 }
 
 /*
@@ -820,12 +838,11 @@ fill_msg(struct aiop_queue *q, struct aiop_msg *m, uint64_t pos,
 
 /* The part after the grant: copy in/out and publish or free. */
 static int
-second_half(struct aiop_queue *q, struct qargs *a, int res)
+second_half(struct aiop_queue *q, struct qargs *a)
 {
 	uint64_t p;
 	int r = 0;
 
-	(void)res;
 	switch (a->op) {
 	case QO_PUT:
 		r = commit_one(q, a->pos, me());
@@ -921,7 +938,7 @@ put_attempt(struct aiop__obj *o, void *args, unsigned flags)
 		a->granted = 1;
 		return a->op == QO_PUTV ? (int)n : 0;
 	}
-	return second_half(q, a, a->op == QO_PUTV ? (int)n : 0);
+	return second_half(q, a);
 }
 
 static int
@@ -962,7 +979,7 @@ get_attempt(struct aiop__obj *o, void *args, unsigned flags)
 		       : a->op == QO_GETV ? r
 					  : 0;
 	}
-	return second_half(q, a, r);
+	return second_half(q, a);
 }
 
 static int
@@ -974,7 +991,7 @@ q_finish(struct aiop__obj *o, void *args, int res)
 	if (!a->granted)
 		return res;
 	a->granted = 0;
-	return second_half(q, a, res);
+	return second_half(q, a);
 }
 
 static void
@@ -1015,7 +1032,7 @@ get_cancel(struct aiop__obj *o, void *args)
 	struct q_shm *s = Q((struct aiop_queue *)o);
 
 	(void)args;
-	if ((int64_t)(atomic_load(&s->ncommit) - atomic_load(&s->nclaimed)) > 0)
+	if (backlog(s))
 		aiop__wake(&s->not_empty, 1);
 	return -ECANCELED;
 }
@@ -1122,17 +1139,14 @@ aiop_queue_free(struct aiop_queue *q)
 /* ---- put ------------------------------------------------------------------ */
 
 static int
-do_put(struct aiop_queue *q, const struct qargs *a0, int64_t timeout_ns)
+do_put(struct aiop_queue *q, struct qargs *a, int64_t timeout_ns)
 {
-	struct qargs a = *a0;
-
-	return aiop__wait(&q->o, &Q(q)->not_full, &put_wait, &a, timeout_ns);
+	return aiop__wait(&q->o, &Q(q)->not_full, &put_wait, a, timeout_ns);
 }
 
 static int
-put_args(struct aiop_queue *q, struct qargs *a, const void *buf, size_t len)
+put_args(struct qargs *a, const void *buf, size_t len)
 {
-	(void)q;
 	if (!buf && len)
 		return -EINVAL;
 	*a = (struct qargs){.buf = (void *)buf, .len = len, .op = QO_PUT};
@@ -1140,12 +1154,10 @@ put_args(struct aiop_queue *q, struct qargs *a, const void *buf, size_t len)
 }
 
 static int
-putv_args(struct aiop_queue *q, struct qargs *a, const struct iovec *v,
-	  unsigned n)
+putv_args(struct qargs *a, const struct iovec *v, unsigned n)
 {
 	if (!v || n == 0)
 		return -EINVAL;
-	(void)q;
 	for (unsigned i = 0; i < n; i++)
 		if (!v[i].iov_base && v[i].iov_len)
 			return -EINVAL;
@@ -1160,7 +1172,7 @@ aiop_queue_put(struct aiop_queue *q, const void *buf, size_t len,
 	struct qargs a;
 	int r = check(q, false);
 
-	if (r < 0 || (r = put_args(q, &a, buf, len)) < 0)
+	if (r < 0 || (r = put_args(&a, buf, len)) < 0)
 		return r;
 	return do_put(q, &a, timeout_ns);
 }
@@ -1178,7 +1190,7 @@ aiop_queue_put_many(struct aiop_queue *q, const struct iovec *msgs,
 	struct qargs a;
 	int r = check(q, false);
 
-	if (r < 0 || (r = putv_args(q, &a, msgs, n)) < 0)
+	if (r < 0 || (r = putv_args(&a, msgs, n)) < 0)
 		return r;
 	return do_put(q, &a, timeout_ns);
 }
@@ -1213,11 +1225,14 @@ aiop_queue_try_reserve(struct aiop_queue *q, size_t len, struct aiop_msg *msg)
 
 /* A msg handed out by reserve or peek, still in the state it was given. */
 static int
-msg_check(struct aiop_queue *q, struct aiop_msg *m)
+msg_check(struct aiop_queue *q, struct aiop_msg *m, unsigned kind)
 {
 	uint64_t p, st;
+	int r = check(q, false);
 
-	if (!m || (m->aiop_pos & 15u))
+	if (r < 0)
+		return r;
+	if (!m || (m->aiop_pos & 15u) || kind_of(m->aiop_tag) != kind)
 		return -EINVAL;
 	p = m->aiop_pos;
 	st = atomic_load(&REC(q, p)->st);
@@ -1231,13 +1246,11 @@ msg_check(struct aiop_queue *q, struct aiop_msg *m)
 AIOP_API int
 aiop_queue_commit(struct aiop_queue *q, struct aiop_msg *msg)
 {
-	int r = check(q, false);
+	int r = msg_check(q, msg, K_RES);
 	uint32_t rlen;
 
-	if (r < 0 || (r = msg_check(q, msg)) < 0)
+	if (r < 0)
 		return r;
-	if (kind_of(msg->aiop_tag) != K_RES)
-		return -EINVAL;
 	rlen = atomic_load_explicit(&REC(q, msg->aiop_pos)->len,
 				    memory_order_relaxed);
 	if (msg->len > rlen)
@@ -1254,12 +1267,10 @@ aiop_queue_commit(struct aiop_queue *q, struct aiop_msg *msg)
 AIOP_API int
 aiop_queue_abort(struct aiop_queue *q, struct aiop_msg *msg)
 {
-	int r = check(q, false);
+	int r = msg_check(q, msg, K_RES);
 
-	if (r < 0 || (r = msg_check(q, msg)) < 0)
+	if (r < 0)
 		return r;
-	if (kind_of(msg->aiop_tag) != K_RES)
-		return -EINVAL;
 	r = rec_drop(q, msg->aiop_pos, msg->aiop_tag);
 	msg->aiop_tag = 0;
 	return r;
@@ -1359,12 +1370,10 @@ aiop_queue_try_peek(struct aiop_queue *q, struct aiop_msg *msg)
 AIOP_API int
 aiop_queue_release(struct aiop_queue *q, struct aiop_msg *msg)
 {
-	int r = check(q, false);
+	int r = msg_check(q, msg, K_CLAIM);
 
-	if (r < 0 || (r = msg_check(q, msg)) < 0)
+	if (r < 0)
 		return r;
-	if (kind_of(msg->aiop_tag) != K_CLAIM)
-		return -EINVAL;
 	r = consume(q, msg->aiop_pos, 1, false, NULL, 0, NULL);
 	msg->aiop_tag = 0;
 	return r;
@@ -1373,12 +1382,10 @@ aiop_queue_release(struct aiop_queue *q, struct aiop_msg *msg)
 AIOP_API int
 aiop_queue_unpeek(struct aiop_queue *q, struct aiop_msg *msg)
 {
-	int r = check(q, false);
+	int r = msg_check(q, msg, K_CLAIM);
 
-	if (r < 0 || (r = msg_check(q, msg)) < 0)
+	if (r < 0)
 		return r;
-	if (kind_of(msg->aiop_tag) != K_CLAIM)
-		return -EINVAL;
 	r = rec_unclaim(q, msg->aiop_pos, msg->aiop_tag);
 	msg->aiop_tag = 0;
 	return r;
@@ -1526,7 +1533,7 @@ aiop_queue_coro_put(struct ev_loop *loop, struct aiop_op *op,
 	struct qargs a;
 	int r = check(q, false);
 
-	if (r < 0 || (r = put_args(q, &a, buf, len)) < 0)
+	if (r < 0 || (r = put_args(&a, buf, len)) < 0)
 		return r;
 	return coro(loop, op, q, &Q(q)->not_full, &put_wait, &a, timeout_ns,
 		    cb);
@@ -1540,7 +1547,7 @@ aiop_queue_coro_put_many(struct ev_loop *loop, struct aiop_op *op,
 	struct qargs a;
 	int r = check(q, false);
 
-	if (r < 0 || (r = putv_args(q, &a, msgs, n)) < 0)
+	if (r < 0 || (r = putv_args(&a, msgs, n)) < 0)
 		return r;
 	return coro(loop, op, q, &Q(q)->not_full, &put_wait, &a, timeout_ns,
 		    cb);
@@ -1651,7 +1658,7 @@ sq_put(struct aiop_simplequeue *sq, const void *buf, size_t len,
 	struct qargs a;
 	int r = check(SQ(sq), true);
 
-	if (r < 0 || (r = put_args(SQ(sq), &a, buf, len)) < 0)
+	if (r < 0 || (r = put_args(&a, buf, len)) < 0)
 		return r;
 	return do_put(SQ(sq), &a, timeout_ns);
 }
@@ -1719,7 +1726,7 @@ aiop_simplequeue_coro_put(struct ev_loop *loop, struct aiop_op *op,
 	struct qargs a;
 	int r = check(SQ(sq), true);
 
-	if (r < 0 || (r = put_args(SQ(sq), &a, buf, len)) < 0)
+	if (r < 0 || (r = put_args(&a, buf, len)) < 0)
 		return r;
 	return coro(loop, op, SQ(sq), &Q(SQ(sq))->not_full, &put_wait, &a,
 		    AIOP_FOREVER, cb);
