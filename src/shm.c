@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Shared memory: every object is a sealed memfd mapped MAP_SHARED.
- * posix_fallocate (not ftruncate) reserves the pages up front, so a full
- * tmpfs is a clean error here instead of a SIGBUS on first touch; the seals
- * stop any holder of the fd from shrinking the file under other mappings.
+ * posix_fallocate (not ftruncate) reserves the pages up front, so pages
+ * the kernel refuses are a clean error here instead of a SIGBUS on first
+ * touch (a memfd lives on the kernel's internal tmpfs mount, which has no
+ * size cap: a full /dev/shm does not matter); the seals stop any holder
+ * of the fd from shrinking the file under other mappings.
  * The fd is closed once mapped: the mapping is what children inherit.
  */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -17,16 +20,28 @@
 int
 aiop__shm_map(const char *name, size_t size, void **out)
 {
+	struct rlimit fsz;
 	int fd, r;
 	void *p;
 
+	/* posix_fallocate past RLIMIT_FSIZE does not just fail with EFBIG:
+	 * the kernel also sends SIGXFSZ (inode_newsize_ok), whose default
+	 * action kills the process. A library must not touch signal
+	 * dispositions or masks, so the limit is checked here first and
+	 * the fallocate is never asked to pass it. The limit belongs to the
+	 * process: another thread (or a prlimit from outside) lowering it
+	 * between this check and the fallocate is the caller's race. */
+	if (getrlimit(RLIMIT_FSIZE, &fsz) == 0 &&
+	    fsz.rlim_cur != RLIM_INFINITY && size > fsz.rlim_cur)
+		return -ENOMEM;
 	fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
 	r = posix_fallocate(fd, 0, (off_t)size);
 	if (r != 0) {
 		close(fd);
-		/* EFBIG/ENOSPC from a full or capped tmpfs read as ENOMEM */
+		/* the pages could not be reserved (ENOSPC, EFBIG): ENOMEM,
+		 * as for the RLIMIT_FSIZE check above */
 		return r == ENOSPC || r == EFBIG ? -ENOMEM : -r;
 	}
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)

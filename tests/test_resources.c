@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Resource exhaustion: a clean -errno at creation time, never a crash, a
- * half-made object, or a SIGBUS later. Each case runs in a child so its
- * limits die with it. */
+ * half-made object, a SIGBUS later or a signal that kills the caller. Each
+ * case runs in a child so its limits die with it. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -141,4 +144,168 @@ Test(resources, address_space_exhausted)
 
 	cr_assert_eq(rc, 0, "child: %d", rc);
 #endif
+}
+
+/* Open descriptors of this process (the count includes the directory's
+ * own descriptor, the same every time), or -1 without /proc. */
+static int
+fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* RLIMIT_FSIZE cases: the kernel answers a posix_fallocate past the limit
+ * with SIGXFSZ, whose default action kills the process. The child keeps
+ * that default, so a library that let the fallocate pass the limit kills
+ * it and the test sees -SIGXFSZ; no core file either way. */
+static int
+fsize_setup(struct rlimit *saved)
+{
+	struct rlimit core = { 0, 0 };
+
+	if (signal(SIGXFSZ, SIG_DFL) == SIG_ERR ||
+	    setrlimit(RLIMIT_CORE, &core) < 0 ||
+	    getrlimit(RLIMIT_FSIZE, saved) < 0)
+		return -1;
+	return 0;
+}
+
+/* only the soft limit moves, so it can go back up unprivileged */
+static int
+fsize_set(const struct rlimit *saved, rlim_t cur)
+{
+	struct rlimit rl = *saved;
+
+	rl.rlim_cur = cur;
+	return setrlimit(RLIMIT_FSIZE, &rl);
+}
+
+/* exit code of a child whose hard limit leaves no room to raise */
+#define T_FSIZE_HARD 77
+
+static int
+fsize_small_objects(void *arg)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	struct aiop_event *e;
+	struct aiop_sem *s;
+	struct rlimit rl;
+	int fds;
+
+	(void)arg;
+	if (fsize_setup(&rl) < 0)
+		return 90;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < (4u << 20))
+		return T_FSIZE_HARD;
+	/* first aiop call of this process: the domain's memory is over the
+	 * limit too; nothing is kept and the next call tries again */
+	fds = fd_count();
+	if (fsize_set(&rl, 0) < 0)
+		return 91;
+	if (aiop_sem_new(&s, 1) != -ENOMEM)
+		return 1;
+	if (fd_count() != fds)
+		return 2;
+	if (fsize_set(&rl, rl.rlim_max) < 0)
+		return 92;
+	if (aiop_event_new(&e) != 0)
+		return 3;
+	/* a semaphore needs a page of memfd, one byte more than allowed */
+	fds = fd_count();
+	if (fsize_set(&rl, (rlim_t)pg - 1) < 0)
+		return 93;
+	if (aiop_sem_new(&s, 1) != -ENOMEM)
+		return 4;
+	if (fd_count() != fds)
+		return 5;
+	if (aiop_event_set(e) != 0 || aiop_event_wait(e, 0) != 0)
+		return 6;
+	/* exactly at the limit is allowed */
+	if (fsize_set(&rl, (rlim_t)pg) < 0)
+		return 94;
+	if (aiop_sem_new(&s, 1) != 0)
+		return 7;
+	if (aiop_sem_acquire(s, 0) != 0 || aiop_sem_release(s) != 0)
+		return 8;
+	if (aiop_sem_free(s) != 0 || aiop_event_free(e) != 0)
+		return 9;
+	return 0;
+}
+
+Test(resources, fsize_small_objects)
+{
+	int rc = t_reap(t_fork(fsize_small_objects, NULL), T_REAP_MS);
+
+	if (rc == T_FSIZE_HARD)
+		cr_skip_test("hard RLIMIT_FSIZE too low to raise again");
+	cr_assert_eq(rc, 0, "child: %d (-%d is SIGXFSZ)", rc, SIGXFSZ);
+}
+
+static int
+fsize_queue(void *arg)
+{
+	struct aiop_queue_attr big = { .capacity = 1u << 20 };
+	struct aiop_queue_attr little = { .capacity = AIOP_QUEUE_CAPACITY_MIN };
+	struct aiop_queue *small, *q;
+	struct aiop_lock *l;
+	struct rlimit rl;
+	char buf[16];
+	int fds;
+
+	(void)arg;
+	if (fsize_setup(&rl) < 0)
+		return 90;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < (4u << 20))
+		return T_FSIZE_HARD;
+	if (aiop_lock_new(&l) != 0)
+		return 1;
+	if (aiop_queue_new(&small, &little) != 0)
+		return 2;
+	fds = fd_count();
+	if (fsize_set(&rl, 64u << 10) < 0)
+		return 91;
+	if (aiop_queue_new(&q, &big) != -ENOMEM)
+		return 3;
+	if (fd_count() != fds)
+		return 4;
+	/* the objects that exist still work: writing into a mapping is not
+	 * growing a file */
+	if (aiop_lock_acquire(l, 0) != 0 || aiop_lock_release(l) != 0)
+		return 5;
+	if (aiop_queue_put(small, "before", 6, 0) != 0 ||
+	    aiop_queue_get(small, buf, sizeof(buf), NULL, 0) != 6 ||
+	    memcmp(buf, "before", 6) != 0)
+		return 6;
+	/* nothing half-made: with room, the same call works */
+	if (fsize_set(&rl, rl.rlim_max) < 0)
+		return 92;
+	if (aiop_queue_new(&q, &big) != 0)
+		return 7;
+	if (aiop_queue_put(q, "after", 5, 0) != 0 ||
+	    aiop_queue_get(q, buf, sizeof(buf), NULL, 0) != 5 ||
+	    memcmp(buf, "after", 5) != 0)
+		return 8;
+	if (aiop_queue_free(q) != 0 || aiop_queue_free(small) != 0 ||
+	    aiop_lock_free(l) != 0)
+		return 9;
+	return 0;
+}
+
+Test(resources, fsize_queue)
+{
+	int rc = t_reap(t_fork(fsize_queue, NULL), T_REAP_MS);
+
+	if (rc == T_FSIZE_HARD)
+		cr_skip_test("hard RLIMIT_FSIZE too low to raise again");
+	cr_assert_eq(rc, 0, "child: %d (-%d is SIGXFSZ)", rc, SIGXFSZ);
 }
