@@ -100,6 +100,7 @@ Test(resources, nofile_at_object_creation)
 #endif
 #endif
 
+#ifndef T_ASAN
 static int
 low_address_space(void *arg)
 {
@@ -132,6 +133,7 @@ low_address_space(void *arg)
 		return 3;
 	return 0;
 }
+#endif
 
 Test(resources, address_space_exhausted)
 {
