@@ -188,6 +188,7 @@ extern struct aiop__counters aiop__cnt;
 
 /* attempt() flags */
 #define AIOP__ATT_PROBE 1u /* periodic recheck: test peers for death */
+#define AIOP__ATT_LAST 2u  /* the attempt at the deadline */
 
 /*
  * What a primitive tells the engine about one kind of wait.

@@ -143,12 +143,20 @@ spin(struct aiop__obj *obj, struct aiop__waitq *wq,
 		t = aiop__now_ns();
 		if (r != -EAGAIN) {
 			if (mode == AIOP_SPIN_AUTO) {
+				/* written only when it moves (a quarter up,
+				 * half down): the
+				 * word shares its line with the waiter words
+				 * every waker reads */
 				uint64_t nb = 2 * (t - t0) + 1000;
-				atomic_store_explicit(
-					&wq->spin_ns,
-					(uint32_t)(nb > SPIN_MAX_NS ? SPIN_MAX_NS
-								   : nb),
-					memory_order_relaxed);
+				uint32_t cur = atomic_load_explicit(
+					&wq->spin_ns, memory_order_relaxed);
+
+				if (nb > SPIN_MAX_NS)
+					nb = SPIN_MAX_NS;
+				if (nb > cur + cur / 4 || nb < cur / 2)
+					atomic_store_explicit(
+						&wq->spin_ns, (uint32_t)nb,
+						memory_order_relaxed);
 			}
 			AIOP__COUNT(spins_ok);
 			return r;
@@ -366,7 +374,7 @@ wait_slow(struct aiop__obj *obj, struct aiop__waitq *wq,
 				deadline = UINT64_MAX; /* goes on, unbounded */
 				continue;
 			}
-			r = d->attempt(obj, args, flags);
+			r = d->attempt(obj, args, flags | AIOP__ATT_LAST);
 			return r == -EAGAIN ? -ETIMEDOUT : r;
 		}
 	}
@@ -692,7 +700,8 @@ op_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		 * also looks for a dead holder (rate-limited), so short waits
 		 * recover */
 		res = op_desc(op)->attempt(op->aiop_obj, op->aiop_args,
-					   probe_flags(op_desc(op)));
+					   probe_flags(op_desc(op)) |
+						   AIOP__ATT_LAST);
 		if (res == -EAGAIN)
 			res = -ETIMEDOUT;
 	}
