@@ -278,7 +278,122 @@ ends(struct aiop_queue *q, uint64_t *rel, uint64_t *tail)
 	}
 }
 
+/*
+ * The consumers' view of tail. `tail` sits on the producers' line, which a
+ * producer writes for every message: a consumer read of it moves the line
+ * to the consumer's CPU and makes the next put pay the miss. So consumers
+ * read `tail_seen` (their own line: a tail some consumer loaded, a lower
+ * bound of the real one) and load the real tail only when they reach the
+ * bound with a record reserved beyond it (reserved_at()).
+ */
+static int
+tail_fresh(struct aiop_queue *q, uint64_t *rel, uint64_t *tail)
+{
+	struct q_shm *s = Q(q);
+	int r = ends(q, rel, tail);
+
+	if (r == 0 &&
+	    atomic_load_explicit(&s->tail_seen, memory_order_relaxed) != *tail)
+		atomic_store_explicit(&s->tail_seen, *tail,
+				      memory_order_release);
+	return r;
+}
+
+/* release, and tail_seen if it is plausible for it (else the real tail:
+ * *fresh says which). A tail_seen a peer forged too high only makes us
+ * read records that fail their checks. */
+static int
+ends_seen(struct aiop_queue *q, uint64_t *rel, uint64_t *tail, bool *fresh)
+{
+	struct q_shm *s = Q(q);
+
+	*rel = atomic_load_explicit(&s->release, memory_order_acquire);
+	*tail = atomic_load_explicit(&s->tail_seen, memory_order_acquire);
+	*fresh = false;
+	if (AIOP_LIKELY(*tail - *rel <= q->cap && !((*rel | *tail) & 15u)))
+		return 0;
+	*fresh = true;
+	return tail_fresh(q, rel, tail);
+}
+
+/*
+ * Was a record reserved at p in this lap (p at or past a tail we knew)?
+ * Only a hint for whether to load tail: the bytes at p may be the payload
+ * of an earlier lap that looks like a header, which costs one load of tail
+ * for nothing. A reservation whose header store we see is never missed.
+ */
+static inline unsigned
+reserved_at(struct aiop_queue *q, uint64_t p, uint64_t *st)
+{
+	unsigned k;
+
+	*st = atomic_load_explicit(&REC(q, p)->st, memory_order_acquire);
+	k = kind_of(*st);
+	return lap_ok(q, *st, p) && k >= K_RES && k <= K_PAD ? k : 0;
+}
+
 /* ---- giving space back -------------------------------------------------- */
+
+/*
+ * `need`: gen << 32 | bytes, the least room a producer out of room waits
+ * for (NEED_NONE: none). Producers only lower the bytes; a consumer clears
+ * them and bumps gen (room_given()) once there is that much room and
+ * either ROOM_BATCH bytes of it or nothing more for that consumer to take
+ * (it is about to wait). While gen is what a producer saw when it found
+ * no room, it waits without reading `release` or taking plock
+ * (put_attempt()): in a full ring, a producer polling the consumers' line
+ * for every freed record made the consumers miss on it for every message
+ * (lock-step hand-off, 3-4x slower). Its periodic probe (100 ms) and its
+ * last attempt at its deadline look at the ring itself, so a put never
+ * times out while it fits, and room held back waits at most 100 ms.
+ */
+#define NEED_NONE 0xffffffffull
+#define ROOM_BATCH 65536u
+
+static inline uint64_t
+room_batch(const struct aiop_queue *q)
+{
+	return q->cap / 8 < ROOM_BATCH ? q->cap / 8 : ROOM_BATCH;
+}
+
+static inline uint64_t
+need_bytes(uint64_t w)
+{
+	return w & NEED_NONE;
+}
+
+static inline uint32_t
+need_gen(uint64_t w)
+{
+	return (uint32_t)(w >> 32);
+}
+
+/*
+ * Clear `need` if there is room enough (see above); idle: the caller has
+ * nothing more to take, so waits for no batch. @return cleared (the
+ * caller wakes not_full).
+ */
+static bool
+room_given(struct aiop_queue *q, bool idle)
+{
+	struct q_shm *s = Q(q);
+	uint64_t w = atomic_load(&s->need), rel, tail, want;
+
+	/* a CAS: a producer may lower the bytes meanwhile, or a consumer
+	 * clear and a producer ask again (a new gen) */
+	while (need_bytes(w) != NEED_NONE && ends(q, &rel, &tail) == 0) {
+		want = need_bytes(w);
+		if (!idle && want < room_batch(q))
+			want = room_batch(q);
+		if (rel != tail && q->cap - (tail - rel) < want)
+			return false;
+		if (atomic_compare_exchange_strong(
+			    &s->need, &w,
+			    (uint64_t)(need_gen(w) + 1u) << 32 | NEED_NONE))
+			return true;
+	}
+	return false;
+}
 
 /*
  * Advance `release` over FREE and PAD records. Producers out of room are
@@ -292,53 +407,69 @@ static void
 advance_release(struct aiop_queue *q, bool wake_anyway)
 {
 	struct q_shm *s = Q(q);
-	uint64_t rel = 0, tail = 0;
+	uint64_t rel, tail;
 	bool moved = false;
 
+	/* A record is checked against tail_seen, on our line (tail_fresh()),
+	 * and only one beyond it against tail: the bytes at or past tail are
+	 * an earlier lap's, and a message's payload can look like a FREE
+	 * header of this lap. A PAD always is: reserve() writes the PAD that
+	 * ends a lap under plock, before it publishes tail. */
+	rel = atomic_load_explicit(&s->release, memory_order_acquire);
 	for (unsigned guard = 0; guard < 1u << 20; guard++) {
-		uint64_t st, rs;
-		uint32_t len;
+		struct rec *rc = REC(q, rel);
+		uint64_t st, rs, nrel;
 		unsigned k;
-		int r;
 
-		if (ends(q, &rel, &tail) < 0 || rel == tail)
-			break;
-		r = rec_read(q, rel, tail, &st, &rs, &len);
-		if (r == -ESTALE)
-			continue; /* moved under us: re-read */
-		if (r < 0)
-			break;
+		if (rel & 15u)
+			break; /* corrupt: others report it */
+		st = atomic_load_explicit(&rc->st, memory_order_acquire);
+		rs = atomic_load_explicit(&rc->rsize, memory_order_acquire);
+		nrel = atomic_load_explicit(&s->release, memory_order_acquire);
+		if (nrel != rel) {
+			/* moved under us: the header may be of the next lap */
+			rel = nrel;
+			continue;
+		}
 		k = kind_of(st);
-		if (k != K_FREE && k != K_PAD)
+		if (!lap_ok(q, st, rel) || (k != K_FREE && k != K_PAD) ||
+		    rs < HDR || (rs & 15u) || rs > q->cap - (rel & q->mask))
 			break;
+		if (k == K_PAD ||
+		    rel + rs > atomic_load_explicit(&s->tail_seen,
+						    memory_order_acquire)) {
+			tail = atomic_load_explicit(&s->tail,
+						    memory_order_acquire);
+			if (tail < rel || rs > tail - rel)
+				break;
+		}
+		/* success: release never moved since the header was read,
+		 * so no producer could write that header meanwhile */
 		if (atomic_compare_exchange_strong(&s->release, &rel,
 						   rel + rs)) {
 			moved = true;
 			rel += rs;
 		}
 	}
-	if (moved) {
-		uint64_t need = atomic_load(&s->need);
-
-		if (need != UINT64_MAX &&
-		    (rel == tail || q->cap - (tail - rel) >= need)) {
-			atomic_store(&s->need, UINT64_MAX);
-			wake_anyway = true;
-		}
-	}
+	if (moved && room_given(q, false))
+		wake_anyway = true;
 	if (wake_anyway)
 		aiop__wake(&s->not_full, AIOP__WAKE_ALL);
 }
 
-/* Out of room: ask to be woken when `need` bytes are free (see above). */
-static void
+/* Out of room: ask to be woken when `need` bytes are free (see above).
+ * @return the word as it is after our request */
+static uint64_t
 want_room(struct q_shm *s, uint64_t need)
 {
-	uint64_t cur = atomic_load(&s->need);
+	uint64_t cur = atomic_load(&s->need), nw;
 
-	while (need < cur &&
-	       !atomic_compare_exchange_weak(&s->need, &cur, need))
-		;
+	do {
+		if (need_bytes(cur) <= need)
+			return cur;
+		nw = (cur & ~NEED_NONE) | need;
+	} while (!atomic_compare_exchange_weak(&s->need, &cur, nw));
+	return nw;
 }
 
 /* n records were dropped: count them, give their room back, and wake
@@ -420,9 +551,15 @@ static void
 passed_on(struct aiop_queue *q, unsigned n)
 {
 	struct q_shm *s = Q(q);
+	uint32_t ns;
+
 	atomic_fetch_add(&s->nclaimed, n);
-	if (backlog(s))
-		aiop__wake(&s->not_empty, 1);
+	/* waiters first: ncommit is on the producers' line. Safe: a waiter
+	 * that arms after this check re-checks and sees the backlog itself;
+	 * one the producer saw when it skipped its wake armed before its
+	 * check, which came before our increment, so we see it (seq_cst) */
+	if (aiop__has_waiters(&s->not_empty, &ns) && backlog(s))
+		aiop__wake_slow(&s->not_empty, ns, 1);
 }
 
 /* ---- producing ---------------------------------------------------------- */
@@ -430,11 +567,13 @@ passed_on(struct aiop_queue *q, unsigned n)
 /*
  * Reserve n records (lens[i] bytes each) in one go. On success *first is
  * the first record's position; the records follow it, with at most one
- * PAD record where they wrap. -EMSGSIZE if they can never fit.
+ * PAD record where they wrap. -EMSGSIZE if they can never fit; -ENOBUFS
+ * if they do not fit now (*needw: the `need` word after our request);
+ * -EAGAIN if maxsize messages are queued or plock is held too long.
  */
 static int
 reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
-	unsigned n, uint64_t *first)
+	unsigned n, uint64_t *first, uint64_t *needw)
 {
 	struct q_shm *s = Q(q);
 	uint64_t rel, tail, p, need, nfin, nres;
@@ -485,7 +624,7 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 		if ((r = ends(q, &rel, &tail)) < 0)
 			goto out;
 		if (need > q->cap - (tail - rel)) {
-			want_room(s, need);
+			*needw = want_room(s, need);
 			/* re-read release after publishing the need */
 			rel = atomic_load(&s->release);
 			if (tail - rel > q->cap) {
@@ -495,7 +634,7 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 		}
 		atomic_store_explicit(&s->rel_seen, rel, memory_order_relaxed);
 		if (need > q->cap - (tail - rel)) {
-			r = -EAGAIN;
+			r = -ENOBUFS;
 			goto out;
 		}
 	}
@@ -576,6 +715,10 @@ commit_one(struct aiop_queue *q, uint64_t pos, uint32_t self)
 
 /* ---- consuming ---------------------------------------------------------- */
 
+#ifndef PREFETCH_AHEAD
+#define PREFETCH_AHEAD 512u
+#endif
+
 struct claim {
 	uint64_t pos;   /* first record claimed */
 	unsigned n;     /* records claimed (consecutive, PADs between) */
@@ -606,17 +749,71 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 	c->saw_res = false;
 	for (unsigned retry = 0; retry < 64; retry++) {
 		uint64_t rel, tail, hv, h, p, st, rs, adv_to = 0;
+		bool fresh;
 		int r;
 
-		if ((r = ends(q, &rel, &tail)) < 0)
+		/* a probe looks at everything: the real tail */
+		r = (flags & AIOP__ATT_PROBE)
+			    ? (fresh = true, tail_fresh(q, &rel, &tail))
+			    : ends_seen(q, &rel, &tail, &fresh);
+		if (r < 0)
 			return r;
 		hv = atomic_load(&s->head);
-		h = (flags & AIOP__ATT_PROBE) ? rel : head_pos(hv, rel, tail);
+		if (flags & AIOP__ATT_PROBE) {
+			h = rel;
+		} else {
+			h = head_pos(hv, rel, UINT64_MAX);
+			if (h > tail && !fresh) {
+				if ((r = tail_fresh(q, &rel, &tail)) < 0)
+					return r;
+				fresh = true;
+				h = head_pos(hv, rel, UINT64_MAX);
+			}
+			if (h > tail)
+				h = rel; /* stale or garbage */
+		}
 		p = h;
-		while (p < tail) {
+		for (;;) {
 			unsigned k;
 			uint32_t len;
 
+			if (p >= tail) {
+				/* At the tail we knew: load the real one only
+				 * if a record was reserved here, and not while
+				 * it is in flight (RES): that would pull the
+				 * producers' line while they write it. We stop
+				 * there as at a RES (below); that the header
+				 * may be stale payload does not matter. */
+				unsigned rk;
+
+				if (fresh || !(rk = reserved_at(q, p, &st)))
+					break;
+				if (rk == K_RES) {
+					if (!atomic_load(&s->res_stop))
+						atomic_store(&s->res_stop, 1);
+					if (atomic_load(&REC(q, p)->st) == st)
+						break;
+				}
+				if ((r = tail_fresh(q, &rel, &tail)) < 0)
+					return r;
+				fresh = true;
+				if (p >= tail) {
+					/* its producer has not published
+					 * tail yet (a PAD, or a RES committed
+					 * since): stop behind it likewise */
+					if (!atomic_load(&s->res_stop))
+						atomic_store(&s->res_stop, 1);
+					r = tail_fresh(q, &rel, &tail);
+					if (r < 0)
+						return r;
+					if (p >= tail)
+						break;
+				}
+				continue;
+			}
+			/* for writing: the CAS below then needs no second
+			 * transfer of the line from the producer's CPU */
+			__builtin_prefetch(REC(q, p), 1, 3);
 			r = rec_read(q, p, tail, &st, &rs, &len);
 			if (r == -ESTALE)
 				break;
@@ -637,6 +834,18 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 				if (c->n == 0) {
 					c->pos = p;
 					c->first_len = len;
+					/* a consumer behind a full ring reads
+					 * lines long written: fetch ahead, but
+					 * only what is reserved (never a line a
+					 * producer is about to write) */
+					uint64_t pf = p + PREFETCH_AHEAD;
+
+					if (tail - p > PREFETCH_AHEAD + 64) {
+						__builtin_prefetch(REC(q, pf),
+								   1, 3);
+						__builtin_prefetch(
+							REC(q, pf + 64), 1, 3);
+					}
 				}
 				c->n++;
 				c->bytes += len;
@@ -705,7 +914,10 @@ consume(struct aiop_queue *q, uint64_t pos, unsigned n, bool copy,
 	int r = 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		uint64_t from = mk(q, p, K_CLAIM, self), nx = next_rec(q, p);
+		uint64_t from = mk(q, p, K_CLAIM, self);
+		/* the next header only if it is ours: it may be the one a
+		 * producer writes right now */
+		uint64_t nx = i + 1 < n ? next_rec(q, p) : 0;
 		uint32_t len = len_safe(q, p);
 
 		if (copy) {
@@ -823,6 +1035,8 @@ struct qargs {
 	uint8_t op;
 	uint8_t coro;   /* second half in finish() */
 	uint8_t granted;
+	uint8_t room_wait; /* put: found no room, with `need` gen room_gen */
+	uint32_t room_gen;
 };
 _Static_assert(sizeof(struct qargs) <= 48, "qargs must fit struct aiop_op");
 
@@ -913,6 +1127,7 @@ put_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	struct aiop_queue *q = (struct aiop_queue *)o;
 	struct qargs *a = args;
 	unsigned n = a->op == QO_PUTV ? a->n : 1;
+	uint64_t w = 0;
 	int r;
 
 	/* here, not at start: a coro start fails only on bad arguments */
@@ -924,12 +1139,29 @@ put_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	} else if (a->len > q->msg_max) {
 		return -EMSGSIZE;
 	}
-	r = reserve(q, a->op == QO_PUTV ? a->buf : NULL, a->len, n, &a->pos);
-	if (r == -EAGAIN && (flags & AIOP__ATT_PROBE)) {
+	if (a->room_wait && !(flags & (AIOP__ATT_PROBE | AIOP__ATT_LAST))) {
+		/* still no room since we looked (see need_bytes()): wait
+		 * without touching the consumers' line or plock */
+		struct q_shm *s = Q(q);
+
+		w = atomic_load(&s->need);
+		if (need_gen(w) == a->room_gen &&
+		    need_bytes(w) != NEED_NONE &&
+		    !atomic_load_explicit(&s->closed, memory_order_relaxed))
+			return -EAGAIN;
+	}
+	r = reserve(q, a->op == QO_PUTV ? a->buf : NULL, a->len, n, &a->pos,
+		    &w);
+	if ((r == -EAGAIN || r == -ENOBUFS) && (flags & AIOP__ATT_PROBE)) {
 		/* out of room: a dead peer's record may hold `release` */
 		probe_dead(q);
 		r = reserve(q, a->op == QO_PUTV ? a->buf : NULL, a->len, n,
-			    &a->pos);
+			    &a->pos, &w);
+	}
+	a->room_wait = r == -ENOBUFS;
+	if (r == -ENOBUFS) {
+		a->room_gen = need_gen(w);
+		r = -EAGAIN;
 	}
 	if (r < 0)
 		return r;
@@ -948,17 +1180,30 @@ get_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	struct qargs *a = args;
 	unsigned max = a->op == QO_GETV ? a->n : 1;
 	size_t cap = a->op == QO_PEEK ? SIZE_MAX : a->len;
-	uint32_t closed;
 	struct claim c;
 	int r;
 
-	closed = atomic_load_explicit(&Q(q)->closed, memory_order_acquire);
 	r = claim(q, &c, cap, max, flags);
-	if (r == -EAGAIN && closed && !c.saw_res && qsize(q) > 0 &&
-	    !(flags & AIOP__ATT_PROBE))
-		/* -EPIPE is final: first give back what dead consumers hold
-		 * (claims sit behind the hint, so walk from release) */
-		r = claim(q, &c, cap, max, AIOP__ATT_PROBE);
+	if (r == -EAGAIN && !c.saw_res &&
+	    atomic_load_explicit(&Q(q)->closed, memory_order_acquire)) {
+		/* closed: every put that will ever publish has reserved by
+		 * now, and we see its reservation. Look again (it may have
+		 * landed after our first look); -EPIPE is final, so first
+		 * give back what dead consumers hold (claims sit behind the
+		 * hint, so walk from release) */
+		r = claim(q, &c, cap, max, flags);
+		if (r == -EAGAIN && !c.saw_res && qsize(q) > 0 &&
+		    !(flags & AIOP__ATT_PROBE))
+			r = claim(q, &c, cap, max, AIOP__ATT_PROBE);
+		if (r == -EAGAIN && !c.saw_res)
+			r = -EPIPE;
+	}
+	if (r == -EAGAIN &&
+	    need_bytes(atomic_load_explicit(
+		    &Q(q)->need, memory_order_relaxed)) != NEED_NONE &&
+	    room_given(q, true))
+		/* nothing for us: room held back for a batch goes now */
+		aiop__wake(&Q(q)->not_full, AIOP__WAKE_ALL);
 	if (r == -EMSGSIZE) {
 		if (a->lens)
 			a->lens[0] = c.first_len;
@@ -966,8 +1211,6 @@ get_attempt(struct aiop__obj *o, void *args, unsigned flags)
 		aiop__wake(&Q(q)->not_empty, 1);
 		return r;
 	}
-	if (r == -EAGAIN && closed && !c.saw_res)
-		return -EPIPE;
 	if (r < 0)
 		return r;
 	a->pos = c.pos;
@@ -1117,7 +1360,7 @@ queue_new(struct aiop_queue **out, const struct aiop_queue_attr *attr,
 	aiop__waitq_init(&Q(q)->not_empty);
 	aiop__waitq_init(&Q(q)->not_full);
 	aiop__waitq_init(&Q(q)->all_done);
-	atomic_store(&Q(q)->need, UINT64_MAX);
+	atomic_store(&Q(q)->need, UINT64_MAX); /* gen 0xffffffff, none */
 	*out = q;
 	return 0;
 }

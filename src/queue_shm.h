@@ -29,21 +29,27 @@ struct q_shm {
 	struct aiop__shm_hdr hdr;
 	/* informational copies; the handle's own values are the ones used */
 	uint32_t capacity, msg_max, maxsize, flags;
-	/* producer side: written under plock */
-	_Alignas(64) _Atomic uint32_t plock; /* tid of the holder, or 0 */
+	/* read on every call, written once: kept off the busy lines */
 	_Atomic uint32_t closed;
+	/* producer side: written under plock. Consumers read nothing here
+	 * on their fast path (each read would pull the line from the
+	 * producer's CPU and make its next put pay the miss) */
+	_Alignas(64) _Atomic uint32_t plock; /* tid of the holder, or 0 */
+	uint32_t pad0;
 	_Atomic uint32_t plock_wait; /* a producer gave up on plock */
 	_Atomic uint64_t tail;               /* bytes reserved, ever */
 	_Atomic uint64_t nres;               /* messages reserved, ever */
 	_Atomic uint64_t rel_seen; /* a `release` a producer read (a cache) */
 	_Atomic uint64_t ncommit;  /* messages published (or given back) */
-	_Atomic uint32_t res_stop; /* a consumer stopped at an uncommitted
-				      record (see published()) */
-	/* consumer side */
+	uint32_t pad1;
+	/* consumer side (producers read it only to find room or to wake) */
 	_Alignas(64) _Atomic uint64_t release; /* bytes given back, ever */
 	_Atomic uint64_t head;  /* hint: ver << 48 | (pos >> 4) (48 bits) */
 	_Atomic uint64_t nfin;  /* messages consumed or dropped, ever */
 	_Atomic uint64_t nclaimed; /* claims, ever (see published()) */
+	_Atomic uint32_t res_stop; /* a consumer stopped at an uncommitted
+				      record (see published()) */
+	_Atomic uint64_t tail_seen; /* a `tail` a consumer read (a cache) */
 	/* least room a producer out of room waits for (UINT64_MAX: none) */
 	_Alignas(64) _Atomic uint64_t need;
 	_Atomic uint32_t unfinished; /* JoinableQueue */

@@ -226,7 +226,8 @@ def q_pat(seq, n):
 
 def q_header(joinable=False, tail=0, nres=0, release=0, nfin=0,
              rel_seen=None, head=None, need=(1 << 64) - 1, unfinished=0,
-             plock=0, closed=0, nsleep=0, armed=0, backlog=0):
+             plock=0, closed=0, nsleep=0, armed=0, backlog=0,
+             tail_seen=None):
     """The queue's shared header (struct q_shm, src/queue_shm.h),
     pristine but for the given words; backlog: committed records not yet
     claimed (ncommit - nclaimed)."""
@@ -234,15 +235,20 @@ def q_header(joinable=False, tail=0, nres=0, release=0, nfin=0,
     struct.pack_into("<QIIQ", b, 0, ident(T_QUEUE), 2 * QCAP, 0, 0)
     struct.pack_into("<IIII", b, 24, QCAP, 100 if joinable else 2016,
                      3 if joinable else 0, 1 if joinable else 0)
-    # plock, closed, plock_wait; tail, nres, rel_seen, ncommit; res_stop
-    struct.pack_into("<III", b, 64, plock, closed, 0)
-    struct.pack_into("<QQQQI", b, 80, tail, nres,
+    # closed (read-mostly, beside the attributes)
+    struct.pack_into("<I", b, 40, closed)
+    # plock, (pad), plock_wait; tail, nres, rel_seen, ncommit
+    struct.pack_into("<III", b, 64, plock, 0, 0)
+    struct.pack_into("<QQQQ", b, 80, tail, nres,
                      release if rel_seen is None else rel_seen,
-                     (nfin + backlog) & ((1 << 64) - 1), 0)
+                     (nfin + backlog) & ((1 << 64) - 1))
     if head is None:
         head = (release >> 4) & ((1 << 48) - 1)
-    # release, head, nfin, nclaimed
-    struct.pack_into("<QQQQ", b, 128, release, head, nfin, nfin)
+    if tail_seen is None:
+        tail_seen = tail
+    # release, head, nfin, nclaimed, res_stop, tail_seen
+    struct.pack_into("<QQQQIIQ", b, 128, release, head, nfin, nfin, 0, 0,
+                     tail_seen)
     struct.pack_into("<QI", b, 192, need, unfinished)
     for off in (256, 320, 384):
         struct.pack_into("<IIIIQQ", b, off, 0, nsleep, 2000, 0, armed,
