@@ -42,21 +42,18 @@ static pthread_mutex_t dom_mu = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int dom_ready;
 static pid_t cached_pid;
 
-/* initial-exec: no __tls_get_addr call on the acquire fast path */
-static __thread pid_t t_tid __attribute__((tls_model("initial-exec")));
-static __thread unsigned t_gen __attribute__((tls_model("initial-exec")));
+__thread pid_t aiop__t_tid __attribute__((tls_model("initial-exec")));
+__thread unsigned aiop__t_gen __attribute__((tls_model("initial-exec")));
 
+/* aiop__tid() (internal.h) when this thread has not asked since the last
+ * fork (or ever) */
 pid_t
-aiop__tid(void)
+aiop__tid_slow(void)
 {
-	unsigned g = atomic_load_explicit(&aiop__fork_gen,
-					  memory_order_relaxed);
-
-	if (AIOP_UNLIKELY(t_gen != g)) {
-		t_tid = (pid_t)syscall(SYS_gettid);
-		t_gen = g;
-	}
-	return t_tid;
+	aiop__t_tid = (pid_t)syscall(SYS_gettid);
+	aiop__t_gen = atomic_load_explicit(&aiop__fork_gen,
+					   memory_order_relaxed);
+	return aiop__t_tid;
 }
 
 static pid_t

@@ -151,8 +151,23 @@ int aiop__domain_ensure(void);
 int aiop__bell_claim(void);
 void aiop__bell_release(int bell);
 
-/* Kernel thread id of the caller, cached per thread and per fork. */
-pid_t aiop__tid(void);
+/* Kernel thread id of the caller, cached per thread and per fork
+ * (inline: every queue and lock operation asks for it). initial-exec: no
+ * __tls_get_addr call. */
+extern __thread pid_t aiop__t_tid __attribute__((tls_model("initial-exec")));
+extern __thread unsigned aiop__t_gen
+	__attribute__((tls_model("initial-exec")));
+pid_t aiop__tid_slow(void);
+
+static inline pid_t
+aiop__tid(void)
+{
+	if (AIOP_UNLIKELY(aiop__t_gen !=
+			  atomic_load_explicit(&aiop__fork_gen,
+					       memory_order_relaxed)))
+		return aiop__tid_slow();
+	return aiop__t_tid;
+}
 
 /* Is the thread with this tid alive? (not ESRCH, not a zombie) */
 bool aiop__tid_alive(pid_t tid);

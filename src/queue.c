@@ -407,7 +407,7 @@ static void
 advance_release(struct aiop_queue *q, bool wake_anyway)
 {
 	struct q_shm *s = Q(q);
-	uint64_t rel, tail;
+	uint64_t rel, tail, seen;
 	bool moved = false;
 
 	/* A record is checked against tail_seen, on our line (tail_fresh()),
@@ -416,6 +416,7 @@ advance_release(struct aiop_queue *q, bool wake_anyway)
 	 * header of this lap. A PAD always is: reserve() writes the PAD that
 	 * ends a lap under plock, before it publishes tail. */
 	rel = atomic_load_explicit(&s->release, memory_order_acquire);
+	seen = atomic_load_explicit(&s->tail_seen, memory_order_acquire);
 	for (unsigned guard = 0; guard < 1u << 20; guard++) {
 		struct rec *rc = REC(q, rel);
 		uint64_t st, rs, nrel;
@@ -423,6 +424,11 @@ advance_release(struct aiop_queue *q, bool wake_anyway)
 
 		if (rel & 15u)
 			break; /* corrupt: others report it */
+		/* the next record is usually the next one we claim: fetch
+		 * it for writing, as claim() would (not the line a producer
+		 * may be writing now, at or past the tail we know) */
+		if (rel < seen)
+			__builtin_prefetch(rc, 1, 3);
 		st = atomic_load_explicit(&rc->st, memory_order_acquire);
 		rs = atomic_load_explicit(&rc->rsize, memory_order_acquire);
 		nrel = atomic_load_explicit(&s->release, memory_order_acquire);
@@ -435,9 +441,7 @@ advance_release(struct aiop_queue *q, bool wake_anyway)
 		if (!lap_ok(q, st, rel) || (k != K_FREE && k != K_PAD) ||
 		    rs < HDR || (rs & 15u) || rs > q->cap - (rel & q->mask))
 			break;
-		if (k == K_PAD ||
-		    rel + rs > atomic_load_explicit(&s->tail_seen,
-						    memory_order_acquire)) {
+		if (k == K_PAD || rel + rs > seen) {
 			tail = atomic_load_explicit(&s->tail,
 						    memory_order_acquire);
 			if (tail < rel || rs > tail - rel)
