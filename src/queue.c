@@ -444,7 +444,17 @@ advance_release(struct aiop_queue *q, bool wake_anyway)
 		if (k == K_PAD || rel + rs > seen) {
 			tail = atomic_load_explicit(&s->tail,
 						    memory_order_acquire);
-			if (tail < rel || rs > tail - rel)
+			if (tail <= rel)
+				break;
+			if (tail > seen) {
+				/* the header was read before this tail: it
+				 * may be stale payload a producer has since
+				 * overwritten. Read it again, below a tail
+				 * we know (found by review, reproduced) */
+				seen = tail;
+				continue;
+			}
+			if (rs > tail - rel)
 				break;
 		}
 		/* success: release never moved since the header was read,
@@ -707,9 +717,12 @@ commit_one(struct aiop_queue *q, uint64_t pos, uint32_t self)
 
 	if (q->flags & AIOP_QUEUE_JOINABLE)
 		atomic_fetch_add(&s->unfinished, 1);
+	/* seq_cst: one side of the Dekker pairs with a consumer that arms
+	 * or sets res_stop and then reads this header (design.md 2.1,
+	 * 9.4a); a locked cmpxchg either way on x86 */
 	if (!atomic_compare_exchange_strong_explicit(
 		    &REC(q, pos)->st, &from, mk(q, pos, K_COMMIT, 0),
-		    memory_order_release, memory_order_relaxed)) {
+		    memory_order_seq_cst, memory_order_relaxed)) {
 		if (q->flags & AIOP_QUEUE_JOINABLE)
 			atomic_fetch_sub(&s->unfinished, 1);
 		return -EPROTO; /* only corrupt memory takes it from us */
@@ -753,7 +766,7 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 	c->saw_res = false;
 	for (unsigned retry = 0; retry < 64; retry++) {
 		uint64_t rel, tail, hv, h, p, st, rs, adv_to = 0;
-		bool fresh;
+		bool fresh, stale = false;
 		int r;
 
 		/* a probe looks at everything: the real tail */
@@ -790,7 +803,16 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 				 * may be stale payload does not matter. */
 				unsigned rk;
 
-				if (fresh || !(rk = reserved_at(q, p, &st)))
+				if (fresh)
+					break;
+				rk = reserved_at(q, p, &st);
+				/* as in rec_read(): if release passed p, the
+				 * header may be of the next lap: walk again */
+				if (atomic_load(&s->release) > p) {
+					stale = true;
+					break;
+				}
+				if (!rk)
 					break;
 				if (rk == K_RES) {
 					if (!atomic_load(&s->res_stop))
@@ -894,8 +916,8 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 			p += rs;
 			adv_to = p;
 		}
-		if (p < tail && c->n == 0 && !c->saw_res &&
-		    atomic_load(&s->release) > p)
+		if (c->n == 0 && !c->saw_res &&
+		    (stale || (p < tail && atomic_load(&s->release) > p)))
 			continue; /* -ESTALE before anything was claimed */
 		/* every record before adv_to is past: move the hint (a
 		 * version change since hv means someone gave one back) */
@@ -937,9 +959,11 @@ consume(struct aiop_queue *q, uint64_t pos, unsigned n, bool copy,
 			if (lens)
 				lens[i] = len;
 		}
+		/* seq_cst: another consumer's advance_release() reads it
+		 * after its own free (which of the two moves release) */
 		if (!atomic_compare_exchange_strong_explicit(
 			    &REC(q, p)->st, &from, mk(q, p, K_FREE, 0),
-			    memory_order_release, memory_order_relaxed))
+			    memory_order_seq_cst, memory_order_relaxed))
 			r = -EPROTO;
 		p = nx;
 	}
