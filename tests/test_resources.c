@@ -166,10 +166,14 @@ fd_count(void)
 	return n;
 }
 
+/* exit code of a child whose hard limit leaves no room to raise */
+#define T_FSIZE_HARD 77
+
 /* RLIMIT_FSIZE cases: the kernel answers a posix_fallocate past the limit
  * with SIGXFSZ, whose default action kills the process. The child keeps
  * that default, so a library that let the fallocate pass the limit kills
- * it and the test sees -SIGXFSZ; no core file either way. */
+ * it and the test sees -SIGXFSZ; no core file either way.
+ * @return 0, 90 (set-up failed) or T_FSIZE_HARD (the child's exit code) */
 static int
 fsize_setup(struct rlimit *saved)
 {
@@ -178,7 +182,9 @@ fsize_setup(struct rlimit *saved)
 	if (signal(SIGXFSZ, SIG_DFL) == SIG_ERR ||
 	    setrlimit(RLIMIT_CORE, &core) < 0 ||
 	    getrlimit(RLIMIT_FSIZE, saved) < 0)
-		return -1;
+		return 90;
+	if (saved->rlim_max != RLIM_INFINITY && saved->rlim_max < (4u << 20))
+		return T_FSIZE_HARD;
 	return 0;
 }
 
@@ -192,9 +198,6 @@ fsize_set(const struct rlimit *saved, rlim_t cur)
 	return setrlimit(RLIMIT_FSIZE, &rl);
 }
 
-/* exit code of a child whose hard limit leaves no room to raise */
-#define T_FSIZE_HARD 77
-
 static int
 fsize_small_objects(void *arg)
 {
@@ -202,13 +205,11 @@ fsize_small_objects(void *arg)
 	struct aiop_event *e;
 	struct aiop_sem *s;
 	struct rlimit rl;
-	int fds;
+	int fds, rc;
 
 	(void)arg;
-	if (fsize_setup(&rl) < 0)
-		return 90;
-	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < (4u << 20))
-		return T_FSIZE_HARD;
+	if ((rc = fsize_setup(&rl)) != 0)
+		return rc;
 	/* first aiop call of this process: the domain's memory is over the
 	 * limit too; nothing is kept and the next call tries again */
 	fds = fd_count();
@@ -244,13 +245,20 @@ fsize_small_objects(void *arg)
 	return 0;
 }
 
-Test(resources, fsize_small_objects)
+/* Run an RLIMIT_FSIZE case in a child (its limits die with it). */
+static void
+fsize_case(int (*fn)(void *))
 {
-	int rc = t_reap(t_fork(fsize_small_objects, NULL), T_REAP_MS);
+	int rc = t_reap(t_fork(fn, NULL), T_REAP_MS);
 
 	if (rc == T_FSIZE_HARD)
 		cr_skip_test("hard RLIMIT_FSIZE too low to raise again");
 	cr_assert_eq(rc, 0, "child: %d (-%d is SIGXFSZ)", rc, SIGXFSZ);
+}
+
+Test(resources, fsize_small_objects)
+{
+	fsize_case(fsize_small_objects);
 }
 
 static int
@@ -262,13 +270,11 @@ fsize_queue(void *arg)
 	struct aiop_lock *l;
 	struct rlimit rl;
 	char buf[16];
-	int fds;
+	int fds, rc;
 
 	(void)arg;
-	if (fsize_setup(&rl) < 0)
-		return 90;
-	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < (4u << 20))
-		return T_FSIZE_HARD;
+	if ((rc = fsize_setup(&rl)) != 0)
+		return rc;
 	if (aiop_lock_new(&l) != 0)
 		return 1;
 	if (aiop_queue_new(&small, &little) != 0)
@@ -305,9 +311,5 @@ fsize_queue(void *arg)
 
 Test(resources, fsize_queue)
 {
-	int rc = t_reap(t_fork(fsize_queue, NULL), T_REAP_MS);
-
-	if (rc == T_FSIZE_HARD)
-		cr_skip_test("hard RLIMIT_FSIZE too low to raise again");
-	cr_assert_eq(rc, 0, "child: %d (-%d is SIGXFSZ)", rc, SIGXFSZ);
+	fsize_case(fsize_queue);
 }
