@@ -862,8 +862,8 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 					c->first_len = len;
 					/* a consumer behind a full ring reads
 					 * lines long written: fetch ahead, but
-					 * only what is reserved (never a line a
-					 * producer is about to write) */
+					 * only below the tail we know (never
+					 * the header a producer writes next) */
 					uint64_t pf = p + PREFETCH_AHEAD;
 
 					if (tail - p > PREFETCH_AHEAD + 64) {
