@@ -102,14 +102,21 @@ peer_on_my_cpu(struct aiop__waitq *wq)
 	return (lw >> 22) == cpu_plus1();
 }
 
+/*
+ * Poll the attempt for at most the budget (and cap_ns: the caller's
+ * limit and timeout). *t0 is when the spin began, 0 if it did not: the
+ * caller's clock, one read fewer.
+ */
 static int
 spin(struct aiop__obj *obj, struct aiop__waitq *wq,
-     const struct aiop__waitdesc *d, void *args, uint32_t cap_ns)
+     const struct aiop__waitdesc *d, void *args, uint64_t cap_ns,
+     uint64_t *t0)
 {
 	int mode = atomic_load_explicit(&aiop__spin_mode, memory_order_relaxed);
-	uint64_t budget, t0, t;
+	uint64_t budget, t;
 	int r;
 
+	*t0 = 0;
 	if (mode == AIOP_SPIN_OFF)
 		return -EAGAIN;
 	if (mode == AIOP_SPIN_FIXED) {
@@ -137,21 +144,22 @@ spin(struct aiop__obj *obj, struct aiop__waitq *wq,
 		budget = cap_ns;
 	if (budget == 0)
 		return -EAGAIN;
-	t0 = aiop__now_ns();
+	t = *t0 = aiop__now_ns();
 	for (unsigned i = 1;; i++) {
 		/* poll after every pause; read the clock every 16 polls */
 		aiop__cpu_relax();
 		r = d->attempt(obj, args, 0);
 		if (r == -EAGAIN && (i & 15) != 0)
 			continue;
-		t = aiop__now_ns();
 		if (r != -EAGAIN) {
 			if (mode == AIOP_SPIN_AUTO) {
-				/* written only when it moves (a quarter up,
-				 * half down): the
-				 * word shares its line with the waiter words
-				 * every waker reads */
-				uint64_t nb = 2 * (t - t0) + 1000;
+				/* t is at most 16 polls old: no clock read
+				 * between a hand-off and the caller's next
+				 * step (23 ns here). The budget is written
+				 * only when it moves (a quarter up, half
+				 * down): the word shares its line with the
+				 * waiter words every waker reads */
+				uint64_t nb = 2 * (t - *t0) + 1000;
 				uint32_t cur = atomic_load_explicit(
 					&wq->spin_ns, memory_order_relaxed);
 
@@ -167,7 +175,8 @@ spin(struct aiop__obj *obj, struct aiop__waitq *wq,
 			AIOP__COUNT(spins_ok);
 			return r;
 		}
-		if (t - t0 >= budget)
+		t = aiop__now_ns();
+		if (t - *t0 >= budget)
 			break;
 	}
 	if (mode == AIOP_SPIN_AUTO) {
@@ -329,14 +338,21 @@ wait_slow(struct aiop__obj *obj, struct aiop__waitq *wq,
 	unsigned flags = 0;
 	int r;
 
-	start = aiop__now_ns();
+	/* the spin never outlasts the timeout */
+	r = spin(obj, wq, d, args,
+		 timeout_ns == AIOP_FOREVER ||
+				 (uint64_t)timeout_ns > SPIN_FIXED_MAX_NS
+			 ? SPIN_FIXED_MAX_NS
+			 : (uint64_t)timeout_ns,
+		 &start);
+	if (r != -EAGAIN)
+		return r;
+	if (!start)
+		start = aiop__now_ns();
 	deadline = timeout_ns == AIOP_FOREVER ||
 				   (uint64_t)timeout_ns > UINT64_MAX - start
 			   ? UINT64_MAX
 			   : start + (uint64_t)timeout_ns;
-	r = spin(obj, wq, d, args, SPIN_FIXED_MAX_NS);
-	if (r != -EAGAIN)
-		return r;
 	next_probe = start + (uint64_t)d->recheck_ns;
 	/* look for a dead holder before the first sleep too, at most every
 	 * 100 ms per thread: repeated short waits must recover as well */
@@ -884,7 +900,13 @@ aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
 			res = d->attempt(obj, op->aiop_args, f);
 	}
 	if (res == -EAGAIN && timeout_ns != 0) {
-		res = spin(obj, op_wq(op), d, op->aiop_args, CORO_SPIN_MAX_NS);
+		uint64_t t0;
+
+		res = spin(obj, op_wq(op), d, op->aiop_args,
+			   timeout_ns > 0 && timeout_ns < CORO_SPIN_MAX_NS
+				   ? (uint64_t)timeout_ns
+				   : CORO_SPIN_MAX_NS,
+			   &t0);
 		if (res == -EAGAIN) {
 			op->aiop_state = OP_WAITING;
 			ev_init(&op->aiop_timer, op_timeout_cb);
