@@ -198,6 +198,16 @@ struct aiop__counters {
 extern struct aiop__counters aiop__cnt;
 #define AIOP__COUNT(field) \
 	atomic_fetch_add_explicit(&aiop__cnt.field, 1, memory_order_relaxed)
+/* On a hand-off's critical path (a spin that succeeded): no locked
+ * instruction, which cost a third of a Lock hand-off across CPUs here
+ * (measured: 145 -> 98 ns a round trip). Threads of one process counting
+ * at the same instant can lose a count. */
+#define AIOP__COUNT_HOT(field)                                               \
+	atomic_store_explicit(                                               \
+		&aiop__cnt.field,                                            \
+		atomic_load_explicit(&aiop__cnt.field, memory_order_relaxed) + \
+			1,                                                   \
+		memory_order_relaxed)
 
 /* ---- the engine (wait.c) ---------------------------------------------- */
 

@@ -172,7 +172,7 @@ spin(struct aiop__obj *obj, struct aiop__waitq *wq,
 						&wq->spin_ns, (uint32_t)nb,
 						memory_order_relaxed);
 			}
-			AIOP__COUNT(spins_ok);
+			AIOP__COUNT_HOT(spins_ok);
 			return r;
 		}
 		t = aiop__now_ns();

@@ -62,7 +62,10 @@ struct aiop_stats {
 	uint64_t futex_wakes;    /**< FUTEX_WAKE calls */
 	uint64_t doorbell_rings; /**< eventfd writes to wake a loop */
 	uint64_t doorbell_reads; /**< eventfd reads (drains) by a woken loop */
-	uint64_t spins_ok;       /**< spins that ended with success */
+	uint64_t spins_ok;       /**< spins that ended with success (counted
+				      without a locked instruction: threads
+				      of a process spinning at the same
+				      instant may lose a count) */
 	uint64_t spins_failed;   /**< spins that ended in a sleep */
 	uint64_t owner_probes;   /**< liveness checks (lock holders, doorbell
 				      owners) */
