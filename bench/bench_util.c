@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Helpers for the benchmarks; see bench_util.h. */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -181,6 +182,40 @@ static void
 on_alarm(int sig)
 {
 	(void)sig;
+}
+
+void
+bench_idle_watch(const pid_t *pid, int n, uint64_t idle_ns,
+		 struct bench_idle *out)
+{
+	uint64_t c0[BENCH_IDLE_MAX] = {0}, c1[BENCH_IDLE_MAX] = {0}, w0, w1;
+	long v0[BENCH_IDLE_MAX], v1[BENCH_IDLE_MAX];
+
+	if (n > BENCH_IDLE_MAX) {
+		for (int k = 0; k < n; k++)
+			out[k].err = -EINVAL;
+		return;
+	}
+	w0 = bench_now();
+	for (int k = 0; k < n; k++) {
+		out[k].err = bench_cpu_ns(pid[k], &c0[k]);
+		v0[k] = bench_vol_ctxsw(pid[k]);
+	}
+	bench_sleep_ns(idle_ns);
+	w1 = bench_now();
+	for (int k = 0; k < n; k++) {
+		if (!out[k].err)
+			out[k].err = bench_cpu_ns(pid[k], &c1[k]);
+		v1[k] = bench_vol_ctxsw(pid[k]);
+		out[k].wall_s = (double)(w1 - w0) / 1e9;
+		out[k].cpu_ms = (double)(c1[k] - c0[k]) / 1e6;
+		out[k].cpu_pct = 100.0 * (double)(c1[k] - c0[k]) /
+				 (double)(w1 - w0);
+		out[k].wakes_s = v0[k] < 0 || v1[k] < 0
+					 ? NAN
+					 : (double)(v1[k] - v0[k]) /
+						   out[k].wall_s;
+	}
 }
 
 int

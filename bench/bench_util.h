@@ -82,6 +82,19 @@ int bench_cpu_ns(pid_t pid, uint64_t *out);
  * /proc cannot tell. */
 long bench_vol_ctxsw(pid_t pid);
 
+/* What an idle waiter cost while it was watched. */
+struct bench_idle {
+	double cpu_pct, wakes_s, cpu_ms, wall_s;
+	int err; /* 0, or -errno if /proc could not tell */
+};
+
+#define BENCH_IDLE_MAX 8
+
+/* Watch n (<= BENCH_IDLE_MAX) processes for idle_ns: their CPU time (from /proc) and their
+ * voluntary context switches (wake-ups) per second, into out[0..n). */
+void bench_idle_watch(const pid_t *pid, int n, uint64_t idle_ns,
+		      struct bench_idle *out);
+
 /* SIGALRM handler that only interrupts: a blocking read() then fails with
  * EINTR instead of hanging. Install once; arm with alarm(). */
 int bench_alarm_init(void);

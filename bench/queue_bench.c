@@ -384,6 +384,19 @@ loop_done(struct run *r)
 	ev_break(r->loop, EVBREAK_ALL);
 }
 
+/* Start the next coro get of one message from q[0] into r->buf; the run
+ * fails if it cannot start. */
+static void
+next_get(struct ev_loop *loop, struct aiop_op *op, struct run *r,
+	 aiop_op_cb cb)
+{
+	int rc = aiop_queue_coro_get(loop, op, r->q[0], r->buf, MSG, NULL,
+				     OP_TIMEOUT_NS, cb);
+
+	if (rc < 0)
+		loop_fail(r, rc);
+}
+
 static void
 on_watchdog(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -1042,10 +1055,7 @@ on_qget(struct ev_loop *loop, struct aiop_op *op, int res)
 		loop_done(r);
 		return;
 	}
-	rc = aiop_queue_coro_get(loop, op, r->q[0], r->buf, MSG, NULL,
-				 OP_TIMEOUT_NS, on_qget);
-	if (rc < 0)
-		loop_fail(r, rc);
+	next_get(loop, op, r, on_qget);
 }
 
 static int
@@ -1055,10 +1065,7 @@ consume_q_coro(struct run *r)
 
 	if (rc < 0 || (rc = loop_open(r)) < 0)
 		return rc;
-	rc = aiop_queue_coro_get(r->loop, &r->op, r->q[0], r->buf, MSG, NULL,
-				 OP_TIMEOUT_NS, on_qget);
-	if (rc < 0)
-		loop_fail(r, rc);
+	next_get(r->loop, &r->op, r, on_qget);
 	return loop_run_close(r);
 }
 
@@ -1186,10 +1193,10 @@ on_local_coro(struct ev_loop *loop, struct aiop_op *op, int res)
 		return;
 	}
 	stamp(r->buf + MSG, MSG, r->n);
-	if ((rc = aiop_queue_try_put(r->q[0], r->buf + MSG, MSG)) < 0 ||
-	    (rc = aiop_queue_coro_get(loop, op, r->q[0], r->buf, MSG, NULL,
-				      OP_TIMEOUT_NS, on_local_coro)) < 0)
+	if ((rc = aiop_queue_try_put(r->q[0], r->buf + MSG, MSG)) < 0)
 		loop_fail(r, rc);
+	else
+		next_get(loop, op, r, on_local_coro);
 }
 
 static int
@@ -1200,11 +1207,10 @@ local_q_coro(struct run *r)
 	if (rc < 0 || (rc = loop_open(r)) < 0)
 		return rc;
 	stamp(r->buf + MSG, MSG, 0);
-	if ((rc = aiop_queue_try_put(r->q[0], r->buf + MSG, MSG)) < 0 ||
-	    (rc = aiop_queue_coro_get(r->loop, &r->op, r->q[0], r->buf, MSG,
-				      NULL, OP_TIMEOUT_NS,
-				      on_local_coro)) < 0)
+	if ((rc = aiop_queue_try_put(r->q[0], r->buf + MSG, MSG)) < 0)
 		loop_fail(r, rc);
+	else
+		next_get(r->loop, &r->op, r, on_local_coro);
 	return loop_run_close(r);
 }
 
@@ -1698,10 +1704,7 @@ on_rt_q(struct ev_loop *loop, struct aiop_op *op, int res)
 		loop_done(r);
 		return;
 	}
-	rc = aiop_queue_coro_get(loop, op, r->q[0], r->buf, MSG, NULL,
-				 OP_TIMEOUT_NS, on_rt_q);
-	if (rc < 0)
-		loop_fail(r, rc);
+	next_get(loop, op, r, on_rt_q);
 }
 
 static int
@@ -1712,10 +1715,7 @@ echo_q_coro(struct run *r)
 	if (rc < 0 || (rc = loop_open(r)) < 0)
 		return rc;
 	r->n = 0;
-	rc = aiop_queue_coro_get(r->loop, &r->op, r->q[0], r->buf, MSG, NULL,
-				 OP_TIMEOUT_NS, on_rt_q);
-	if (rc < 0)
-		loop_fail(r, rc);
+	next_get(r->loop, &r->op, r, on_rt_q);
 	set_ready(r);
 	return loop_run_close(r);
 }
@@ -2355,11 +2355,6 @@ static const char *const i_names[I_N] = {
 	[I_BLOCK] = "blocking get",
 };
 
-struct ires {
-	double cpu_pct, wakes_s, cpu_ms, wall_s;
-	int err;
-};
-
 struct idle_ctx {
 	struct run *r;
 	int result;
@@ -2419,17 +2414,15 @@ idle_block(struct run *r)
 }
 
 static void
-idle_cpu(const struct cfg *cfg, struct shared *sh, struct ires *ir)
+idle_cpu(const struct cfg *cfg, struct shared *sh, struct bench_idle *ir)
 {
 	struct run r;
-	uint64_t c0[I_N] = {0}, c1[I_N] = {0}, w0, w1;
-	long v0[I_N], v1[I_N];
 	pid_t pid[I_N];
 	int rc, started = 0;
 	unsigned char m[MSG];
 
 	for (int k = 0; k < I_N; k++)
-		ir[k] = (struct ires){NAN, NAN, NAN, NAN, 0};
+		ir[k] = (struct bench_idle){NAN, NAN, NAN, NAN, 0};
 	run_init(&r, cfg, sh);
 	shared_reset(sh);
 	/* the waits' own timeout, well past the watched span */
@@ -2454,26 +2447,7 @@ idle_cpu(const struct cfg *cfg, struct shared *sh, struct ires *ir)
 	if (rc == 0) {
 		/* let any spin and the first sleep settle */
 		bench_sleep_ns(100 * BENCH_NS_PER_MS);
-		w0 = bench_now();
-		for (int k = 0; k < I_N; k++) {
-			ir[k].err = bench_cpu_ns(pid[k], &c0[k]);
-			v0[k] = bench_vol_ctxsw(pid[k]);
-		}
-		bench_sleep_ns(cfg->idle_ns);
-		w1 = bench_now();
-		for (int k = 0; k < I_N; k++) {
-			if (!ir[k].err)
-				ir[k].err = bench_cpu_ns(pid[k], &c1[k]);
-			v1[k] = bench_vol_ctxsw(pid[k]);
-			ir[k].wall_s = (double)(w1 - w0) / 1e9;
-			ir[k].cpu_ms = (double)(c1[k] - c0[k]) / 1e6;
-			ir[k].cpu_pct = 100.0 * (double)(c1[k] - c0[k]) /
-					(double)(w1 - w0);
-			ir[k].wakes_s = v0[k] < 0 || v1[k] < 0
-						? NAN
-						: (double)(v1[k] - v0[k]) /
-							  ir[k].wall_s;
-		}
+		bench_idle_watch(pid, I_N, cfg->idle_ns, ir);
 	}
 	/* one message each: the waiters must still wake up and get it */
 	memset(m, 0, sizeof(m));
@@ -2948,7 +2922,7 @@ print_mn(const struct cfg *cfg)
 #define IDLE_TARGET_PCT 0.1
 
 static void
-print_idle(const struct ires *ir)
+print_idle(const struct bench_idle *ir)
 {
 	printf("\n## Idle CPU of a consumer of an empty queue\n\n");
 	printf("| waiter | watched | CPU used | %% of one CPU | wake-ups/s | "
@@ -3182,7 +3156,7 @@ main(int argc, char **argv)
 	struct bench_cpus cpus;
 	struct shared *sh;
 	struct aiop_queue *anchor = NULL;
-	struct ires ir[I_N];
+	struct bench_idle ir[I_N];
 	struct cpu_use cu0;
 	uint64_t t0 = bench_now();
 	bool do_mn, do_idle;

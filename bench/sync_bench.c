@@ -1322,14 +1322,6 @@ static const char *const i_names[I_N] = {
 	[I_EVENT_CORO] = "Event coro wait pending in ev_run",
 };
 
-struct ires {
-	double cpu_pct;
-	double wakes_s;
-	double cpu_ms;
-	double wall_s;
-	int err;
-};
-
 struct idle_ctx {
 	struct shared *sh;
 	struct aiop_lock *lock[2];
@@ -1393,16 +1385,14 @@ idle_child(struct idle_ctx *c, enum iid id)
 }
 
 static void
-idle_cpu(const struct cfg *cfg, struct shared *sh, struct ires *ir)
+idle_cpu(const struct cfg *cfg, struct shared *sh, struct bench_idle *ir)
 {
 	struct idle_ctx c = {.sh = sh};
-	uint64_t c0[I_N] = {0}, c1[I_N] = {0}, w0, w1;
-	long v0[I_N], v1[I_N];
 	pid_t pid[I_N];
 	int rc = 0, started = 0;
 
 	for (int k = 0; k < I_N; k++)
-		ir[k] = (struct ires){NAN, NAN, NAN, NAN, 0};
+		ir[k] = (struct bench_idle){NAN, NAN, NAN, NAN, 0};
 	c.timeout = (int64_t)(cfg->idle_ns + GRACE_NS);
 	atomic_store(&sh->ready, 0);
 	if ((rc = aiop_lock_new(&c.lock[0])) < 0 ||
@@ -1431,26 +1421,7 @@ idle_cpu(const struct cfg *cfg, struct shared *sh, struct ires *ir)
 	if (rc == 0) {
 		/* let any spin and the first futex/epoll sleep settle */
 		bench_sleep_ns(100 * BENCH_NS_PER_MS);
-		w0 = bench_now();
-		for (int k = 0; k < I_N; k++) {
-			ir[k].err = bench_cpu_ns(pid[k], &c0[k]);
-			v0[k] = bench_vol_ctxsw(pid[k]);
-		}
-		bench_sleep_ns(cfg->idle_ns);
-		w1 = bench_now();
-		for (int k = 0; k < I_N; k++) {
-			if (!ir[k].err)
-				ir[k].err = bench_cpu_ns(pid[k], &c1[k]);
-			v1[k] = bench_vol_ctxsw(pid[k]);
-			ir[k].wall_s = (double)(w1 - w0) / 1e9;
-			ir[k].cpu_ms = (double)(c1[k] - c0[k]) / 1e6;
-			ir[k].cpu_pct = 100.0 * (double)(c1[k] - c0[k]) /
-					(double)(w1 - w0);
-			ir[k].wakes_s = v0[k] < 0 || v1[k] < 0
-						? NAN
-						: (double)(v1[k] - v0[k]) /
-							  ir[k].wall_s;
-		}
+		bench_idle_watch(pid, I_N, cfg->idle_ns, ir);
 	}
 	/* wake them all; each child checks it got what it waited for */
 	(void)aiop_lock_release(c.lock[0]);
@@ -1801,7 +1772,7 @@ print_zero(const struct zres *zr)
 #define IDLE_TARGET_PCT 0.1
 
 static void
-print_idle(const struct ires *ir)
+print_idle(const struct bench_idle *ir)
 {
 	printf("\n## Idle CPU of a waiter that never gets what it waits "
 	       "for\n\n");
@@ -1938,7 +1909,7 @@ main(int argc, char **argv)
 	struct shared *sh;
 	struct uobjs u;
 	struct zres zr[Z_N];
-	struct ires ir[I_N];
+	struct bench_idle ir[I_N];
 	uint64_t t0 = bench_now();
 	bool do_unc, do_zero, do_idle;
 	int rc;

@@ -552,6 +552,15 @@ published(struct aiop_queue *q, unsigned n)
 	aiop__wake_slow(wq, ns, (int)n);
 }
 
+/* A consumer stopped behind an uncommitted record: tell producers
+ * (published()). Read first: the word is written once, not per look. */
+static inline void
+res_stopped(struct q_shm *s)
+{
+	if (!atomic_load(&s->res_stop))
+		atomic_store(&s->res_stop, 1);
+}
+
 /* Committed messages nobody has claimed yet (a snapshot). */
 static inline bool
 backlog(struct q_shm *s)
@@ -815,8 +824,7 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 				if (!rk)
 					break;
 				if (rk == K_RES) {
-					if (!atomic_load(&s->res_stop))
-						atomic_store(&s->res_stop, 1);
+					res_stopped(s);
 					if (atomic_load(&REC(q, p)->st) == st)
 						break;
 				}
@@ -827,8 +835,7 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 					/* its producer has not published
 					 * tail yet (a PAD, or a RES committed
 					 * since): stop behind it likewise */
-					if (!atomic_load(&s->res_stop))
-						atomic_store(&s->res_stop, 1);
+					res_stopped(s);
 					r = tail_fresh(q, &rel, &tail);
 					if (r < 0)
 						return r;
@@ -895,8 +902,7 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 				/* tell producers a consumer waits behind it
 				 * (published()), then look again: it may have
 				 * been committed before the flag was seen */
-				if (!atomic_load(&s->res_stop))
-					atomic_store(&s->res_stop, 1);
+				res_stopped(s);
 				if (atomic_load(&REC(q, p)->st) != st)
 					continue;
 				c->saw_res = true;

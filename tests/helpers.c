@@ -66,6 +66,15 @@ t_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+int
+t_env_ms(const char *name, int def)
+{
+	const char *s = getenv(name);
+	int v = s ? atoi(s) : 0;
+
+	return v > 0 ? v : def;
+}
+
 void
 t_msleep(int ms)
 {

@@ -31,6 +31,9 @@ void t_unshared(void *p, size_t size);
 uint64_t t_now(void);
 /* Sleep for ms milliseconds. */
 void t_msleep(int ms);
+/* Milliseconds from environment variable name (a positive integer), else
+ * def: how long the stress and torture suites run (AIOP_STRESS_MS). */
+int t_env_ms(const char *name, int def);
 /* Run loop until it has nothing left or max_ms passed; returns false if
  * the bound was hit (the test should fail). */
 bool t_run(struct ev_loop *loop, int max_ms);

@@ -37,10 +37,7 @@ static struct sh *SH;
 static uint64_t
 run_ns(void)
 {
-	const char *s = getenv("AIOP_STRESS_MS");
-	int v = s ? atoi(s) : 0;
-
-	return (uint64_t)(v > 0 ? v : 3000) * T_MS;
+	return (uint64_t)t_env_ms("AIOP_STRESS_MS", 3000) * T_MS;
 }
 
 static uint32_t

@@ -81,10 +81,7 @@ static bool CONSUMER;
 static int
 stress_ms(void)
 {
-	const char *s = getenv("AIOP_STRESS_MS");
-	int v = s ? atoi(s) : 0;
-
-	return v > 0 ? v : 3000;
+	return t_env_ms("AIOP_STRESS_MS", 3000);
 }
 
 #define FAIL(code) fail_at(__LINE__, (code))
@@ -700,6 +697,21 @@ verify(int nids, bool fifo)
 	cr_assert_gt(put, NPROD * 10, "made progress");
 }
 
+/* The shared counters, the queue and its consumers of one test. */
+static void
+start(const struct aiop_queue_attr *a, pid_t *cons)
+{
+	S = t_shared(sizeof(*S));
+	cr_assert_not_null(S);
+	S->t0 = t_now();
+	cr_assert_eq(aiop_queue_new(&Q, a), 0);
+	BIG = (size_t)aiop_queue_msg_max(Q);
+	if (BIG > HUGE)
+		BIG = HUGE;
+	for (ME = 0; ME < NCONS; ME++)
+		cons[ME] = t_fork(consumer, NULL);
+}
+
 static void
 run(struct cfg cfg)
 {
@@ -709,15 +721,7 @@ run(struct cfg cfg)
 	int left;
 
 	C = cfg;
-	S = t_shared(sizeof(*S));
-	cr_assert_not_null(S);
-	S->t0 = t_now();
-	cr_assert_eq(aiop_queue_new(&Q, &a), 0);
-	BIG = (size_t)aiop_queue_msg_max(Q);
-	if (BIG > HUGE)
-		BIG = HUGE;
-	for (ME = 0; ME < NCONS; ME++)
-		cons[ME] = t_fork(consumer, NULL);
+	start(&a, cons);
 	for (ME = 0; ME < NPROD; ME++)
 		prod[ME] = t_fork(producer, NULL);
 	for (int i = 0; i < NPROD; i++)
@@ -764,15 +768,7 @@ Test(queue_stress, producers_killed)
 	int ids = 0, kills = 0, r;
 
 	C = (struct cfg){ .capacity = a.capacity, .killing = true };
-	S = t_shared(sizeof(*S));
-	cr_assert_not_null(S);
-	S->t0 = t_now();
-	cr_assert_eq(aiop_queue_new(&Q, &a), 0);
-	BIG = (size_t)aiop_queue_msg_max(Q);
-	if (BIG > HUGE)
-		BIG = HUGE;
-	for (ME = 0; ME < NCONS; ME++)
-		cons[ME] = t_fork(consumer, NULL);
+	start(&a, cons);
 	for (int i = 0; i < NPROD; i++) {
 		ME = ids++;
 		prod[i] = t_fork(producer, NULL);

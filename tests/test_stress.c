@@ -50,10 +50,7 @@ static int ME;
 static int
 stress_ms(void)
 {
-	const char *s = getenv("AIOP_STRESS_MS");
-	int v = s ? atoi(s) : 0;
-
-	return v > 0 ? v : 2000;
+	return t_env_ms("AIOP_STRESS_MS", 2000);
 }
 
 static void

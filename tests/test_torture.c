@@ -127,12 +127,7 @@ static struct aiop_barrier *BAR;
 static int
 torture_ms(void)
 {
-	const char *s = getenv("AIOP_TORTURE_MS");
-	int v = s ? atoi(s) : 0;
-
-	if (v <= 0 && (s = getenv("AIOP_STRESS_MS")) != NULL)
-		v = atoi(s);
-	return v > 0 ? v : 3000;
+	return t_env_ms("AIOP_TORTURE_MS", t_env_ms("AIOP_STRESS_MS", 3000));
 }
 
 #define fail(err) fail_at((err), __LINE__)

@@ -1461,6 +1461,18 @@ op_reserve(uint8_t slot, uint8_t lenb, int64_t t)
 }
 
 /* how: 0 as reserved, 1 shorter, 2 longer (-EINVAL), 3 empty */
+/* What a call on held message h must return by the model (when it is on):
+ * -EINVAL unless the model has the message in state st. *e: its entry. */
+static int
+held_want(const struct held *h, int st, struct ment **e)
+{
+	*e = NULL;
+	if (!model_on)
+		return 0;
+	*e = mfind(h->m.aiop_pos);
+	return *e && (*e)->st == st ? 0 : -EINVAL;
+}
+
 static void
 op_commit(uint8_t slot, uint8_t how)
 {
@@ -1478,13 +1490,9 @@ op_commit(uint8_t slot, uint8_t how)
 		h->m.len++;
 	else if (how % 4 == 3)
 		h->m.len = 0;
-	if (model_on) {
-		e = mfind(h->m.aiop_pos);
-		if (!e || e->st != M_RES)
-			want = -EINVAL;
-		else if (h->m.len > e->len)
-			want = -EINVAL;
-	}
+	want = held_want(h, M_RES, &e);
+	if (want == 0 && e && h->m.len > e->len)
+		want = -EINVAL;
 	r = CALL("commit", MSG_ERRS, aiop_queue_commit(cur->q, &h->m));
 	want_range("commit", r, 0, 0);
 	if (model_on) {
@@ -1512,11 +1520,7 @@ op_abort(uint8_t slot)
 
 	if (!h->used)
 		return;
-	if (model_on) {
-		e = mfind(h->m.aiop_pos);
-		if (!e || e->st != M_RES)
-			want = -EINVAL;
-	}
+	want = held_want(h, M_RES, &e);
 	r = CALL("abort", MSG_ERRS, aiop_queue_abort(cur->q, &h->m));
 	want_range("abort", r, 0, 0);
 	h->used = false;
@@ -1588,11 +1592,7 @@ op_unhold(uint8_t slot, bool release)
 
 	if (!h->used)
 		return;
-	if (model_on) {
-		e = mfind(h->m.aiop_pos);
-		if (!e || e->st != M_CLAIM)
-			want = -EINVAL;
-	}
+	want = held_want(h, M_CLAIM, &e);
 	r = release ? CALL("release", MSG_ERRS,
 			   aiop_queue_release(cur->q, &h->m))
 		    : CALL("unpeek", MSG_ERRS,
