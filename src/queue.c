@@ -396,7 +396,8 @@ room_given(struct aiop_queue *q, bool idle)
 }
 
 /*
- * Advance `release` over FREE and PAD records. Producers out of room are
+ * Advance `release` over FREE and PAD records (moved: the caller already
+ * moved it, over its own records). Producers out of room are
  * woken (all of them) only once there is as much room as the least of them
  * asked for, or the ring is empty: waking them for every freed record
  * would cost a futex wake per message while the ring is full. The Dekker
@@ -404,18 +405,17 @@ room_given(struct aiop_queue *q, bool idle)
  * `release` and then read `need` (all seq_cst).
  */
 static void
-advance_release(struct aiop_queue *q, bool wake_anyway)
+advance_release(struct aiop_queue *q, bool wake_anyway, bool moved)
 {
 	struct q_shm *s = Q(q);
 	uint64_t rel, tail, seen;
-	bool moved = false;
 
 	/* A record is checked against tail_seen, on our line (tail_fresh()),
 	 * and only one beyond it against tail: the bytes at or past tail are
 	 * an earlier lap's, and a message's payload can look like a FREE
 	 * header of this lap. A PAD always is: reserve() writes the PAD that
 	 * ends a lap under plock, before it publishes tail. */
-	rel = atomic_load_explicit(&s->release, memory_order_acquire);
+	rel = atomic_load(&s->release);
 	seen = atomic_load_explicit(&s->tail_seen, memory_order_acquire);
 	for (unsigned guard = 0; guard < 1u << 20; guard++) {
 		struct rec *rc = REC(q, rel);
@@ -429,9 +429,11 @@ advance_release(struct aiop_queue *q, bool wake_anyway)
 		 * may be writing now, at or past the tail we know) */
 		if (rel < seen)
 			__builtin_prefetch(rc, 1, 3);
-		st = atomic_load_explicit(&rc->st, memory_order_acquire);
+		/* seq_cst: the second half of the Dekker pairs between
+		 * neighbours (design.md 9.4); a plain load on x86 */
+		st = atomic_load(&rc->st);
 		rs = atomic_load_explicit(&rc->rsize, memory_order_acquire);
-		nrel = atomic_load_explicit(&s->release, memory_order_acquire);
+		nrel = atomic_load(&s->release);
 		if (nrel != rel) {
 			/* moved under us: the header may be of the next lap */
 			rel = nrel;
@@ -494,7 +496,7 @@ dropped(struct aiop_queue *q, unsigned n)
 	struct q_shm *s = Q(q);
 
 	atomic_fetch_add(&s->nfin, n);
-	advance_release(q, q->maxsize != 0);
+	advance_release(q, q->maxsize != 0, false);
 	aiop__wake(&s->not_empty, AIOP__WAKE_ALL);
 }
 
@@ -935,6 +937,34 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 	return c->n ? (int)c->n : -EAGAIN;
 }
 
+/*
+ * Our claimed record at pos stands at `release` (*rel == pos): move
+ * `release` past it, with no FREE mark (design.md 9.4). Nobody else moves
+ * `release` over a CLAIM record, so only a corrupt ring makes the CAS
+ * fail. The header must still say ours (only a prober that took us for
+ * dead, or a peer, changes it) and a size a peer changed since the claim
+ * must fit the ring and tail_seen; else the caller frees as usual, and
+ * its CAS reports what happened.
+ */
+static bool
+release_ours(struct aiop_queue *q, uint64_t *rel, uint64_t pos, uint64_t st)
+{
+	struct q_shm *s = Q(q);
+	uint64_t rs = rsize_safe(q, pos);
+
+	if (atomic_load_explicit(&REC(q, pos)->st, memory_order_relaxed) !=
+		    st ||
+	    rs > q->cap - (pos & q->mask) ||
+	    rs > atomic_load_explicit(&s->tail_seen, memory_order_relaxed) -
+			 pos ||
+	    !atomic_compare_exchange_strong(&s->release, rel, pos + rs)) {
+		*rel = 1; /* no position: frees from here on */
+		return false;
+	}
+	*rel = pos + rs;
+	return true;
+}
+
 /* Free n records of ours from pos (copying them out first if buf). */
 static int
 consume(struct aiop_queue *q, uint64_t pos, unsigned n, bool copy,
@@ -943,6 +973,9 @@ consume(struct aiop_queue *q, uint64_t pos, unsigned n, bool copy,
 	struct q_shm *s = Q(q);
 	uint32_t self = me();
 	uint64_t p = pos;
+	/* where `release` stands while it is at our records */
+	uint64_t rel = atomic_load_explicit(&s->release, memory_order_relaxed);
+	bool moved = false;
 	int r = 0;
 
 	for (unsigned i = 0; i < n; i++) {
@@ -965,8 +998,17 @@ consume(struct aiop_queue *q, uint64_t pos, unsigned n, bool copy,
 			if (lens)
 				lens[i] = len;
 		}
+		/* at `release`: move it, one locked instruction fewer than a
+		 * FREE mark and a move (the release CAS orders our copy
+		 * before a producer's writes, as the free CAS did) */
+		if (rel == p && release_ours(q, &rel, p, from)) {
+			moved = true;
+			p = nx;
+			continue;
+		}
 		/* seq_cst: another consumer's advance_release() reads it
-		 * after its own free (which of the two moves release) */
+		 * after its own free or move (which of the two moves
+		 * release on) */
 		if (!atomic_compare_exchange_strong_explicit(
 			    &REC(q, p)->st, &from, mk(q, p, K_FREE, 0),
 			    memory_order_seq_cst, memory_order_relaxed))
@@ -974,7 +1016,7 @@ consume(struct aiop_queue *q, uint64_t pos, unsigned n, bool copy,
 		p = nx;
 	}
 	atomic_fetch_add(&s->nfin, n);
-	advance_release(q, q->maxsize != 0);
+	advance_release(q, q->maxsize != 0, moved);
 	return r;
 }
 
@@ -1050,7 +1092,7 @@ probe_dead(struct aiop_queue *q)
 		}
 		p += rs;
 	}
-	advance_release(q, false);
+	advance_release(q, false, false);
 }
 
 /* ---- the operations as attempts ---------------------------------------- */

@@ -1309,6 +1309,55 @@ Test(queue, peek_release_unpeek)
 }
 
 /*
+ * A consumer whose record stands at `release` moves `release` itself, with
+ * no FREE mark; one behind it frees and leaves the move to whoever is at
+ * `release` (design.md 9.4). Whatever the order the three held messages
+ * go back in, all their room must come back: three records of 1008 bytes
+ * fill the ring to 3024, and a message of SMALL_MAX (2016) bytes then needs
+ * a PAD of 1072 plus a record of 2032 bytes, 3104 bytes, which only an
+ * empty ring has (one record still held leaves at most 3088).
+ */
+Test(queue, releases_in_any_order_give_all_room_back)
+{
+	static const int order[][3] = {
+		{ 0, 1, 2 }, { 0, 2, 1 }, { 1, 0, 2 },
+		{ 1, 2, 0 }, { 2, 0, 1 }, { 2, 1, 0 },
+	};
+	uint8_t in[SMALL_MAX], out[SMALL_MAX];
+	size_t len;
+
+	for (size_t o = 0; o < sizeof(order) / sizeof(order[0]); o++) {
+		struct aiop_msg m[3];
+
+		Q = new_queue(SMALL_CAP, 0, 0);
+		for (int i = 0; i < 3; i++) {
+			fill(in, 992, (unsigned)i);
+			cr_assert_eq(aiop_queue_try_put(Q, in, 992), 0);
+		}
+		for (int i = 0; i < 3; i++) {
+			cr_assert_eq(aiop_queue_try_peek(Q, &m[i]), 0);
+			cr_assert_eq(m[i].len, 992);
+			cr_assert(check(m[i].data, 992, (unsigned)i));
+		}
+		fill(in, SMALL_MAX, 7);
+		for (int i = 0; i < 3; i++) {
+			cr_assert_eq(aiop_queue_try_put(Q, in, SMALL_MAX), -EAGAIN,
+				     "order %zu: room before all went back", o);
+			cr_assert_eq(aiop_queue_release(Q, &m[order[o][i]]), 0);
+		}
+		cr_assert_eq(aiop_queue_try_put(Q, in, SMALL_MAX), 0,
+			     "order %zu: the room did not all come back", o);
+		cr_assert_eq(aiop_queue_try_get(Q, out, sizeof(out), &len),
+			     (int)SMALL_MAX);
+		cr_assert(check(out, SMALL_MAX, 7));
+		cr_assert_eq(aiop_queue_try_get(Q, out, sizeof(out), &len),
+			     -EAGAIN);
+		cr_assert_eq(aiop_queue_free(Q), 0);
+		Q = NULL;
+	}
+}
+
+/*
  * Past `tail` the ring holds an earlier lap's bytes, payload included, and
  * a payload can look like a header. Here one looks like a FREE record of
  * the next lap right where `tail` will be when a consumer frees the record
