@@ -511,10 +511,20 @@ rec_drop(struct aiop_queue *q, uint64_t pos, uint64_t from)
 	return 0;
 }
 
-/* A claimed record goes back to COMMIT, first in line again. */
+/*
+ * A claimed record goes back to COMMIT, first in line again. Not one that
+ * `release` passed: its consumer took it and left the header as CLAIM
+ * (release_ours()). A prober reaches this after its owner's death, and a
+ * dead owner moves `release` no more, so the load below tells (found by
+ * review: a prober that read the header before the owner's move and its
+ * death gave back a consumed message, a phantom in ncommit that made
+ * every later publish skip its wake).
+ */
 static int
 rec_unclaim(struct aiop_queue *q, uint64_t pos, uint64_t from)
 {
+	if (atomic_load(&Q(q)->release) > pos)
+		return -ESTALE;
 	if (!atomic_compare_exchange_strong(&REC(q, pos)->st, &from,
 					    mk(q, pos, K_COMMIT, 0)))
 		return -EPROTO;
@@ -1556,6 +1566,11 @@ msg_check(struct aiop_queue *q, struct aiop_msg *m, unsigned kind)
 	p = m->aiop_pos;
 	st = atomic_load(&REC(q, p)->st);
 	if (st != m->aiop_tag || ((uint32_t)st & TID_MASK) != me())
+		return -EINVAL;
+	/* released already: a consumed record can keep its CLAIM header
+	 * behind `release` (release_ours()), so a copy of the message
+	 * would still match */
+	if (kind == K_CLAIM && atomic_load(&Q(q)->release) > p)
 		return -EINVAL;
 	if (m->data != rec_data(q, p))
 		return -EINVAL;

@@ -1358,6 +1358,37 @@ Test(queue, releases_in_any_order_give_all_room_back)
 }
 
 /*
+ * A consumed record can keep its CLAIM header behind `release` (design.md
+ * 9.4), so a copy of a peeked message made before its release still
+ * matches the header: releasing or giving it back must be refused all the
+ * same, or the counts go wrong for good (found by review: a maxsize queue
+ * then refused every put).
+ */
+Test(queue, a_copy_of_a_released_message_is_refused)
+{
+	struct aiop_msg m, c1, c2;
+
+	Q = new_queue(SMALL_CAP, 2, 0);
+	cr_assert_eq(put_s(Q, "A"), 0);
+	cr_assert_eq(aiop_queue_try_peek(Q, &m), 0);
+	c1 = m;
+	c2 = m;
+	cr_assert_eq(aiop_queue_release(Q, &m), 0);
+	cr_assert_eq(aiop_queue_release(Q, &c1), -EINVAL);
+	cr_assert_eq(aiop_queue_unpeek(Q, &c2), -EINVAL);
+	cr_assert_eq(aiop_queue_qsize(Q), 0);
+	cr_assert_eq(aiop_queue_try_peek(Q, &m), -EAGAIN, "nothing came back");
+	/* maxsize 2: exactly two fit */
+	cr_assert_eq(put_s(Q, "B"), 0);
+	cr_assert_eq(put_s(Q, "C"), 0);
+	cr_assert_eq(aiop_queue_try_put(Q, "D", 1), -EAGAIN);
+	assert_next(Q, "B");
+	assert_next(Q, "C");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	Q = NULL;
+}
+
+/*
  * Past `tail` the ring holds an earlier lap's bytes, payload included, and
  * a payload can look like a header. Here one looks like a FREE record of
  * the next lap right where `tail` will be when a consumer frees the record

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A death probe racing a consumer that releases its message and dies.
+ *
+ * A consumer whose record stands at `release` moves `release` past it and
+ * leaves the header as CLAIM (design.md 9.4). A prober (a waiting get's
+ * 100 ms PROBE attempt) that read that header just before, and then finds
+ * its owner dead, must not give the consumed message back: that counted a
+ * phantom message in `ncommit`, and every later put then skipped its wake
+ * (sleeping consumers got messages only at their 100 ms recheck).
+ *
+ * The window is a few microseconds with a real SIGKILL. Here it is opened
+ * on purpose: this test links with -Wl,--wrap=aiop__tid_alive, and the
+ * wrapper lets the consumer release and end its thread right when the
+ * prober asks whether it lives (found by review; this is its reproducer,
+ * made a test).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aiop/queue.h"
+#include "helpers.h"
+#include "internal.h"
+#include "queue_shm.h"
+
+bool __real_aiop__tid_alive(pid_t tid);
+bool __wrap_aiop__tid_alive(pid_t tid);
+
+static struct aiop_queue *q;
+static _Atomic pid_t armed_tid; /* the consumer, once it holds its peek */
+static sem_t go, ready;
+static pthread_t consumer_th;
+static _Atomic bool consumer_joined;
+static _Atomic int hook_hits, release_result = 1;
+
+static int
+sem_wait_ms(sem_t *s, int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	return sem_timedwait(s, &ts);
+}
+
+static bool
+join_ms(pthread_t th, int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	return pthread_timedjoin_np(th, NULL, &ts) == 0;
+}
+
+/*
+ * The prober has read CLAIM(consumer) at `release` and asks whether the
+ * consumer lives: let it release its message and end now, then answer.
+ */
+bool
+__wrap_aiop__tid_alive(pid_t tid)
+{
+	pid_t a = atomic_load(&armed_tid);
+
+	if (a != 0 && tid == a &&
+	    atomic_compare_exchange_strong(&armed_tid, &a, 0)) {
+		atomic_fetch_add(&hook_hits, 1);
+		sem_post(&go);
+		if (join_ms(consumer_th, 5000))
+			atomic_store(&consumer_joined, true);
+		/* a joined thread's tid is gone once the kernel reaped it */
+		for (int i = 0; i < 2000 && __real_aiop__tid_alive(tid); i++)
+			usleep(1000);
+	}
+	return __real_aiop__tid_alive(tid);
+}
+
+static void *
+consumer(void *arg)
+{
+	struct aiop_msg m;
+
+	(void)arg;
+	if (aiop_queue_try_peek(q, &m) != 0)
+		return NULL;
+	atomic_store(&armed_tid, (pid_t)syscall(SYS_gettid));
+	sem_post(&ready);
+	if (sem_wait_ms(&go, 5000) == 0)
+		atomic_store(&release_result, aiop_queue_release(q, &m));
+	return NULL;
+}
+
+static struct q_shm *
+shm_of(struct aiop_queue *qq)
+{
+	return (struct q_shm *)((struct aiop__obj *)qq)->shm;
+}
+
+Test(queue_probe, a_consumed_message_is_not_given_back, .timeout = 30)
+{
+	struct aiop_queue_attr a = { .capacity = 4096 };
+	struct q_shm *s;
+	char buf[64];
+	size_t len;
+	int r;
+
+	cr_assert_eq(sem_init(&go, 0, 0), 0);
+	cr_assert_eq(sem_init(&ready, 0, 0), 0);
+	cr_assert_eq(aiop_queue_new(&q, &a), 0);
+	s = shm_of(q);
+	cr_assert_eq(aiop_queue_try_put(q, "A", 1), 0);
+	cr_assert_eq(pthread_create(&consumer_th, NULL, consumer, NULL), 0);
+	cr_assert_eq(sem_wait_ms(&ready, 5000), 0, "consumer did not peek");
+
+	/* we wait as a consumer: within 100 ms our PROBE attempt reads the
+	 * consumer's CLAIM header and asks whether it lives */
+	r = aiop_queue_get(q, buf, sizeof(buf), &len, 400 * T_MS);
+	if (!atomic_load(&consumer_joined)) {
+		atomic_store(&armed_tid, 0);
+		sem_post(&go);
+		cr_assert(join_ms(consumer_th, 5000), "consumer did not end");
+	}
+	cr_assert_eq(atomic_load(&hook_hits), 1, "the probe never ran");
+	cr_assert_eq(atomic_load(&release_result), 0);
+	cr_assert_eq(r, -ETIMEDOUT, "got %d: the message came back", r);
+
+	/* no phantom: no message committed that nobody claimed */
+	cr_assert_eq(atomic_load(&s->ncommit), atomic_load(&s->nclaimed),
+		     "ncommit %llu nclaimed %llu",
+		     (unsigned long long)atomic_load(&s->ncommit),
+		     (unsigned long long)atomic_load(&s->nclaimed));
+	cr_assert_eq(aiop_queue_qsize(q), 0);
+	cr_assert_eq(aiop_queue_try_get(q, buf, sizeof(buf), &len), -EAGAIN);
+	/* and the queue still works */
+	cr_assert_eq(aiop_queue_try_put(q, "B", 1), 0);
+	cr_assert_eq(aiop_queue_try_get(q, buf, sizeof(buf), &len), 1);
+	cr_assert_eq(buf[0], 'B');
+	cr_assert_eq(aiop_queue_free(q), 0);
+	sem_destroy(&go);
+	sem_destroy(&ready);
+}
