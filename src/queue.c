@@ -961,12 +961,12 @@ release_ours(struct aiop_queue *q, uint64_t *rel, uint64_t pos, uint64_t st)
 {
 	struct q_shm *s = Q(q);
 	uint64_t rs = rsize_safe(q, pos);
+	uint64_t seen = atomic_load_explicit(&s->tail_seen,
+					     memory_order_relaxed);
 
 	if (atomic_load_explicit(&REC(q, pos)->st, memory_order_relaxed) !=
 		    st ||
-	    rs > q->cap - (pos & q->mask) ||
-	    rs > atomic_load_explicit(&s->tail_seen, memory_order_relaxed) -
-			 pos ||
+	    rs > q->cap - (pos & q->mask) || seen < pos || rs > seen - pos ||
 	    !atomic_compare_exchange_strong(&s->release, rel, pos + rs)) {
 		*rel = 1; /* no position: frees from here on */
 		return false;
