@@ -1757,7 +1757,15 @@ static int
 qsize(struct aiop_queue *q)
 {
 	uint64_t d = atomic_load(&Q(q)->nres) - atomic_load(&Q(q)->nfin);
+	uint64_t rel, tail;
 
+	/* A ring with nothing between release and tail holds no message,
+	 * whatever the counts say: a process killed between consuming (or
+	 * dropping) a record and counting it leaves nfin one short for good
+	 * (docs/queue.md, "When a process dies"); the torture test saw
+	 * qsize 1 after its final drain in about one run in ten */
+	if (ends(q, &rel, &tail) == 0 && rel == tail)
+		return 0;
 	return d > INT32_MAX ? 0 : (int)d; /* nfin read late: can pass */
 }
 
