@@ -193,6 +193,25 @@ plock_drop(struct aiop_queue *q)
 /* ---- reading records safely -------------------------------------------- */
 
 /*
+ * Has `release` passed pos? Then the record there is no one's any more:
+ * its bytes may already be the next lap's, and a consumed record may have
+ * kept its CLAIM header (release_ours()).
+ */
+static inline bool
+behind_release(struct aiop_queue *q, uint64_t pos)
+{
+	return atomic_load(&Q(q)->release) > pos;
+}
+
+/* Are release and tail a plausible pair (tail at most a ring ahead, both
+ * 16-aligned)? */
+static inline bool
+ends_ok(const struct aiop_queue *q, uint64_t rel, uint64_t tail)
+{
+	return tail - rel <= q->cap && !((rel | tail) & 15u);
+}
+
+/*
  * Read the record header at pos (rel <= pos < tail) and check it: its lap,
  * its size against the ring and tail. Then re-read `release`: if it passed
  * pos meanwhile, the header may be a producer's half-written one from the
@@ -209,7 +228,7 @@ rec_read(struct aiop_queue *q, uint64_t pos, uint64_t tail, uint64_t *st,
 	v = atomic_load_explicit(&r->st, memory_order_acquire);
 	sz = atomic_load_explicit(&r->rsize, memory_order_acquire);
 	ln = atomic_load_explicit(&r->len, memory_order_acquire);
-	if (atomic_load_explicit(&Q(q)->release, memory_order_acquire) > pos)
+	if (behind_release(q, pos))
 		return -ESTALE;
 	if (!lap_ok(q, v, pos) || sz < HDR || (sz & 15u) ||
 	    sz > q->cap - off || sz > tail - pos || ln > q->msg_max ||
@@ -268,8 +287,7 @@ ends(struct aiop_queue *q, uint64_t *rel, uint64_t *tail)
 		uint64_t r2;
 
 		*tail = atomic_load_explicit(&s->tail, memory_order_acquire);
-		if (AIOP_LIKELY(*tail - *rel <= q->cap &&
-				!((*rel | *tail) & 15u)))
+		if (AIOP_LIKELY(ends_ok(q, *rel, *tail)))
 			return 0;
 		r2 = atomic_load_explicit(&s->release, memory_order_acquire);
 		if (r2 == *rel || i == 64)
@@ -310,7 +328,7 @@ ends_seen(struct aiop_queue *q, uint64_t *rel, uint64_t *tail, bool *fresh)
 	*rel = atomic_load_explicit(&s->release, memory_order_acquire);
 	*tail = atomic_load_explicit(&s->tail_seen, memory_order_acquire);
 	*fresh = false;
-	if (AIOP_LIKELY(*tail - *rel <= q->cap && !((*rel | *tail) & 15u)))
+	if (AIOP_LIKELY(ends_ok(q, *rel, *tail)))
 		return 0;
 	*fresh = true;
 	return tail_fresh(q, rel, tail);
@@ -523,7 +541,7 @@ rec_drop(struct aiop_queue *q, uint64_t pos, uint64_t from)
 static int
 rec_unclaim(struct aiop_queue *q, uint64_t pos, uint64_t from)
 {
-	if (atomic_load(&Q(q)->release) > pos)
+	if (behind_release(q, pos))
 		return -ESTALE;
 	if (!atomic_compare_exchange_strong(&REC(q, pos)->st, &from,
 					    mk(q, pos, K_COMMIT, 0)))
@@ -654,8 +672,7 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 			goto out;
 		}
 	}
-	if (tail - rel > q->cap || ((tail | rel) & 15u) ||
-	    need > q->cap - (tail - rel)) {
+	if (!ends_ok(q, rel, tail) || need > q->cap - (tail - rel)) {
 		if ((r = ends(q, &rel, &tail)) < 0)
 			goto out;
 		if (need > q->cap - (tail - rel)) {
@@ -829,7 +846,7 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 				rk = reserved_at(q, p, &st);
 				/* as in rec_read(): if release passed p, the
 				 * header may be of the next lap: walk again */
-				if (atomic_load(&s->release) > p) {
+				if (behind_release(q, p)) {
 					stale = true;
 					break;
 				}
@@ -935,7 +952,7 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 			adv_to = p;
 		}
 		if (c->n == 0 && !c->saw_res &&
-		    (stale || (p < tail && atomic_load(&s->release) > p)))
+		    (stale || (p < tail && behind_release(q, p))))
 			continue; /* -ESTALE before anything was claimed */
 		/* every record before adv_to is past: move the hint (a
 		 * version change since hv means someone gave one back) */
@@ -1570,7 +1587,7 @@ msg_check(struct aiop_queue *q, struct aiop_msg *m, unsigned kind)
 	/* released already: a consumed record can keep its CLAIM header
 	 * behind `release` (release_ours()), so a copy of the message
 	 * would still match */
-	if (kind == K_CLAIM && atomic_load(&Q(q)->release) > p)
+	if (kind == K_CLAIM && behind_release(q, p))
 		return -EINVAL;
 	if (m->data != rec_data(q, p))
 		return -EINVAL;

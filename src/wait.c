@@ -102,6 +102,16 @@ peer_on_my_cpu(struct aiop__waitq *wq)
 	return (lw >> 22) == cpu_plus1();
 }
 
+/* The most a wait of timeout_ns (AIOP_FOREVER or > 0) may spin: a spin
+ * never outlasts the timeout. */
+static inline uint64_t
+spin_cap(int64_t timeout_ns, uint64_t max_ns)
+{
+	return timeout_ns < 0 || (uint64_t)timeout_ns > max_ns
+		       ? max_ns
+		       : (uint64_t)timeout_ns;
+}
+
 /*
  * Poll the attempt for at most the budget (and cap_ns: the caller's
  * limit and timeout). *t0 is when the spin began, 0 if it did not: the
@@ -338,12 +348,7 @@ wait_slow(struct aiop__obj *obj, struct aiop__waitq *wq,
 	unsigned flags = 0;
 	int r;
 
-	/* the spin never outlasts the timeout */
-	r = spin(obj, wq, d, args,
-		 timeout_ns == AIOP_FOREVER ||
-				 (uint64_t)timeout_ns > SPIN_FIXED_MAX_NS
-			 ? SPIN_FIXED_MAX_NS
-			 : (uint64_t)timeout_ns,
+	r = spin(obj, wq, d, args, spin_cap(timeout_ns, SPIN_FIXED_MAX_NS),
 		 &start);
 	if (r != -EAGAIN)
 		return r;
@@ -903,10 +908,7 @@ aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
 		uint64_t t0;
 
 		res = spin(obj, op_wq(op), d, op->aiop_args,
-			   timeout_ns > 0 && timeout_ns < CORO_SPIN_MAX_NS
-				   ? (uint64_t)timeout_ns
-				   : CORO_SPIN_MAX_NS,
-			   &t0);
+			   spin_cap(timeout_ns, CORO_SPIN_MAX_NS), &t0);
 		if (res == -EAGAIN) {
 			op->aiop_state = OP_WAITING;
 			ev_init(&op->aiop_timer, op_timeout_cb);

@@ -40,8 +40,10 @@ static pthread_t consumer_th;
 static _Atomic bool consumer_joined;
 static _Atomic int hook_hits, release_result = 1;
 
-static int
-sem_wait_ms(sem_t *s, int ms)
+/* CLOCK_REALTIME ms from now: the clock sem_timedwait and
+ * pthread_timedjoin_np take */
+static struct timespec
+realtime_in(int ms)
 {
 	struct timespec ts;
 
@@ -49,18 +51,22 @@ sem_wait_ms(sem_t *s, int ms)
 	ts.tv_nsec += (long)ms * 1000000L;
 	ts.tv_sec += ts.tv_nsec / 1000000000L;
 	ts.tv_nsec %= 1000000000L;
+	return ts;
+}
+
+static int
+sem_wait_ms(sem_t *s, int ms)
+{
+	struct timespec ts = realtime_in(ms);
+
 	return sem_timedwait(s, &ts);
 }
 
 static bool
 join_ms(pthread_t th, int ms)
 {
-	struct timespec ts;
+	struct timespec ts = realtime_in(ms);
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += (long)ms * 1000000L;
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
 	return pthread_timedjoin_np(th, NULL, &ts) == 0;
 }
 
