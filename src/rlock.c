@@ -2,6 +2,10 @@
 /*
  * RLock: owner tid plus a recursion depth that only the owner writes.
  * Ownership is (process, thread) because a kernel tid names exactly that.
+ * The depth's top bit (NOTICE) says a previous owner died and the grant
+ * that told of it was cancelled while the thread held further levels:
+ * the last release then gives the lock back as abandoned, so the next
+ * acquirer is still told (-EOWNERDEAD).
  */
 #include "aiop/ev.h"
 #include "internal.h"
@@ -17,11 +21,20 @@ struct aiop_rlock {
 	struct aiop__obj o;
 };
 
+#define NOTICE 0x80000000u /* above AIOP_RLOCK_DEPTH_MAX */
+
 
 static inline struct rlock_shm *
 S(struct aiop__obj *o)
 {
 	return (struct rlock_shm *)o->shm;
+}
+
+/* Does the calling thread own it? (also the Condition's owned hook) */
+static bool
+owned(struct aiop__obj *o)
+{
+	return atomic_load(&S(o)->owner) == (uint32_t)aiop__tid();
 }
 
 static int
@@ -34,7 +47,7 @@ rlock_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	(void)args;
 	if (atomic_load_explicit(&s->owner, memory_order_relaxed) == me) {
 		d = atomic_load_explicit(&s->depth, memory_order_relaxed);
-		if (d >= AIOP_RLOCK_DEPTH_MAX)
+		if ((d & ~NOTICE) >= AIOP_RLOCK_DEPTH_MAX)
 			return -EOVERFLOW;
 		atomic_store_explicit(&s->depth, d + 1, memory_order_relaxed);
 		return 0;
@@ -51,18 +64,17 @@ rlock_release(struct aiop__obj *o)
 	struct rlock_shm *s = S(o);
 	uint32_t d;
 
-	if (atomic_load_explicit(&s->owner, memory_order_relaxed) !=
-	    (uint32_t)aiop__tid())
+	if (!owned(o))
 		return -EPERM;
 	d = atomic_load_explicit(&s->depth, memory_order_relaxed);
-	if (d > 1) {
+	if ((d & ~NOTICE) > 1) {
 		atomic_store_explicit(&s->depth, d - 1, memory_order_relaxed);
 		return 0;
 	}
-	/* d == 1, or a corrupt 0: release fully */
+	/* the last level, or a corrupt 0: release fully */
 	atomic_store_explicit(&s->depth, 0, memory_order_relaxed);
-	atomic_store(&s->owner, 0);
-	aiop__wake(&s->wq, 1);
+	aiop__owner_give_back(&s->owner, &s->wq,
+			      (d & NOTICE) ? -EOWNERDEAD : 0);
 	return 0;
 }
 
@@ -70,12 +82,14 @@ static void
 rlock_undo(struct aiop__obj *o, void *args, int result)
 {
 	(void)args;
-	if (result == 0) {
-		(void)rlock_release(o); /* one level (maybe a recursive one) */
-	} else if (result == -EOWNERDEAD) {
-		atomic_store_explicit(&S(o)->depth, 0, memory_order_relaxed);
-		aiop__owner_give_back(&S(o)->owner, &S(o)->wq, result);
-	}
+	/* one level (maybe a recursive one); a cancelled recovery keeps its
+	 * notice for whoever acquires after the last level (NOTICE). Only
+	 * the owner writes the depth: the grant made us the owner */
+	if (result == -EOWNERDEAD && owned(o))
+		atomic_fetch_or_explicit(&S(o)->depth, NOTICE,
+					 memory_order_relaxed);
+	if (result == 0 || result == -EOWNERDEAD)
+		(void)rlock_release(o);
 }
 
 static const struct aiop__waitdesc rlock_wait = {
@@ -159,14 +173,12 @@ AIOP_API int
 aiop_rlock_depth(struct aiop_rlock *rlock)
 {
 	int r = aiop__obj_check(rlock ? &rlock->o : NULL, AIOP__T_RLOCK);
-	struct rlock_shm *s;
 
 	if (r < 0)
 		return r;
-	s = S(&rlock->o);
-	if (atomic_load(&s->owner) != (uint32_t)aiop__tid())
+	if (!owned(&rlock->o))
 		return 0;
-	return (int)(atomic_load(&s->depth) & 0x7fffffff);
+	return (int)(atomic_load(&S(&rlock->o)->depth) & ~NOTICE);
 }
 
 /* ---- RLock as the lock of a Condition --------------------------------- */
@@ -177,23 +189,19 @@ ish_wq(struct aiop__obj *o)
 	return &S(o)->wq;
 }
 
-static bool
-ish_owned(struct aiop__obj *o)
-{
-	return atomic_load(&S(o)->owner) == (uint32_t)aiop__tid();
-}
-
 static int
 ish_release_all(struct aiop__obj *o, uint32_t *depth)
 {
 	struct rlock_shm *s = S(o);
 	uint32_t d;
 
-	if (!ish_owned(o))
+	if (!owned(o))
 		return -EPERM;
+	/* every level goes, the NOTICE with the last (rlock_release()) */
 	d = atomic_load_explicit(&s->depth, memory_order_relaxed);
-	*depth = d ? d : 1;
-	atomic_store_explicit(&s->depth, 1, memory_order_relaxed);
+	*depth = (d & ~NOTICE) ? d & ~NOTICE : 1;
+	atomic_store_explicit(&s->depth, 1 | (d & NOTICE),
+			      memory_order_relaxed);
 	return rlock_release(o);
 }
 
@@ -203,7 +211,7 @@ ish_restore(struct aiop__obj *o, uint32_t depth)
 	struct rlock_shm *s = S(o);
 	uint32_t d = atomic_load_explicit(&s->depth, memory_order_relaxed);
 
-	if (depth > 1 && d + (depth - 1) <= AIOP_RLOCK_DEPTH_MAX)
+	if (depth > 1 && (d & ~NOTICE) + (depth - 1) <= AIOP_RLOCK_DEPTH_MAX)
 		atomic_store_explicit(&s->depth, d + depth - 1,
 				      memory_order_relaxed);
 }
@@ -212,7 +220,7 @@ const struct aiop__lockish aiop__rlock_ish = {
 	.type = AIOP__T_RLOCK,
 	.wq = ish_wq,
 	.attempt = rlock_attempt,
-	.owned = ish_owned,
+	.owned = owned,
 	.release_all = ish_release_all,
 	.restore = ish_restore,
 };

@@ -269,3 +269,60 @@ Test(death, cancelled_recovery_keeps_the_notice)
 	cr_assert_eq(aiop_lock_free(L), 0);
 	ev_loop_destroy(loop);
 }
+
+static int
+rlock_busy(void *arg)
+{
+	(void)arg;
+	return aiop_rlock_try_acquire(R) == -EAGAIN ? 0 : 1;
+}
+
+static pid_t
+rholder_killed(void)
+{
+	int *flag = t_shared(64);
+	pid_t pid = t_fork(rhold_forever, flag);
+
+	cr_assert(t_wait_flag(flag, 5000));
+	t_unshared(flag, 64);
+	kill(pid, SIGKILL);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), -SIGKILL);
+	return pid;
+}
+
+/*
+ * RLock: a coro acquire granted with -EOWNERDEAD, then a second one of
+ * the same loop granted recursively on top of it, then the first is
+ * cancelled. The second still holds the lock: the cancel gives back one
+ * level, not the lock (it used to give the whole lock back as abandoned
+ * under the second holder's feet; the torture test saw another process
+ * take it in about one CI run in fifteen). The notice is kept for whoever
+ * acquires after the last level goes.
+ */
+Test(death, rlock_cancelled_recovery_under_a_recursive_grant)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 }, b = { 0 };
+
+	cr_assert_eq(aiop_rlock_new(&R), 0);
+	rholder_killed();
+	t_msleep(150); /* past the probe rate limit: the start probes */
+	cr_assert_eq(aiop_rlock_coro_acquire(loop, &a.op, R, 0, t_op_cb), 0);
+	cr_assert_eq(aiop_rlock_coro_acquire(loop, &b.op, R, 0, t_op_cb), 0);
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(b.result, 0, "granted on top of the recovery");
+	cr_assert_eq(aiop_rlock_depth(R), 1, "b still holds it");
+	cr_assert_eq(t_reap(t_fork(rlock_busy, NULL), T_REAP_MS), 0,
+		     "held: another process cannot take it");
+	cr_assert_eq(aiop_rlock_release(R), 0);
+	/* the last level went: the next acquirer is told of the death */
+	cr_assert_eq(aiop_rlock_acquire(R, 0), -EOWNERDEAD, "still told");
+	cr_assert_eq(aiop_rlock_depth(R), 1);
+	cr_assert_eq(aiop_rlock_release(R), 0);
+	cr_assert_eq(aiop_rlock_acquire(R, 0), 0, "told once");
+	cr_assert_eq(aiop_rlock_release(R), 0);
+	cr_assert_eq(aiop_rlock_free(R), 0);
+	ev_loop_destroy(loop);
+}
