@@ -553,8 +553,22 @@ rec_unclaim(struct aiop_queue *q, uint64_t pos, uint64_t from)
 }
 
 /*
- * n messages were committed: wake consumers, but only if none was waiting
- * to be claimed before them. If some were, a consumer was woken for those
+ * May a COMMIT record lie in front of pos? The hint says none lies in
+ * [release, head); a hint past pos reads as `release` (our own record was
+ * claimed already, or the hint is garbage). Read only to skip a wake: a
+ * wrong answer costs a wake-up or a recheck, never a message.
+ */
+static inline bool
+claimable_before(struct q_shm *s, uint64_t pos)
+{
+	uint64_t hv = atomic_load(&s->head);
+
+	return head_pos(hv, atomic_load(&s->release), pos) < pos;
+}
+
+/*
+ * n messages were committed from pos: wake consumers, but only if none was
+ * waiting to be claimed before them. If some were, a consumer was woken for those
  * (or all were awake) and has not claimed yet; waking another now mostly
  * hits one that is already awake, a futex wake for nothing. Instead the
  * consumer that claims passes the wake on while messages remain
@@ -562,9 +576,15 @@ rec_unclaim(struct aiop_queue *q, uint64_t pos, uint64_t from)
  * (seq_cst): either the producer sees no backlog, or the claimer sees our
  * message. Only read when someone sleeps, so the consumers' line is not
  * touched at saturation.
+ * The counts alone can lie: a consumer killed between its claim and
+ * counting it leaves a phantom in the backlog once its message is given
+ * back, and every later put into an empty queue would skip its wake
+ * (sleepers then got messages at their 100 ms recheck). So a skip also
+ * needs the hint to leave room for a message in front of ours; the hint
+ * is on the line that holds nclaimed, read here anyway.
  */
 static void
-published(struct aiop_queue *q, unsigned n)
+published(struct aiop_queue *q, uint64_t pos, unsigned n)
 {
 	struct q_shm *s = Q(q);
 	struct aiop__waitq *wq = &s->not_empty;
@@ -577,6 +597,7 @@ published(struct aiop_queue *q, unsigned n)
 	 * uncommitted record (maybe ours): the backlog behind it was not
 	 * claimable, so no claimer will pass a wake on */
 	if ((int64_t)(old - atomic_load(&s->nclaimed)) > 0 &&
+	    claimable_before(s, pos) &&
 	    !(atomic_load(&s->res_stop) && atomic_exchange(&s->res_stop, 0)))
 		return;
 	aiop__wake_slow(wq, ns, (int)n);
@@ -667,7 +688,13 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 			r = -EMSGSIZE;
 			goto out;
 		}
-		if (nres - nfin > q->maxsize - n) {
+		/* the counts say full: believe them unless the ring is
+		 * empty. A process killed between consuming a record and
+		 * counting it leaves nfin one short for good, and without
+		 * this a maxsize 1 queue would refuse every put after it
+		 * (tail is ours: release == tail means not even a RES) */
+		if (nres - nfin > q->maxsize - n &&
+		    atomic_load(&s->release) != tail) {
 			r = -EAGAIN;
 			goto out;
 		}
@@ -1164,7 +1191,7 @@ second_half(struct aiop_queue *q, struct qargs *a)
 	case QO_PUT:
 		r = commit_one(q, a->pos, me());
 		if (r == 0)
-			published(q, 1);
+			published(q, a->pos, 1);
 		return r < 0 ? r : 0;
 	case QO_PUTV:
 		p = a->pos;
@@ -1174,7 +1201,7 @@ second_half(struct aiop_queue *q, struct qargs *a)
 				r = -EPROTO;
 			p = nx;
 		}
-		published(q, a->n);
+		published(q, a->pos, a->n);
 		return r < 0 ? r : (int)a->n;
 	case QO_GET: {
 		size_t len = 0;
@@ -1610,7 +1637,7 @@ aiop_queue_commit(struct aiop_queue *q, struct aiop_msg *msg)
 			      memory_order_relaxed);
 	if ((r = commit_one(q, msg->aiop_pos, me())) < 0)
 		return r;
-	published(q, 1);
+	published(q, msg->aiop_pos, 1);
 	msg->aiop_tag = 0;
 	return 0;
 }

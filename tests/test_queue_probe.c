@@ -14,6 +14,10 @@
  * wrapper lets the consumer release and end its thread right when the
  * prober asks whether it lives (found by review; this is its reproducer,
  * made a test).
+ *
+ * The other tests here forge what a kill between a step and counting it
+ * leaves in the counts, and check that the queue neither wedges nor
+ * waits for its recheck because of it.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -113,6 +117,25 @@ shm_of(struct aiop_queue *qq)
 	return (struct q_shm *)((struct aiop__obj *)qq)->shm;
 }
 
+/* A 4 KiB queue (maxsize as given) that has passed one message through:
+ * the counts then have something for a forged kill to take from. */
+static struct aiop_queue *
+drained_queue(unsigned maxsize, struct q_shm **s)
+{
+	struct aiop_queue_attr a = { .capacity = 4096, .maxsize = maxsize };
+	struct aiop_queue *qq;
+	char buf[8];
+	size_t len;
+
+	cr_assert_eq(aiop_queue_new(&qq, &a), 0);
+	cr_assert_eq(aiop_queue_try_put(qq, "A", 1), 0);
+	if (maxsize == 1)
+		cr_assert_eq(aiop_queue_try_put(qq, "X", 1), -EAGAIN);
+	cr_assert_eq(aiop_queue_try_get(qq, buf, sizeof(buf), &len), 1);
+	*s = shm_of(qq);
+	return qq;
+}
+
 Test(queue_probe, a_consumed_message_is_not_given_back, .timeout = 30)
 {
 	struct aiop_queue_attr a = { .capacity = 4096 };
@@ -165,16 +188,11 @@ Test(queue_probe, a_consumed_message_is_not_given_back, .timeout = 30)
  */
 Test(queue_probe, an_empty_ring_reads_empty_whatever_the_counts)
 {
-	struct aiop_queue_attr a = { .capacity = 4096 };
-	struct aiop_queue *qq;
 	struct q_shm *s;
+	struct aiop_queue *qq = drained_queue(0, &s);
 	char buf[8];
 	size_t len;
 
-	cr_assert_eq(aiop_queue_new(&qq, &a), 0);
-	s = shm_of(qq);
-	cr_assert_eq(aiop_queue_try_put(qq, "A", 1), 0);
-	cr_assert_eq(aiop_queue_try_get(qq, buf, sizeof(buf), &len), 1);
 	/* what the killed consumer leaves behind: one count short */
 	atomic_fetch_sub(&s->nfin, 1);
 	cr_assert_eq(aiop_queue_qsize(qq), 0);
@@ -185,5 +203,67 @@ Test(queue_probe, an_empty_ring_reads_empty_whatever_the_counts)
 	cr_assert_eq(aiop_queue_empty(qq), 0);
 	cr_assert_eq(aiop_queue_try_get(qq, buf, sizeof(buf), &len), 1);
 	cr_assert_eq(aiop_queue_qsize(qq), 0);
+	cr_assert_eq(aiop_queue_free(qq), 0);
+}
+
+/*
+ * A consumer killed between its claim and counting it leaves a phantom in
+ * the backlog (ncommit - nclaimed) once its message is given back. A put
+ * into the empty queue used to believe the count and skip its wake: a
+ * sleeping consumer then got the message only at its 100 ms recheck, and
+ * so did every later one. The put must wake at once: the loop below never
+ * sleeps, so only the put's doorbell can complete the get.
+ */
+Test(queue_probe, a_phantom_backlog_does_not_delay_the_wake)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct t_op op = { 0 };
+	struct q_shm *s;
+	struct aiop_queue *qq = drained_queue(0, &s);
+	char got[8] = { 0 };
+	size_t len;
+	uint32_t ns;
+
+	cr_assert_not_null(loop);
+	cr_assert_eq(aiop_spin_set(AIOP_SPIN_OFF, 0), 0);
+	/* what the killed claimer leaves behind: one claim never counted */
+	atomic_fetch_add(&s->ncommit, 1);
+	cr_assert_eq(aiop_queue_coro_get(loop, &op.op, qq, got, sizeof(got),
+					 &len, 5 * T_SEC, t_op_cb), 0);
+	ev_run(loop, EVRUN_NOWAIT);
+	cr_assert(aiop__has_waiters(&s->not_empty, &ns), "the get waits");
+	cr_assert_eq(aiop_queue_try_put(qq, "B", 1), 0);
+	for (int i = 0; i < 50 && op.calls == 0; i++)
+		ev_run(loop, EVRUN_NOWAIT);
+	cr_assert_eq(op.calls, 1, "the put did not wake the sleeping get");
+	cr_assert_eq(op.result, 1);
+	cr_assert_eq(got[0], 'B');
+	cr_assert_eq(aiop_queue_free(qq), 0);
+	ev_loop_destroy(loop);
+	cr_assert_eq(aiop_spin_set(AIOP_SPIN_AUTO, 0), 0);
+}
+
+/*
+ * The same kill after consuming, before counting it, leaves nfin one short:
+ * the counts then say one message more than the ring holds. A maxsize 1
+ * queue used to refuse every put from then on. An empty ring takes a put;
+ * with a message in it the bound holds as before.
+ */
+Test(queue_probe, a_lost_count_does_not_wedge_a_maxsize_queue)
+{
+	struct q_shm *s;
+	struct aiop_queue *qq = drained_queue(1, &s);
+	char buf[8];
+	size_t len;
+
+	atomic_fetch_sub(&s->nfin, 1);
+	cr_assert_eq(aiop_queue_full(qq), 0);
+	cr_assert_eq(aiop_queue_put(qq, "B", 1, 2 * T_SEC), 0,
+		     "an empty maxsize 1 queue refused a put");
+	cr_assert_eq(aiop_queue_try_put(qq, "C", 1), -EAGAIN, "maxsize holds");
+	cr_assert_eq(aiop_queue_full(qq), 1);
+	cr_assert_eq(aiop_queue_try_get(qq, buf, sizeof(buf), &len), 1);
+	cr_assert_eq(buf[0], 'B');
+	cr_assert_eq(aiop_queue_try_put(qq, "D", 1), 0);
 	cr_assert_eq(aiop_queue_free(qq), 0);
 }
