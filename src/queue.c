@@ -555,15 +555,27 @@ rec_unclaim(struct aiop_queue *q, uint64_t pos, uint64_t from)
 /*
  * May a COMMIT record lie in front of pos? The hint says none lies in
  * [release, head); a hint past pos reads as `release` (our own record was
- * claimed already, or the hint is garbage). Read only to skip a wake: a
- * wrong answer costs a wake-up or a recheck, never a message.
+ * claimed already, or the hint is garbage). A hint at the PAD that fills
+ * the end of the ring up to our record (once a lap: the tail stood there
+ * when we reserved) is no message either (found by review). Read only to
+ * skip a wake: a wrong answer costs a wake-up or a recheck, never a
+ * message.
  */
-static inline bool
-claimable_before(struct q_shm *s, uint64_t pos)
+static bool
+claimable_before(struct aiop_queue *q, uint64_t pos)
 {
-	uint64_t hv = atomic_load(&s->head);
+	struct q_shm *s = Q(q);
+	uint64_t h = head_pos(atomic_load(&s->head), atomic_load(&s->release),
+			      pos);
+	uint64_t st;
 
-	return head_pos(hv, atomic_load(&s->release), pos) < pos;
+	if (h >= pos)
+		return false;
+	if ((pos & q->mask) != 0 || pos - h >= q->cap)
+		return true;
+	st = atomic_load_explicit(&REC(q, h)->st, memory_order_acquire);
+	return !(kind_of(st) == K_PAD && lap_ok(q, st, h) &&
+		 rsize_safe(q, h) == pos - h);
 }
 
 /*
@@ -597,7 +609,7 @@ published(struct aiop_queue *q, uint64_t pos, unsigned n)
 	 * uncommitted record (maybe ours): the backlog behind it was not
 	 * claimable, so no claimer will pass a wake on */
 	if ((int64_t)(old - atomic_load(&s->nclaimed)) > 0 &&
-	    claimable_before(s, pos) &&
+	    claimable_before(q, pos) &&
 	    !(atomic_load(&s->res_stop) && atomic_exchange(&s->res_stop, 0)))
 		return;
 	aiop__wake_slow(wq, ns, (int)n);
@@ -1810,7 +1822,11 @@ qsize(struct aiop_queue *q)
 	 * qsize 1 after its final drain in about one run in ten */
 	if (ends(q, &rel, &tail) == 0 && rel == tail)
 		return 0;
-	return d > INT32_MAX ? 0 : (int)d; /* nfin read late: can pass */
+	if (d > INT32_MAX)
+		return 0; /* nfin read late: can pass */
+	/* a put may take an empty ring while a consumer has not yet counted
+	 * the message it took (reserve()): maxsize + 1 for a moment */
+	return q->maxsize && d > q->maxsize ? (int)q->maxsize : (int)d;
 }
 
 AIOP_API int

@@ -214,17 +214,17 @@ Test(queue_probe, an_empty_ring_reads_empty_whatever_the_counts)
  * so did every later one. The put must wake at once: the loop below never
  * sleeps, so only the put's doorbell can complete the get.
  */
-Test(queue_probe, a_phantom_backlog_does_not_delay_the_wake)
+static void
+phantom_backlog_wake(struct aiop_queue *qq, struct q_shm *s, size_t put_len)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	struct t_op op = { 0 };
-	struct q_shm *s;
-	struct aiop_queue *qq = drained_queue(0, &s);
-	char got[8] = { 0 };
+	char got[128] = { 0 }, msg[128];
 	size_t len;
 	uint32_t ns;
 
 	cr_assert_not_null(loop);
+	memset(msg, 'B', sizeof(msg));
 	cr_assert_eq(aiop_spin_set(AIOP_SPIN_OFF, 0), 0);
 	/* what the killed claimer leaves behind: one claim never counted */
 	atomic_fetch_add(&s->ncommit, 1);
@@ -232,15 +232,42 @@ Test(queue_probe, a_phantom_backlog_does_not_delay_the_wake)
 					 &len, 5 * T_SEC, t_op_cb), 0);
 	ev_run(loop, EVRUN_NOWAIT);
 	cr_assert(aiop__has_waiters(&s->not_empty, &ns), "the get waits");
-	cr_assert_eq(aiop_queue_try_put(qq, "B", 1), 0);
+	cr_assert_eq(aiop_queue_try_put(qq, msg, put_len), 0);
 	for (int i = 0; i < 50 && op.calls == 0; i++)
 		ev_run(loop, EVRUN_NOWAIT);
 	cr_assert_eq(op.calls, 1, "the put did not wake the sleeping get");
-	cr_assert_eq(op.result, 1);
+	cr_assert_eq(op.result, (int)put_len);
 	cr_assert_eq(got[0], 'B');
 	cr_assert_eq(aiop_queue_free(qq), 0);
 	ev_loop_destroy(loop);
 	cr_assert_eq(aiop_spin_set(AIOP_SPIN_AUTO, 0), 0);
+}
+
+Test(queue_probe, a_phantom_backlog_does_not_delay_the_wake)
+{
+	struct q_shm *s;
+	struct aiop_queue *qq = drained_queue(0, &s);
+
+	phantom_backlog_wake(qq, s, 1);
+}
+
+/* The same when the put wraps: its reservation starts with a PAD to the
+ * end of the ring, where the hint stands (found by review). */
+Test(queue_probe, a_phantom_backlog_does_not_delay_the_wake_at_the_wrap)
+{
+	struct q_shm *s;
+	struct aiop_queue *qq = drained_queue(0, &s);
+	char buf[8];
+	size_t len;
+
+	/* 32-byte records up to 32 bytes before the end of the 4 KiB ring */
+	while (atomic_load(&s->tail) < 4096 - 32) {
+		cr_assert_eq(aiop_queue_try_put(qq, "A", 1), 0);
+		cr_assert_eq(aiop_queue_try_get(qq, buf, sizeof(buf), &len),
+			     1);
+	}
+	cr_assert_eq(atomic_load(&s->tail), 4096 - 32);
+	phantom_backlog_wake(qq, s, 100); /* 128-byte record: wraps */
 }
 
 /*
@@ -261,6 +288,7 @@ Test(queue_probe, a_lost_count_does_not_wedge_a_maxsize_queue)
 	cr_assert_eq(aiop_queue_put(qq, "B", 1, 2 * T_SEC), 0,
 		     "an empty maxsize 1 queue refused a put");
 	cr_assert_eq(aiop_queue_try_put(qq, "C", 1), -EAGAIN, "maxsize holds");
+	cr_assert_eq(aiop_queue_qsize(qq), 1, "qsize is at most maxsize");
 	cr_assert_eq(aiop_queue_full(qq), 1);
 	cr_assert_eq(aiop_queue_try_get(qq, buf, sizeof(buf), &len), 1);
 	cr_assert_eq(buf[0], 'B');
