@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -66,6 +67,22 @@ bench_cpus_init(struct bench_cpus *c)
 			c->b = i;
 	}
 	return c->a < 0 ? -ENODEV : 0;
+}
+
+const char *const bench_pl_names[PL_N] = {
+	[PL_UNPINNED] = "unpinned",
+	[PL_SPLIT] = "split",
+	[PL_PINNED] = "pinned",
+};
+
+int
+bench_place(const struct bench_cpus *c, enum placement pl, int k)
+{
+	if (pl == PL_UNPINNED)
+		return bench_unpin(c);
+	if (pl == PL_SPLIT && k % 2)
+		return bench_pin(c->b);
+	return bench_pin(c->a);
 }
 
 int
@@ -140,6 +157,25 @@ bench_reap(pid_t pid, int timeout_ms)
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	return -ETIMEDOUT;
+}
+
+int
+bench_wait_ready(_Atomic uint32_t *ready, uint32_t want, uint64_t timeout_ns)
+{
+	uint64_t dl = bench_now() + timeout_ns;
+
+	while (atomic_load(ready) < want) {
+		if (bench_now() > dl)
+			return -ETIMEDOUT;
+		bench_sleep_ns(20000);
+	}
+	return 0;
+}
+
+unsigned
+bench_alarm_secs(uint64_t deadline)
+{
+	return (unsigned)((deadline - bench_now()) / BENCH_NS_PER_S) + 2;
 }
 
 int
@@ -255,6 +291,102 @@ bench_minmax(const double *v, int n, double *lo, double *hi)
 		if (v[i] > *hi)
 			*hi = v[i];
 	}
+}
+
+double
+bench_median_of(const double *src, int n)
+{
+	double v[BENCH_MAX_ROUNDS];
+	int m = 0;
+
+	for (int k = 0; k < n && m < BENCH_MAX_ROUNDS; k++)
+		if (!isnan(src[k]))
+			v[m++] = src[k];
+	return m ? bench_median(v, m) : NAN;
+}
+
+double
+bench_cell_median(const double *v, int n, double lo_hi[2])
+{
+	if (n == 0)
+		return NAN;
+	if (lo_hi)
+		bench_minmax(v, n, &lo_hi[0], &lo_hi[1]);
+	return bench_median_of(v, n);
+}
+
+void
+bench_fmt_time(char *buf, size_t len, double ns)
+{
+	if (isnan(ns))
+		snprintf(buf, len, "ERR");
+	else if (ns < 1e3)
+		snprintf(buf, len, "%.0f ns", ns);
+	else if (ns < 1e4)
+		snprintf(buf, len, "%.2f us", ns / 1e3);
+	else if (ns < 1e6)
+		snprintf(buf, len, "%.1f us", ns / 1e3);
+	else
+		snprintf(buf, len, "%.2f ms", ns / 1e6);
+}
+
+void
+bench_fmt_bare(char *buf, size_t len, double ns)
+{
+	/* the unit of the median already says it; keep ranges short */
+	if (isnan(ns))
+		snprintf(buf, len, "?");
+	else if (ns < 1e3)
+		snprintf(buf, len, "%.0fn", ns);
+	else if (ns < 1e6)
+		snprintf(buf, len, "%.3gu", ns / 1e3);
+	else
+		snprintf(buf, len, "%.3gm", ns / 1e6);
+}
+
+bool
+bench_selected(const char *only, const char *text)
+{
+	const char *w = only;
+
+	if (!w)
+		return true;
+	while (*w) {
+		size_t n = strcspn(w, ",");
+		char word[64];
+
+		if (n > 0 && n < sizeof(word)) {
+			memcpy(word, w, n);
+			word[n] = '\0';
+			if (strstr(text, word))
+				return true;
+		}
+		w += n + (w[n] == ',');
+	}
+	return false;
+}
+
+void
+bench_print_load(const char *when)
+{
+	char buf[128] = "?";
+	FILE *f = fopen("/proc/loadavg", "re");
+
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			snprintf(buf, sizeof(buf), "?");
+		fclose(f);
+	}
+	buf[strcspn(buf, "\n")] = '\0';
+	printf("- load average %s: %s\n", when, buf);
+}
+
+int
+bench_efd_pair(int fd[2], bool nonblock_first)
+{
+	fd[0] = eventfd(0, EFD_CLOEXEC | (nonblock_first ? EFD_NONBLOCK : 0));
+	fd[1] = eventfd(0, EFD_CLOEXEC);
+	return fd[0] < 0 || fd[1] < 0 ? -errno : 0;
 }
 
 static void

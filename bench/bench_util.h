@@ -7,15 +7,20 @@
 #ifndef AIOP_BENCH_UTIL_H
 #define AIOP_BENCH_UTIL_H
 
+#include <errno.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BENCH_NS_PER_S 1000000000ull
 #define BENCH_NS_PER_MS 1000000ull
+/* Rounds a benchmark may run: sizes the per-round arrays of its cells. */
+#define BENCH_MAX_ROUNDS 15
 
 static inline uint64_t
 bench_now(void)
@@ -58,6 +63,17 @@ struct bench_cpus {
 };
 
 int bench_cpus_init(struct bench_cpus *c);
+
+/* Where the processes of a measurement run: where the scheduler puts
+ * them, split over two CPUs, or all on one CPU. */
+enum placement { PL_UNPINNED, PL_SPLIT, PL_PINNED, PL_N };
+
+extern const char *const bench_pl_names[PL_N];
+
+/* Place process k of a measurement: unpinned, or on CPU a (every process
+ * if pinned, the even ones if split) or b (the odd ones if split); 0 or
+ * -errno. */
+int bench_place(const struct bench_cpus *c, enum placement pl, int k);
 /* Pin the calling process to one CPU; 0 or -errno. */
 int bench_pin(int cpu);
 /* Give the calling process back its original CPUs; 0 or -errno. */
@@ -74,6 +90,15 @@ pid_t bench_fork(void);
  * error, or a positive value (its exit code, or 128 + signal) otherwise.
  */
 int bench_reap(pid_t pid, int timeout_ms);
+
+/* Wait at most timeout_ns until *ready (bumped by children that are set
+ * up) reaches want; 0 or -ETIMEDOUT. */
+int bench_wait_ready(_Atomic uint32_t *ready, uint32_t want,
+		     uint64_t timeout_ns);
+
+/* Seconds for alarm() so that it fires only after the measurement's
+ * deadline (absolute CLOCK_MONOTONIC ns): a stuck read() then ends. */
+unsigned bench_alarm_secs(uint64_t deadline);
 
 /* CPU time (user + system) consumed so far by another process; 0 or -errno */
 int bench_cpu_ns(pid_t pid, uint64_t *out);
@@ -104,6 +129,49 @@ double bench_median(double *v, int n);
 
 /* Smallest and largest of n values. */
 void bench_minmax(const double *v, int n, double *lo, double *hi);
+
+/* Median of the values of src[0..n) that are not NAN (n <=
+ * BENCH_MAX_ROUNDS); NAN if there are none. src is left as it is. */
+double bench_median_of(const double *src, int n);
+
+/* The median of a cell's n rounds (NAN if n is 0) and, if lo_hi is not
+ * NULL, their smallest and largest value. */
+double bench_cell_median(const double *v, int n, double lo_hi[2]);
+
+/* A latency in the unit that keeps three significant digits ("ERR" for
+ * NAN), and the same without the space for the [min - max] ranges. */
+void bench_fmt_time(char *buf, size_t len, double ns);
+void bench_fmt_bare(char *buf, size_t len, double ns);
+
+/* --only A,B: true if text contains any of the comma-separated words of
+ * only, or if only is NULL. */
+bool bench_selected(const char *only, const char *text);
+
+/* "- load average <when>: ...": how busy the shared machine was. */
+void bench_print_load(const char *when);
+
+/* One eventfd ping: 0 or -errno. */
+static inline int
+bench_efd_put(int fd)
+{
+	uint64_t one = 1;
+
+	return write(fd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
+}
+
+/* One eventfd pong: 0 or -errno. A stuck blocking read ends with EINTR
+ * from the alarm (bench_alarm_init). */
+static inline int
+bench_efd_get(int fd)
+{
+	uint64_t v;
+
+	return read(fd, &v, sizeof(v)) == sizeof(v) ? 0 : -errno;
+}
+
+/* Two eventfds for a ping-pong: fd[0] one way (non-blocking if asked,
+ * for a reader in a libev loop), fd[1] the other way; 0 or -errno. */
+int bench_efd_pair(int fd[2], bool nonblock_first);
 
 /* First "model name" of /proc/cpuinfo, whether the CPU flags say
  * "hypervisor", and the cpuidle driver ("?" if unknown). */

@@ -21,19 +21,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/sysinfo.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <aiop.h>
 #include <aiop/ev.h>
 
-#include "bench_util.h"
+#include "bench_harness.h"
 
 #define OP_TIMEOUT_NS ((int64_t)(10 * BENCH_NS_PER_S))
 #define GRACE_NS (10 * BENCH_NS_PER_S)
-#define MAX_ROUNDS 15
 #define MAX_PARTIES 8
 #define FIX_SPIN_NS 20000
 
@@ -143,14 +139,6 @@ make_scens(void)
 		 AIOP_SPIN_AUTO, 0, pc, -1);
 }
 
-enum placement { PL_UNPINNED, PL_SPLIT, PL_PINNED, PL_N };
-
-static const char *const pl_names[PL_N] = {
-	[PL_UNPINNED] = "unpinned",
-	[PL_SPLIT] = "split",
-	[PL_PINNED] = "pinned",
-};
-
 /* ---- state shared by the processes of a measurement --------------------- */
 
 struct shared {
@@ -185,14 +173,8 @@ struct run {
 	int party;             /* barrier: 0 is the timing party */
 	uint64_t deadline;     /* absolute bound of the measurement */
 	struct timespec dl_ts; /* the same, for the pthread timed waits */
-	/* loop side */
-	struct ev_loop *loop;
-	struct aiop_op op;
-	ev_io io;
-	ev_timer watchdog;
+	struct bench_loop lp;  /* loop side */
 	uint64_t n;            /* cycles completed */
-	int err;
-	bool done;
 };
 
 static bool
@@ -203,13 +185,6 @@ stop_now(struct run *r, uint64_t n)
 	return s != 0 && n >= s;
 }
 
-static uint64_t
-stats_syscalls(const struct aiop_stats *s)
-{
-	return s->futex_waits + s->futex_wakes + s->doorbell_rings +
-	       s->doorbell_reads + s->owner_probes;
-}
-
 /* Add this process's aiop counters to the shared sums. */
 static void
 stats_publish(struct shared *sh)
@@ -218,22 +193,9 @@ stats_publish(struct shared *sh)
 
 	if (aiop_stats_get(&st) < 0)
 		return;
-	atomic_fetch_add(&sh->sc_sum, stats_syscalls(&st));
+	atomic_fetch_add(&sh->sc_sum, bench_stats_syscalls(&st));
 	atomic_fetch_add(&sh->sp_sum, st.spins_ok);
 	atomic_fetch_add(&sh->sf_sum, st.spins_failed);
-}
-
-static int
-wait_ready(struct shared *sh, uint32_t want, uint64_t timeout_ns)
-{
-	uint64_t dl = bench_now() + timeout_ns;
-
-	while (atomic_load(&sh->ready) < want) {
-		if (bench_now() > dl)
-			return -ETIMEDOUT;
-		bench_sleep_ns(20000);
-	}
-	return 0;
 }
 
 /*
@@ -284,61 +246,6 @@ drive(struct run *r, int (*step)(struct run *r), double *ns_per,
 	return 0;
 }
 
-/* ---- libev side --------------------------------------------------------- */
-
-static void
-loop_fail(struct run *r, int err)
-{
-	if (!r->err)
-		r->err = err < 0 ? err : -EPROTO;
-	ev_break(r->loop, EVBREAK_ALL);
-}
-
-static void
-on_watchdog(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	loop_fail(w->data, -ETIMEDOUT);
-}
-
-static int
-loop_open(struct run *r)
-{
-	r->loop = ev_loop_new(EVFLAG_AUTO);
-	if (!r->loop)
-		return -ENOMEM;
-	ev_timer_init(&r->watchdog, on_watchdog,
-		      (double)(r->deadline - bench_now()) / 1e9, 0.);
-	r->watchdog.data = r;
-	ev_timer_start(r->loop, &r->watchdog);
-	r->op.data = r;
-	r->n = 0;
-	return 0;
-}
-
-static int
-loop_run_close(struct run *r)
-{
-	ev_run(r->loop, 0);
-	/* a pending op after a failure: cancel it and let it complete, or
-	 * its handle could not be freed */
-	if (aiop_op_pending(&r->op)) {
-		(void)aiop_op_cancel(&r->op);
-		for (int k = 0; k < 100 && aiop_op_pending(&r->op); k++)
-			ev_run(r->loop, EVRUN_NOWAIT);
-	}
-	ev_timer_stop(r->loop, &r->watchdog);
-	if (ev_is_active(&r->io))
-		ev_io_stop(r->loop, &r->io);
-	(void)aiop_loop_detach(r->loop);
-	ev_loop_destroy(r->loop);
-	r->loop = NULL;
-	if (r->err)
-		return r->err;
-	return r->done ? 0 : -EPROTO;
-}
-
 /* ---- Barrier ------------------------------------------------------------ */
 
 /* In the half-coro scenario parties 1, 2, 5, 6 run a libev loop: half of
@@ -373,17 +280,16 @@ on_bar(struct ev_loop *loop, struct aiop_op *op, int res)
 	int rc;
 
 	if (res < 0) {
-		loop_fail(r, res);
+		bench_loop_fail(&r->lp, res);
 		return;
 	}
 	if (stop_now(r, ++r->n)) {
-		r->done = true;
-		ev_break(loop, EVBREAK_ALL);
+		bench_loop_done(&r->lp);
 		return;
 	}
 	rc = aiop_barrier_coro_wait(loop, op, r->bar, OP_TIMEOUT_NS, on_bar);
 	if (rc < 0)
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 }
 
 static int
@@ -395,8 +301,9 @@ party_main(struct run *r)
 		double ns;
 		uint64_t n;
 
-		rc = wait_ready(r->sh, (uint32_t)r->s->parties - 1,
-				5 * BENCH_NS_PER_S);
+		rc = bench_wait_ready(&r->sh->ready,
+				      (uint32_t)r->s->parties - 1,
+				      5 * BENCH_NS_PER_S);
 		if (rc < 0)
 			return rc;
 		rc = drive(r, bar_step, &ns, &n);
@@ -407,14 +314,14 @@ party_main(struct run *r)
 		return rc;
 	}
 	if (party_is_coro(r->s, r->party)) {
-		if ((rc = loop_open(r)) < 0)
+		if ((rc = bench_loop_open(&r->lp, r->deadline, r)) < 0)
 			return rc;
-		rc = aiop_barrier_coro_wait(r->loop, &r->op, r->bar,
+		rc = aiop_barrier_coro_wait(r->lp.loop, &r->lp.op, r->bar,
 					    OP_TIMEOUT_NS, on_bar);
 		if (rc < 0)
-			loop_fail(r, rc);
+			bench_loop_fail(&r->lp, rc);
 		atomic_fetch_add(&r->sh->ready, 1);
-		return loop_run_close(r);
+		return bench_loop_run_close(&r->lp);
 	}
 	atomic_fetch_add(&r->sh->ready, 1);
 	for (uint64_t n = 1;; n++) {
@@ -495,19 +402,11 @@ c_pass(struct run *r, uint32_t me)
 }
 
 static int
-efd_put(int fd)
-{
-	uint64_t one = 1;
-
-	return write(fd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
-}
-
-static int
 rt_cond(struct run *r)
 {
 	if (r->s->impl == I_EFD_EV) {
 		uint64_t v;
-		int rc = efd_put(r->efd[0]);
+		int rc = bench_efd_put(r->efd[0]);
 
 		if (rc < 0)
 			return rc;
@@ -560,23 +459,22 @@ cond_coro_step(struct run *r)
 		atomic_store_explicit(&r->sh->turn, T_PARENT,
 				      memory_order_relaxed);
 		if ((rc = c_notify(r, T_PARENT)) < 0) {
-			loop_fail(r, rc);
+			bench_loop_fail(&r->lp, rc);
 			return;
 		}
 		if (stop) {
 			if ((rc = aiop_cond_release(r->cond[0])) < 0) {
-				loop_fail(r, rc);
+				bench_loop_fail(&r->lp, rc);
 				return;
 			}
-			r->done = true;
-			ev_break(r->loop, EVBREAK_ALL);
+			bench_loop_done(&r->lp);
 			return;
 		}
 	}
-	rc = aiop_cond_coro_wait(r->loop, &r->op, r->cond[T_CHILD],
+	rc = aiop_cond_coro_wait(r->lp.loop, &r->lp.op, r->cond[T_CHILD],
 				 OP_TIMEOUT_NS, on_cwait);
 	if (rc < 0)
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 }
 
 static void
@@ -586,7 +484,7 @@ on_cwait(struct ev_loop *loop, struct aiop_op *op, int res)
 
 	(void)loop;
 	if (res < 0)
-		loop_fail(r, res);
+		bench_loop_fail(&r->lp, res);
 	else
 		cond_coro_step(r);
 }
@@ -594,17 +492,17 @@ on_cwait(struct ev_loop *loop, struct aiop_op *op, int res)
 static int
 child_cond_coro(struct run *r)
 {
-	int rc = loop_open(r);
+	int rc = bench_loop_open(&r->lp, r->deadline, r);
 
 	if (rc < 0)
 		return rc;
 	/* the coro acquire completes with the lock held: reuse on_cwait */
-	rc = aiop_cond_coro_acquire(r->loop, &r->op, r->cond[T_CHILD],
+	rc = aiop_cond_coro_acquire(r->lp.loop, &r->lp.op, r->cond[T_CHILD],
 				    OP_TIMEOUT_NS, on_cwait);
 	if (rc < 0)
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 	atomic_fetch_add(&r->sh->ready, 1);
-	return loop_run_close(r);
+	return bench_loop_run_close(&r->lp);
 }
 
 static void
@@ -618,29 +516,26 @@ on_efd(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	if (read(r->efd[0], &v, sizeof(v)) != sizeof(v)) {
 		if (errno != EAGAIN)
-			loop_fail(r, -errno);
+			bench_loop_fail(&r->lp, -errno);
 		return;
 	}
-	if ((rc = efd_put(r->efd[1])) < 0) {
-		loop_fail(r, rc);
+	if ((rc = bench_efd_put(r->efd[1])) < 0) {
+		bench_loop_fail(&r->lp, rc);
 	} else if (stop_now(r, ++r->n)) {
-		r->done = true;
-		ev_break(r->loop, EVBREAK_ALL);
+		bench_loop_done(&r->lp);
 	}
 }
 
 static int
 child_efd_ev(struct run *r)
 {
-	int rc = loop_open(r);
+	int rc = bench_loop_open(&r->lp, r->deadline, r);
 
 	if (rc < 0)
 		return rc;
-	ev_io_init(&r->io, on_efd, r->efd[0], EV_READ);
-	r->io.data = r;
-	ev_io_start(r->loop, &r->io);
+	bench_loop_watch(&r->lp, on_efd, r->efd[0], r);
 	atomic_fetch_add(&r->sh->ready, 1);
-	return loop_run_close(r);
+	return bench_loop_run_close(&r->lp);
 }
 
 /* ---- set-up and teardown ------------------------------------------------ */
@@ -690,9 +585,7 @@ run_setup(struct run *r)
 		return rc;
 	}
 	case I_EFD_EV:
-		r->efd[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		r->efd[1] = eventfd(0, EFD_CLOEXEC);
-		return r->efd[0] < 0 || r->efd[1] < 0 ? -errno : 0;
+		return bench_efd_pair(r->efd, true);
 	case I_COND:
 	case I_COND_CORO:
 		if ((rc = aiop_lock_new(&r->lk)) < 0)
@@ -761,29 +654,13 @@ struct result {
 	int err;
 };
 
-static unsigned
-alarm_secs(const struct run *r)
-{
-	return (unsigned)((r->deadline - bench_now()) / BENCH_NS_PER_S) + 2;
-}
-
-static int
-place(const struct bench_cpus *cpus, enum placement pl, int k)
-{
-	if (pl == PL_UNPINNED)
-		return bench_unpin(cpus);
-	if (pl == PL_SPLIT && k % 2)
-		return bench_pin(cpus->b);
-	return bench_pin(cpus->a);
-}
-
 static _Noreturn void
 child_main(struct run *r, enum placement pl, const struct bench_cpus *cpus)
 {
 	int rc;
 
-	rc = place(cpus, pl, r->party);
-	alarm(alarm_secs(r));
+	rc = bench_place(cpus, pl, r->party);
+	alarm(bench_alarm_secs(r->deadline));
 	aiop_stats_reset();
 	if (rc == 0) {
 		if (is_barrier(r->s))
@@ -825,8 +702,8 @@ measure_pp(struct run *r, pid_t pid, struct result *out)
 	bool locked = false;
 	int rc;
 
-	alarm(alarm_secs(r));
-	rc = wait_ready(r->sh, 1, 5 * BENCH_NS_PER_S);
+	alarm(bench_alarm_secs(r->deadline));
+	rc = bench_wait_ready(&r->sh->ready, 1, 5 * BENCH_NS_PER_S);
 	if (rc == 0 && r->s->impl != I_EFD_EV) {
 		rc = c_lock(r);
 		locked = rc == 0;
@@ -876,11 +753,10 @@ measure(const struct cfg *cfg, struct shared *sh,
 	rc = run_setup(&r);
 	if (rc < 0)
 		goto out;
-	aiop_spin_set(s->spin >= 0 ? (enum aiop_spin_mode)s->spin
-				   : AIOP_SPIN_AUTO, s->spin_ns);
+	bench_spin_set(s->spin, s->spin_ns);
 	/* Barrier: the parent only supervises; every party is a child
 	 * (party 0 times). Condition: the parent is one side and times. */
-	rc = pp ? place(cpus, pl, 0) : bench_unpin(cpus);
+	rc = pp ? bench_place(cpus, pl, 0) : bench_unpin(cpus);
 	if (rc < 0)
 		goto out;
 	for (int k = pp ? 1 : 0; k < s->parties; k++) {
@@ -935,52 +811,13 @@ out:
 /* ---- report ------------------------------------------------------------- */
 
 struct cell {
-	double v[MAX_ROUNDS], sc[MAX_ROUNDS], sp[MAX_ROUNDS], sf[MAX_ROUNDS];
+	double v[BENCH_MAX_ROUNDS], sc[BENCH_MAX_ROUNDS];
+	double sp[BENCH_MAX_ROUNDS], sf[BENCH_MAX_ROUNDS];
 	int n, nerr, err;
 };
 
 static struct cell cells[MAX_SCEN][PL_N];
 static bool have_split;
-
-static double
-median_of(const double *src, int n)
-{
-	double v[MAX_ROUNDS];
-	int m = 0;
-
-	for (int k = 0; k < n; k++)
-		if (!isnan(src[k]))
-			v[m++] = src[k];
-	return m ? bench_median(v, m) : NAN;
-}
-
-static void
-fmt_time(char *buf, size_t len, double ns)
-{
-	if (isnan(ns))
-		snprintf(buf, len, "ERR");
-	else if (ns < 1e3)
-		snprintf(buf, len, "%.0f ns", ns);
-	else if (ns < 1e4)
-		snprintf(buf, len, "%.2f us", ns / 1e3);
-	else if (ns < 1e6)
-		snprintf(buf, len, "%.1f us", ns / 1e3);
-	else
-		snprintf(buf, len, "%.2f ms", ns / 1e6);
-}
-
-static void
-fmt_bare(char *buf, size_t len, double ns)
-{
-	if (isnan(ns))
-		snprintf(buf, len, "?");
-	else if (ns < 1e3)
-		snprintf(buf, len, "%.0fn", ns);
-	else if (ns < 1e6)
-		snprintf(buf, len, "%.3gu", ns / 1e3);
-	else
-		snprintf(buf, len, "%.3gm", ns / 1e6);
-}
 
 static bool
 ran(int s)
@@ -1010,25 +847,12 @@ print_figures(bool barrier)
 		printf("| %s |", scens[s].name);
 		for (int p = 0; p < PL_N; p++) {
 			const struct cell *c = &cells[s][p];
-			char m[32], lo[16], hi[16];
-			double v[MAX_ROUNDS], l = NAN, h = NAN, med = NAN;
 
 			if (p == PL_SPLIT && !have_split) {
 				printf(" n/a |");
 				continue;
 			}
-			if (c->n) {
-				memcpy(v, c->v, sizeof(v));
-				bench_minmax(v, c->n, &l, &h);
-				med = bench_median(v, c->n);
-			}
-			fmt_time(m, sizeof(m), med);
-			fmt_bare(lo, sizeof(lo), l);
-			fmt_bare(hi, sizeof(hi), h);
-			printf(" %s [%s - %s]", m, lo, hi);
-			if (c->nerr)
-				printf(" (%d err: %s)", c->nerr,
-				       aiop_strerror(c->err));
+			bench_print_latency(c->v, c->n, c->nerr, c->err);
 			printf(" |");
 		}
 		printf("\n");
@@ -1051,8 +875,9 @@ print_figures(bool barrier)
 				continue;
 			}
 			printf(" %.2f [%.2f / %.2f] |",
-			       median_of(c->sc, c->n), median_of(c->sp, c->n),
-			       median_of(c->sf, c->n));
+			       bench_median_of(c->sc, c->n),
+			       bench_median_of(c->sp, c->n),
+			       bench_median_of(c->sf, c->n));
 		}
 		printf("\n");
 	}
@@ -1061,7 +886,7 @@ print_figures(bool barrier)
 static double
 cell_med(int s, int p)
 {
-	return median_of(cells[s][p].v, cells[s][p].n);
+	return bench_median_of(cells[s][p].v, cells[s][p].n);
 }
 
 static void
@@ -1070,10 +895,10 @@ print_ratio_row(const char *what, int fig, int base, int p)
 	char f[32], b[32];
 	double vf = cell_med(fig, p), vb = cell_med(base, p);
 
-	fmt_time(f, sizeof(f), vf);
-	fmt_time(b, sizeof(b), vb);
-	printf("| %s | %s | %s | %s | %s | %.2fx |\n", what, pl_names[p], f,
-	       b, scens[base].name, vf / vb);
+	bench_fmt_time(f, sizeof(f), vf);
+	bench_fmt_time(b, sizeof(b), vb);
+	printf("| %s | %s | %s | %s | %s | %.2fx |\n", what,
+	       bench_pl_names[p], f, b, scens[base].name, vf / vb);
 }
 
 static void
@@ -1136,67 +961,17 @@ print_report(const struct cfg *cfg)
 }
 
 static void
-print_load(const char *when)
-{
-	char buf[128] = "?";
-	FILE *f = fopen("/proc/loadavg", "re");
-
-	if (f) {
-		if (!fgets(buf, sizeof(buf), f))
-			snprintf(buf, sizeof(buf), "?");
-		fclose(f);
-	}
-	buf[strcspn(buf, "\n")] = '\0';
-	printf("- load average %s: %s\n", when, buf);
-}
-
-static void
 print_header(const struct cfg *cfg, const struct bench_cpus *cpus)
 {
-	char model[128], idle[64];
-	struct utsname u;
-	bool vm;
-
-	bench_machine(model, sizeof(model), &vm, idle, sizeof(idle));
-	if (uname(&u) < 0)
-		snprintf(u.release, sizeof(u.release), "?");
 	printf("# aiop Condition and Barrier benchmark\n\n");
 	printf("- mode: %s, %d interleaved rounds, each figure = %" PRIu64
 	       " ms warm-up + %" PRIu64 " ms timed\n",
 	       cfg->quick ? "quick" : "full", cfg->rounds,
 	       (uint64_t)(cfg->warm_ns / BENCH_NS_PER_MS),
 	       (uint64_t)(cfg->meas_ns / BENCH_NS_PER_MS));
-	printf("- CPU: %s, %d online, %d allowed (split/pinned use CPU %d"
-	       " and %d), %s, cpuidle %s\n", model, get_nprocs(), cpus->n,
-	       cpus->a, cpus->b, vm ? "virtual machine" : "no hypervisor flag",
-	       idle);
-	printf("- kernel %s, libev %d.%d, aiop %s\n", u.release,
-	       ev_version_major(), ev_version_minor(), aiop_version());
+	bench_print_machine(cpus);
 	printf("- the benchmark sets the aiop spin mode per scenario "
 	       "(AIOP_SPIN is overridden)\n");
-}
-
-/* --only A,B: a scenario runs if its name contains any of the words. */
-static bool
-selected(const struct cfg *cfg, const char *name)
-{
-	const char *w = cfg->only;
-
-	if (!w)
-		return true;
-	while (*w) {
-		size_t n = strcspn(w, ",");
-		char word[64];
-
-		if (n > 0 && n < sizeof(word)) {
-			memcpy(word, w, n);
-			word[n] = '\0';
-			if (strstr(name, word))
-				return true;
-		}
-		w += n + (w[n] == ',');
-	}
-	return false;
 }
 
 /* ---- main --------------------------------------------------------------- */
@@ -1218,7 +993,7 @@ parse_args(int argc, char **argv, struct cfg *cfg)
 			cfg->only = argv[++k];
 		} else if (!strcmp(argv[k], "--rounds") && k + 1 < argc) {
 			rounds = atoi(argv[++k]);
-			if (rounds < 1 || rounds > MAX_ROUNDS)
+			if (rounds < 1 || rounds > BENCH_MAX_ROUNDS)
 				return -EINVAL;
 		} else {
 			return -EINVAL;
@@ -1251,7 +1026,7 @@ main(int argc, char **argv)
 			"  --only: only the scenarios whose name contains "
 			"TEXT\n"
 			"          (several: --only 'N=2,Condition')\n",
-			argv[0], MAX_ROUNDS);
+			argv[0], BENCH_MAX_ROUNDS);
 		return rc < 0 ? 2 : 0;
 	}
 	if ((rc = bench_cpus_init(&cpus)) < 0 ||
@@ -1275,7 +1050,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	print_header(&cfg, &cpus);
-	print_load("at start");
+	bench_print_load("at start");
 
 	total = nscen * PL_N;
 	for (int rd = 0; rd < cfg.rounds; rd++) {
@@ -1290,13 +1065,14 @@ main(int argc, char **argv)
 
 			if (p == PL_SPLIT && !have_split)
 				continue;
-			if (!selected(&cfg, scens[s].name))
+			if (!bench_selected(cfg.only, scens[s].name))
 				continue;
 			if (measure(&cfg, sh, &cpus, s, p, &res) < 0) {
 				c->nerr++;
 				c->err = res.err;
 				fprintf(stderr, "cond_barrier_bench: %s (%s): "
-					"%s\n", scens[s].name, pl_names[p],
+					"%s\n", scens[s].name,
+					bench_pl_names[p],
 					aiop_strerror(res.err));
 				continue;
 			}
@@ -1307,7 +1083,7 @@ main(int argc, char **argv)
 			c->n++;
 		}
 	}
-	print_load("at end");
+	bench_print_load("at end");
 	print_report(&cfg);
 	printf("\ntotal time %.1f s\n", (double)(bench_now() - t0) / 1e9);
 

@@ -42,19 +42,17 @@
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
 #include <sys/uio.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <aiop.h>
 #include <aiop/ev.h>
 
-#include "bench_util.h"
+#include "bench_harness.h"
 
 /* No wait of the benchmark may outlive this; a late peer is a failure. */
 #define OP_TIMEOUT_NS ((int64_t)(10 * BENCH_NS_PER_S))
 #define GRACE_NS (10 * BENCH_NS_PER_S)
 #define REAP_MS 20000
-#define MAX_ROUNDS 15
 
 #define MSG 64u                 /* the small message */
 #define MSG_WORDS (MSG / 8)
@@ -141,18 +139,13 @@ struct run {
 	int child;           /* index in the shared per-child slots */
 	bool c_reset;        /* child: stats were reset at the timed part */
 	/* the consumer (parent) side */
-	struct ev_loop *loop;
-	ev_io io;
-	ev_timer watchdog;
-	struct aiop_op op;
+	struct bench_loop lp;
 	uint64_t n, next, stride, t_last, end;
 	uint64_t t0, n0, t1, n1;
 	uint64_t ops, ops0, ops1; /* receive calls (read, get, callback) */
 	unsigned it0, it1;
 	struct aiop_stats pst;
 	int tphase;
-	int err;
-	bool done;
 	bool looped;     /* the consumer ran a libev loop */
 	size_t carry;
 	size_t lens[BATCH_MAX];
@@ -212,14 +205,6 @@ big_free(unsigned char **p, size_t len)
 	*p = NULL;
 }
 
-static uint64_t
-stats_syscalls(const struct aiop_stats *s)
-{
-	/* an owner probe is at least one kill(); count it as one */
-	return s->futex_waits + s->futex_wakes + s->doorbell_rings +
-	       s->doorbell_reads + s->owner_probes;
-}
-
 static void
 stats_add(struct aiop_stats *a, const struct aiop_stats *b)
 {
@@ -230,23 +215,6 @@ stats_add(struct aiop_stats *a, const struct aiop_stats *b)
 	a->spins_ok += b->spins_ok;
 	a->spins_failed += b->spins_failed;
 	a->owner_probes += b->owner_probes;
-}
-
-static int
-efd_put(int fd)
-{
-	uint64_t one = 1;
-
-	return write(fd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
-}
-
-static int
-efd_get(int fd)
-{
-	uint64_t v;
-
-	/* a stuck blocking read ends with EINTR from the alarm */
-	return read(fd, &v, sizeof(v)) == sizeof(v) ? 0 : -errno;
 }
 
 static bool
@@ -276,25 +244,6 @@ static void
 set_ready(struct run *r)
 {
 	atomic_fetch_add(&r->sh->ready, 1);
-}
-
-static int
-wait_ready(struct shared *sh, uint32_t want, uint64_t timeout_ns)
-{
-	uint64_t dl = bench_now() + timeout_ns;
-
-	while (atomic_load(&sh->ready) < want) {
-		if (bench_now() > dl)
-			return -ETIMEDOUT;
-		bench_sleep_ns(20000);
-	}
-	return 0;
-}
-
-static unsigned
-alarm_secs(const struct run *r)
-{
-	return (unsigned)((r->deadline - bench_now()) / BENCH_NS_PER_S) + 2;
 }
 
 static int
@@ -345,8 +294,8 @@ tp_tick(struct run *r)
 		r->n0 = r->n;
 		r->ops0 = r->ops;
 		r->end = t + r->meas_ns;
-		if (r->loop)
-			r->it0 = ev_iteration(r->loop);
+		if (r->lp.loop)
+			r->it0 = ev_iteration(r->lp.loop);
 		aiop_stats_reset();
 		atomic_store(&r->sh->phase, 1);
 		return false;
@@ -354,8 +303,8 @@ tp_tick(struct run *r)
 	r->t1 = t;
 	r->n1 = r->n;
 	r->ops1 = r->ops;
-	if (r->loop)
-		r->it1 = ev_iteration(r->loop);
+	if (r->lp.loop)
+		r->it1 = ev_iteration(r->lp.loop);
 	aiop_stats_get(&r->pst);
 	r->tphase = 2;
 	return true;
@@ -369,19 +318,15 @@ tp_due(struct run *r)
 
 /* ---- the consumer's libev loop ------------------------------------------ */
 
-static void
-loop_fail(struct run *r, int err)
+/* The consumer ran a libev loop: its iterations are counted too. */
+static int
+loop_open(struct run *r)
 {
-	if (!r->err)
-		r->err = err < 0 ? err : -EPROTO;
-	ev_break(r->loop, EVBREAK_ALL);
-}
+	int rc = bench_loop_open(&r->lp, r->deadline, r);
 
-static void
-loop_done(struct run *r)
-{
-	r->done = true;
-	ev_break(r->loop, EVBREAK_ALL);
+	if (rc == 0)
+		r->looped = true;
+	return rc;
 }
 
 /* Start the next coro get of one message from q[0] into r->buf; the run
@@ -394,57 +339,7 @@ next_get(struct ev_loop *loop, struct aiop_op *op, struct run *r,
 				     OP_TIMEOUT_NS, cb);
 
 	if (rc < 0)
-		loop_fail(r, rc);
-}
-
-static void
-on_watchdog(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	loop_fail(w->data, -ETIMEDOUT);
-}
-
-static int
-loop_open(struct run *r)
-{
-	r->loop = ev_loop_new(EVFLAG_AUTO);
-	if (!r->loop)
-		return -ENOMEM;
-	ev_timer_init(&r->watchdog, on_watchdog,
-		      (double)(r->deadline - bench_now()) / 1e9, 0.);
-	r->watchdog.data = r;
-	ev_timer_start(r->loop, &r->watchdog);
-	r->op.data = r;
-	r->err = 0;
-	r->done = false;
-	r->looped = true;
-	return 0;
-}
-
-static int
-loop_run_close(struct run *r)
-{
-	/* a failed start already broke the loop: ev_run would cancel that
-	 * break and wait for the watchdog */
-	if (!r->err)
-		ev_run(r->loop, 0);
-	/* after a failure an op may still be pending: cancel it and let the
-	 * loop deliver it, or the queue handle could not be freed */
-	if (aiop_op_pending(&r->op)) {
-		(void)aiop_op_cancel(&r->op);
-		for (int k = 0; k < 100 && aiop_op_pending(&r->op); k++)
-			ev_run(r->loop, EVRUN_NOWAIT);
-	}
-	ev_timer_stop(r->loop, &r->watchdog);
-	if (ev_is_active(&r->io))
-		ev_io_stop(r->loop, &r->io);
-	(void)aiop_loop_detach(r->loop);
-	ev_loop_destroy(r->loop);
-	r->loop = NULL;
-	if (r->err)
-		return r->err;
-	return r->done ? 0 : -EPROTO;
+		bench_loop_fail(&r->lp, rc);
 }
 
 static int
@@ -455,10 +350,8 @@ consume_io(struct run *r, void (*cb)(struct ev_loop *, ev_io *, int),
 
 	if (rc < 0)
 		return rc;
-	ev_io_init(&r->io, cb, fd, EV_READ);
-	r->io.data = r;
-	ev_io_start(r->loop, &r->io);
-	return loop_run_close(r);
+	bench_loop_watch(&r->lp, cb, fd, r);
+	return bench_loop_run_close(&r->lp);
 }
 
 static int
@@ -639,16 +532,16 @@ on_stream(struct ev_loop *loop, ev_io *w, int revents)
 		if (got < 0 && errno == EAGAIN)
 			return;
 		if (got <= 0) {
-			loop_fail(r, got < 0 ? -errno : -EPIPE);
+			bench_loop_fail(&r->lp, got < 0 ? -errno : -EPIPE);
 			return;
 		}
 		r->ops++;
 		if ((rc = eat_stream(r, (size_t)got)) < 0) {
-			loop_fail(r, rc);
+			bench_loop_fail(&r->lp, rc);
 			return;
 		}
 		if (tp_due(r)) {
-			loop_done(r);
+			bench_loop_done(&r->lp);
 			return;
 		}
 	}
@@ -672,17 +565,17 @@ on_packet(struct ev_loop *loop, ev_io *w, int revents)
 		if (got < 0 && errno == EAGAIN)
 			return;
 		if (got != MSG) {
-			loop_fail(r, got < 0 ? -errno : -EBADMSG);
+			bench_loop_fail(&r->lp, got < 0 ? -errno : -EBADMSG);
 			return;
 		}
 		if (!stamped(r->buf, MSG, r->n)) {
-			loop_fail(r, -EBADMSG);
+			bench_loop_fail(&r->lp, -EBADMSG);
 			return;
 		}
 		r->n++;
 		r->ops++;
 		if (tp_due(r)) {
-			loop_done(r);
+			bench_loop_done(&r->lp);
 			return;
 		}
 	}
@@ -746,9 +639,8 @@ stop_mq(struct run *r)
 static int
 setup_efd_ring(struct run *r)
 {
-	r->fd[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* data */
-	r->fd[1] = eventfd(0, EFD_CLOEXEC);                /* space */
-	return r->fd[0] < 0 || r->fd[1] < 0 ? -errno : 0;
+	/* fd[0] data (read in the loop), fd[1] space */
+	return bench_efd_pair(r->fd, true);
 }
 
 static int
@@ -770,7 +662,7 @@ efd_ring_space(struct run *r, uint64_t i, uint64_t *h)
 		}
 		if (stop_seen(r))
 			return 1;
-		if ((rc = efd_get(r->fd[1])) < 0)
+		if ((rc = bench_efd_get(r->fd[1])) < 0)
 			return rc;
 	}
 }
@@ -793,7 +685,7 @@ produce_efd_ring(struct run *r)
 		stamp(m.w, MSG, i);
 		memcpy(&sh->ring[i % RING_SLOTS], &m, MSG);
 		atomic_store_explicit(&sh->tail, i + 1, memory_order_release);
-		if ((rc = efd_put(r->fd[0])) < 0)
+		if ((rc = bench_efd_put(r->fd[0])) < 0)
 			return rc;
 	}
 }
@@ -805,7 +697,7 @@ efd_ring_free(struct run *r)
 
 	atomic_store(&sh->head, r->n); /* seq_cst: before the flag's load */
 	if (atomic_load(&sh->prod_wait) && atomic_exchange(&sh->prod_wait, 0))
-		(void)efd_put(r->fd[1]);
+		(void)bench_efd_put(r->fd[1]);
 }
 
 static void
@@ -818,7 +710,7 @@ on_efd_ring(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (read(r->fd[0], &v, sizeof(v)) < 0 && errno != EAGAIN) {
-		loop_fail(r, -errno);
+		bench_loop_fail(&r->lp, -errno);
 		return;
 	}
 	r->ops++;
@@ -828,13 +720,13 @@ on_efd_ring(struct ev_loop *loop, ev_io *w, int revents)
 		while (r->n < t) {
 			memcpy(r->buf, &sh->ring[r->n % RING_SLOTS], MSG);
 			if (!stamped(r->buf, MSG, r->n)) {
-				loop_fail(r, -EBADMSG);
+				bench_loop_fail(&r->lp, -EBADMSG);
 				return;
 			}
 			r->n++;
 			if (tp_due(r)) {
 				efd_ring_free(r);
-				loop_done(r);
+				bench_loop_done(&r->lp);
 				return;
 			}
 		}
@@ -853,7 +745,7 @@ consume_efd_ring(struct run *r)
 static void
 stop_efd_ring(struct run *r)
 {
-	(void)efd_put(r->fd[1]);
+	(void)bench_efd_put(r->fd[1]);
 }
 
 /* ---- busy-spin SPSC ring: the limit ------------------------------------- */
@@ -1048,11 +940,11 @@ on_qget(struct ev_loop *loop, struct aiop_op *op, int res)
 	int rc = check_one(r, res);
 
 	if (rc < 0) {
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 		return;
 	}
 	if (tp_due(r)) {
-		loop_done(r);
+		bench_loop_done(&r->lp);
 		return;
 	}
 	next_get(loop, op, r, on_qget);
@@ -1065,8 +957,8 @@ consume_q_coro(struct run *r)
 
 	if (rc < 0 || (rc = loop_open(r)) < 0)
 		return rc;
-	next_get(r->loop, &r->op, r, on_qget);
-	return loop_run_close(r);
+	next_get(r->lp.loop, &r->lp.op, r, on_qget);
+	return bench_loop_run_close(&r->lp);
 }
 
 static void
@@ -1076,18 +968,18 @@ on_qget_many(struct ev_loop *loop, struct aiop_op *op, int res)
 	int rc = check_many(r, res);
 
 	if (rc < 0) {
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 		return;
 	}
 	if (tp_due(r)) {
-		loop_done(r);
+		bench_loop_done(&r->lp);
 		return;
 	}
 	rc = aiop_queue_coro_get_many(loop, op, r->q[0], r->buf, r->buf_len,
 				      r->lens, BATCH_MAX, OP_TIMEOUT_NS,
 				      on_qget_many);
 	if (rc < 0)
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 }
 
 static int
@@ -1097,12 +989,12 @@ consume_q_coro_many(struct run *r)
 
 	if (rc < 0 || (rc = loop_open(r)) < 0)
 		return rc;
-	rc = aiop_queue_coro_get_many(r->loop, &r->op, r->q[0], r->buf,
+	rc = aiop_queue_coro_get_many(r->lp.loop, &r->lp.op, r->q[0], r->buf,
 				      r->buf_len, r->lens, BATCH_MAX,
 				      OP_TIMEOUT_NS, on_qget_many);
 	if (rc < 0)
-		loop_fail(r, rc);
-	return loop_run_close(r);
+		bench_loop_fail(&r->lp, rc);
+	return bench_loop_run_close(&r->lp);
 }
 
 static int
@@ -1185,16 +1077,16 @@ on_local_coro(struct ev_loop *loop, struct aiop_op *op, int res)
 	int rc = check_one(r, res);
 
 	if (rc < 0) {
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 		return;
 	}
 	if (tp_due(r)) {
-		loop_done(r);
+		bench_loop_done(&r->lp);
 		return;
 	}
 	stamp(r->buf + MSG, MSG, r->n);
 	if ((rc = aiop_queue_try_put(r->q[0], r->buf + MSG, MSG)) < 0)
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 	else
 		next_get(loop, op, r, on_local_coro);
 }
@@ -1208,10 +1100,10 @@ local_q_coro(struct run *r)
 		return rc;
 	stamp(r->buf + MSG, MSG, 0);
 	if ((rc = aiop_queue_try_put(r->q[0], r->buf + MSG, MSG)) < 0)
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 	else
-		next_get(r->loop, &r->op, r, on_local_coro);
-	return loop_run_close(r);
+		next_get(r->lp.loop, &r->lp.op, r, on_local_coro);
+	return bench_loop_run_close(&r->lp);
 }
 
 /* ==== 2MiB: large messages =============================================== */
@@ -1537,25 +1429,17 @@ echo_spin(struct run *r)
 
 /* ---- eventfd + shared slot ----------------------------------------------- */
 
-static int
-setup_rt_efd(struct run *r, bool nonblock_child)
-{
-	r->fd[0] = eventfd(0, EFD_CLOEXEC | (nonblock_child ? EFD_NONBLOCK
-							    : 0));
-	r->fd[1] = eventfd(0, EFD_CLOEXEC);
-	return r->fd[0] < 0 || r->fd[1] < 0 ? -errno : 0;
-}
-
+/* The child's end is non-blocking when it reads in a libev loop. */
 static int
 setup_rt_efd_ev(struct run *r)
 {
-	return setup_rt_efd(r, true);
+	return bench_efd_pair(r->fd, true);
 }
 
 static int
 setup_rt_efd_blk(struct run *r)
 {
-	return setup_rt_efd(r, false);
+	return bench_efd_pair(r->fd, false);
 }
 
 static int
@@ -1564,7 +1448,8 @@ rt_efd(struct run *r, uint64_t i)
 	int rc;
 
 	slot_put(&r->sh->ping, i);
-	if ((rc = efd_put(r->fd[0])) < 0 || (rc = efd_get(r->fd[1])) < 0)
+	if ((rc = bench_efd_put(r->fd[0])) < 0 ||
+	    (rc = bench_efd_get(r->fd[1])) < 0)
 		return rc;
 	return slot_ok(&r->sh->pong, i) ? 0 : -EBADMSG;
 }
@@ -1574,7 +1459,7 @@ echo_efd_blk(struct run *r)
 {
 	set_ready(r);
 	for (uint64_t i = 0;; i++) {
-		int rc = efd_get(r->fd[0]);
+		int rc = bench_efd_get(r->fd[0]);
 		bool stop;
 
 		if (rc < 0)
@@ -1583,7 +1468,7 @@ echo_efd_blk(struct run *r)
 			return -EBADMSG;
 		stop = stop_seen(r);
 		slot_put(&r->sh->pong, i);
-		if ((rc = efd_put(r->fd[1])) < 0)
+		if ((rc = bench_efd_put(r->fd[1])) < 0)
 			return rc;
 		if (stop)
 			return 0;
@@ -1604,20 +1489,20 @@ on_rt_efd(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	if (read(r->fd[0], &v, sizeof(v)) != sizeof(v)) {
 		if (errno != EAGAIN)
-			loop_fail(r, -errno);
+			bench_loop_fail(&r->lp, -errno);
 		return;
 	}
 	if (!slot_ok(&r->sh->ping, r->n)) {
-		loop_fail(r, -EBADMSG);
+		bench_loop_fail(&r->lp, -EBADMSG);
 		return;
 	}
 	stop = stop_seen(r);
 	slot_put(&r->sh->pong, r->n);
 	r->n++;
-	if ((rc = efd_put(r->fd[1])) < 0)
-		loop_fail(r, rc);
+	if ((rc = bench_efd_put(r->fd[1])) < 0)
+		bench_loop_fail(&r->lp, rc);
 	else if (stop)
-		loop_done(r);
+		bench_loop_done(&r->lp);
 }
 
 static int
@@ -1628,11 +1513,9 @@ echo_efd_ev(struct run *r)
 	if (rc < 0)
 		return rc;
 	r->n = 0;
-	ev_io_init(&r->io, on_rt_efd, r->fd[0], EV_READ);
-	r->io.data = r;
-	ev_io_start(r->loop, &r->io);
+	bench_loop_watch(&r->lp, on_rt_efd, r->fd[0], r);
 	set_ready(r);
-	return loop_run_close(r);
+	return bench_loop_run_close(&r->lp);
 }
 
 /* ---- aiop: q[0] parent -> child, q[1] child -> parent -------------------- */
@@ -1685,11 +1568,11 @@ on_rt_q(struct ev_loop *loop, struct aiop_op *op, int res)
 	int rc;
 
 	if (res != (int)MSG) {
-		loop_fail(r, res < 0 ? res : -EBADMSG);
+		bench_loop_fail(&r->lp, res < 0 ? res : -EBADMSG);
 		return;
 	}
 	if (!stamped(r->buf, MSG, r->n)) {
-		loop_fail(r, -EBADMSG);
+		bench_loop_fail(&r->lp, -EBADMSG);
 		return;
 	}
 	r->n++;
@@ -1697,11 +1580,11 @@ on_rt_q(struct ev_loop *loop, struct aiop_op *op, int res)
 	/* the answer queue is never full in a ping-pong: a try cannot fail
 	 * for want of room, and a callback must not block */
 	if ((rc = aiop_queue_try_put(r->q[1], r->buf, MSG)) < 0) {
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 		return;
 	}
 	if (stop) {
-		loop_done(r);
+		bench_loop_done(&r->lp);
 		return;
 	}
 	next_get(loop, op, r, on_rt_q);
@@ -1715,23 +1598,15 @@ echo_q_coro(struct run *r)
 	if (rc < 0 || (rc = loop_open(r)) < 0)
 		return rc;
 	r->n = 0;
-	next_get(r->loop, &r->op, r, on_rt_q);
+	next_get(r->lp.loop, &r->lp.op, r, on_rt_q);
 	set_ready(r);
-	return loop_run_close(r);
+	return bench_loop_run_close(&r->lp);
 }
 
 /* ==== the scenario table ================================================== */
 
 enum kind { K_TPUT, K_RT, K_LOCAL };
 enum unit { U_MSGS, U_GBS, U_NS };
-enum placement { PL_UNPINNED, PL_SPLIT, PL_PINNED, PL_N };
-
-static const char *const pl_names[PL_N] = {
-	[PL_UNPINNED] = "unpinned",
-	[PL_SPLIT] = "split",
-	[PL_PINNED] = "pinned",
-};
-
 #define ON(p) (1u << (p))
 #define ALL_PL (ON(PL_UNPINNED) | ON(PL_SPLIT) | ON(PL_PINNED))
 
@@ -1964,7 +1839,7 @@ child_main(struct run *r, int (*fn)(struct run *r), int idx, int cpu)
 	r->child = idx;
 	if (cpu >= 0)
 		rc = bench_pin(cpu);
-	alarm(alarm_secs(r));
+	alarm(bench_alarm_secs(r->deadline));
 	aiop_stats_reset();
 	if (rc == 0)
 		rc = fn(r);
@@ -2017,22 +1892,6 @@ drive(struct run *r, const struct scen *s, double *ns_rt, uint64_t *total)
 }
 
 static int
-finish_child(struct shared *sh, pid_t pid, int rc, int idx)
-{
-	int st;
-
-	if (rc < 0)
-		kill(pid, SIGKILL);
-	st = bench_reap(pid, REAP_MS);
-	if (rc == 0 && st != 0) {
-		int crc = atomic_load(&sh->child_rc[idx]);
-
-		rc = crc < 0 ? crc : st < 0 ? st : -ECHILD;
-	}
-	return rc;
-}
-
-static int
 measure(const struct cfg *cfg, struct shared *sh,
 	const struct bench_cpus *cpus, enum sid id, enum placement pl,
 	struct result *out)
@@ -2057,12 +1916,11 @@ measure(const struct cfg *cfg, struct shared *sh,
 	r.deadline = bench_now() + r.warm_ns + r.meas_ns + GRACE_NS;
 	if ((rc = s->setup(&r)) < 0)
 		goto out;
-	aiop_spin_set(s->spin >= 0 ? (enum aiop_spin_mode)s->spin
-				   : AIOP_SPIN_AUTO, 0);
-	rc = pl == PL_UNPINNED ? bench_unpin(cpus) : bench_pin(cpus->a);
+	bench_spin_set(s->spin, 0);
+	rc = bench_place(cpus, pl, 0);
 	if (rc < 0)
 		goto out;
-	alarm(alarm_secs(&r));
+	alarm(bench_alarm_secs(r.deadline));
 	if (s->kind == K_LOCAL) {
 		tp_init(&r);
 		rc = s->consume(&r);
@@ -2078,7 +1936,7 @@ measure(const struct cfg *cfg, struct shared *sh,
 		goto out;
 	}
 	after_fork(&r, false);
-	rc = wait_ready(sh, 1, 5 * BENCH_NS_PER_S);
+	rc = bench_wait_ready(&sh->ready, 1, 5 * BENCH_NS_PER_S);
 	if (rc == 0 && s->kind == K_RT) {
 		if ((rc = scratch(&r, MSG)) == 0) {
 			aiop_stats_reset();
@@ -2092,7 +1950,7 @@ measure(const struct cfg *cfg, struct shared *sh,
 	atomic_store(&sh->stop, 1);
 	if (s->stop)
 		s->stop(&r);
-	rc = finish_child(sh, pid, rc, 0);
+	rc = bench_finish_child(pid, rc, &sh->child_rc[0], REAP_MS);
 done:
 	alarm(0);
 	if (rc < 0)
@@ -2118,7 +1976,7 @@ done:
 		if (r.looped)
 			out->it = (double)(r.it1 - r.it0) / out->msgs;
 	}
-	out->sc = (double)stats_syscalls(&out->st) / out->msgs;
+	out->sc = (double)bench_stats_syscalls(&out->st) / out->msgs;
 out:
 	if (rc < 0)
 		out->v = NAN;
@@ -2301,7 +2159,8 @@ measure_mn(const struct cfg *cfg, struct shared *sh, int np, int nc,
 		idx[nk++] = i;
 	}
 	if (rc == 0)
-		rc = wait_ready(sh, (uint32_t)(np + nc), 5 * BENCH_NS_PER_S);
+		rc = bench_wait_ready(&sh->ready, (uint32_t)(np + nc),
+				      5 * BENCH_NS_PER_S);
 	if (rc == 0) {
 		bench_sleep_ns(cfg->mn_warm_ns);
 		c0 = mn_consumed(sh, nc);
@@ -2315,7 +2174,8 @@ measure_mn(const struct cfg *cfg, struct shared *sh, int np, int nc,
 	atomic_store(&sh->stop, 1);
 	(void)aiop_queue_close(r.q[0]);
 	for (int k = 0; k < nk; k++) {
-		int e = finish_child(sh, pid[k], rc, idx[k]);
+		int e = bench_finish_child(pid[k], rc, &sh->child_rc[idx[k]],
+					   REAP_MS);
 
 		if (rc == 0)
 			rc = e;
@@ -2336,7 +2196,7 @@ measure_mn(const struct cfg *cfg, struct shared *sh, int np, int nc,
 	if (total > c0) {
 		double m = (double)(total - c0);
 
-		out->sc = (double)stats_syscalls(&st) / m;
+		out->sc = (double)bench_stats_syscalls(&st) / m;
 		out->waits = (double)st.futex_waits / m;
 		out->wakes = (double)st.futex_wakes / m;
 		out->spins = (double)st.spins_ok / m;
@@ -2443,7 +2303,7 @@ idle_cpu(const struct cfg *cfg, struct shared *sh, struct bench_idle *ir)
 		}
 	}
 	if (rc == 0)
-		rc = wait_ready(sh, I_N, 5 * BENCH_NS_PER_S);
+		rc = bench_wait_ready(&sh->ready, I_N, 5 * BENCH_NS_PER_S);
 	if (rc == 0) {
 		/* let any spin and the first sleep settle */
 		bench_sleep_ns(100 * BENCH_NS_PER_MS);
@@ -2474,40 +2334,22 @@ out:
 /* ==== report ============================================================= */
 
 struct cell {
-	double v[MAX_ROUNDS], sc[MAX_ROUNDS], it[MAX_ROUNDS];
-	double mpo[MAX_ROUNDS];
+	double v[BENCH_MAX_ROUNDS], sc[BENCH_MAX_ROUNDS], it[BENCH_MAX_ROUNDS];
+	double mpo[BENCH_MAX_ROUNDS];
 	struct aiop_stats st; /* summed over the rounds */
 	double msgs;          /* what st covers */
 	int n, nerr, err;
 };
 
 static struct cell cells[S_N][PL_N];
-static struct mnres mncells[MN_SIZES][MN_SIZES][MAX_ROUNDS];
+static struct mnres mncells[MN_SIZES][MN_SIZES][BENCH_MAX_ROUNDS];
 static bool have_split;
 static enum placement tp_pl; /* where throughput figures run */
 
 static double
-median_of(const double *src, int n)
-{
-	double v[MAX_ROUNDS];
-	int m = 0;
-
-	for (int k = 0; k < n; k++)
-		if (!isnan(src[k]))
-			v[m++] = src[k];
-	return m ? bench_median(v, m) : NAN;
-}
-
-static double
 cell_med(enum sid s, enum placement p, double lo_hi[2])
 {
-	const struct cell *c = &cells[s][p];
-
-	if (c->n == 0)
-		return NAN;
-	if (lo_hi)
-		bench_minmax(c->v, c->n, &lo_hi[0], &lo_hi[1]);
-	return median_of(c->v, c->n);
+	return bench_cell_median(cells[s][p].v, cells[s][p].n, lo_hi);
 }
 
 static bool
@@ -2558,13 +2400,6 @@ fmt_val(char *buf, size_t len, enum unit u, double v, const double *lh)
 }
 
 static void
-print_cell_errs(const struct cell *c)
-{
-	if (c->nerr)
-		printf(" (%d err: %s)", c->nerr, aiop_strerror(c->err));
-}
-
-static void
 print_tput(const char *sect, const char *title)
 {
 	bool any = false;
@@ -2588,17 +2423,17 @@ print_tput(const char *sect, const char *title)
 		fmt_val(v, sizeof(v), scens[s].unit,
 			cell_med((enum sid)s, p, lh), c->n ? lh : NULL);
 		printf("| %s | %s", scens[s].name, v);
-		print_cell_errs(c);
+		bench_print_errs(c->nerr, c->err);
 		if (scens[s].spin >= 0 && c->n)
-			printf(" | %.5f", median_of(c->sc, c->n));
+			printf(" | %.5f", bench_median_of(c->sc, c->n));
 		else
 			printf(" | -");
-		if (c->n && !isnan(median_of(c->it, c->n)))
-			printf(" | %.4f", median_of(c->it, c->n));
+		if (c->n && !isnan(bench_median_of(c->it, c->n)))
+			printf(" | %.4f", bench_median_of(c->it, c->n));
 		else
 			printf(" | -");
-		if (c->n && !isnan(median_of(c->mpo, c->n)))
-			printf(" | %.3g |\n", median_of(c->mpo, c->n));
+		if (c->n && !isnan(bench_median_of(c->mpo, c->n)))
+			printf(" | %.3g |\n", bench_median_of(c->mpo, c->n));
 		else
 			printf(" | - |\n");
 	}
@@ -2636,7 +2471,7 @@ print_counters(const char *sect)
 			m = c->msgs;
 			printf("| %s | %s | %.5f | %.5f | %.5f | %.5f | %.5f "
 			       "| %.5f | %.5f |\n", scens[s].name,
-			       pl_names[p], (double)t->futex_waits / m,
+			       bench_pl_names[p], (double)t->futex_waits / m,
 			       (double)t->futex_wakes / m,
 			       (double)t->doorbell_rings / m,
 			       (double)t->doorbell_reads / m,
@@ -2681,7 +2516,7 @@ print_rt(const struct cfg *cfg)
 				cell_med((enum sid)s, (enum placement)p, lh),
 				c->n ? lh : NULL);
 			printf(" %s", v);
-			print_cell_errs(c);
+			bench_print_errs(c->nerr, c->err);
 			printf(" |");
 		}
 		printf("\n");
@@ -2700,7 +2535,7 @@ print_rt(const struct cfg *cfg)
 			if (!c->n)
 				printf(" n/a |");
 			else
-				printf(" %.2f |", median_of(c->sc, c->n));
+				printf(" %.2f |", bench_median_of(c->sc, c->n));
 		}
 		printf("\n");
 	}
@@ -2809,13 +2644,14 @@ print_trow(const struct trow *t, enum placement p)
 	    (base >= 0 && !ran((enum sid)base)))
 		return;
 	if (t->m != M_VAL) {
-		double sc = c->n ? median_of(c->sc, c->n) : NAN;
+		double sc = c->n ? bench_median_of(c->sc, c->n) : NAN;
 
 		if (t->m == M_SC_IT)
-			sc += c->n ? median_of(c->it, c->n) : NAN;
+			sc += c->n ? bench_median_of(c->it, c->n) : NAN;
 		snprintf(tg, sizeof(tg), "<= %g", t->target);
 		printf("| %s | %s | %.5f | - | - | - | %s | %s |\n", t->what,
-		       pl_names[p], sc, tg, verdict(sc, t->target, false));
+		       bench_pl_names[p], sc, tg,
+		       verdict(sc, t->target, false));
 		return;
 	}
 	vf = cell_med((enum sid)t->fig, p, NULL);
@@ -2832,7 +2668,7 @@ print_trow(const struct trow *t, enum placement p)
 	else
 		snprintf(tg, sizeof(tg), "-");
 	printf("| %s | %s | %s | %s | %s | %.2fx | %s | %s |\n", t->what,
-	       pl_names[p], f, b, bname, ratio, tg,
+	       bench_pl_names[p], f, b, bname, ratio, tg,
 	       verdict(ratio, t->target, t->ge));
 }
 
@@ -2881,7 +2717,7 @@ print_mn(const struct cfg *cfg)
 		for (int p = 0; p < MN_SIZES; p++) {
 			printf("| %d |", mn_sizes[p]);
 			for (int c = 0; c < MN_SIZES; c++) {
-				double v[MAX_ROUNDS];
+				double v[BENCH_MAX_ROUNDS];
 				int bad = 0, err = 0;
 
 				for (int rd = 0; rd < cfg->mn_rounds; rd++) {
@@ -2898,12 +2734,14 @@ print_mn(const struct cfg *cfg)
 					char b[80];
 
 					fmt_val(b, sizeof(b), U_MSGS,
-						median_of(v, cfg->mn_rounds),
+						bench_median_of(
+							v, cfg->mn_rounds),
 						NULL);
 					printf(" %s", b);
 				} else {
 					printf(" %.4f",
-					       median_of(v, cfg->mn_rounds));
+					       bench_median_of(
+						       v, cfg->mn_rounds));
 				}
 				if (bad)
 					printf(" (%d err: %s)", bad,
@@ -2991,21 +2829,6 @@ print_others(const struct cpu_use *u0)
 	       u1.wall_s - u0->wall_s, get_nprocs());
 }
 
-static void
-print_load(const char *when)
-{
-	char buf[128] = "?";
-	FILE *f = fopen("/proc/loadavg", "re");
-
-	if (f) {
-		if (!fgets(buf, sizeof(buf), f))
-			snprintf(buf, sizeof(buf), "?");
-		fclose(f);
-	}
-	buf[strcspn(buf, "\n")] = '\0';
-	printf("- load average %s: %s\n", when, buf);
-}
-
 static uint64_t
 ms(uint64_t ns)
 {
@@ -3015,13 +2838,6 @@ ms(uint64_t ns)
 static void
 print_header(const struct cfg *cfg, const struct bench_cpus *cpus)
 {
-	char model[128], idle[64];
-	struct utsname u;
-	bool vm;
-
-	bench_machine(model, sizeof(model), &vm, idle, sizeof(idle));
-	if (uname(&u) < 0)
-		snprintf(u.release, sizeof(u.release), "?");
 	printf("# aiop queue benchmark (issue 4)\n\n");
 	printf("- mode: %s, %d interleaved rounds; throughput figures %"
 	       PRIu64 " + %" PRIu64 " ms (warm-up + timed), round trips %"
@@ -3030,12 +2846,7 @@ print_header(const struct cfg *cfg, const struct bench_cpus *cpus)
 	       cfg->rounds, ms(cfg->tp_warm_ns), ms(cfg->tp_meas_ns),
 	       ms(cfg->rt_warm_ns), ms(cfg->rt_meas_ns), cfg->mn_rounds,
 	       ms(cfg->mn_warm_ns), ms(cfg->mn_meas_ns));
-	printf("- CPU: %s, %d online, %d allowed (split/pinned use CPU %d "
-	       "and %d), %s, cpuidle %s\n", model, get_nprocs(), cpus->n,
-	       cpus->a, cpus->b, vm ? "virtual machine" : "no hypervisor flag",
-	       idle);
-	printf("- kernel %s, libev %d.%d, aiop %s\n", u.release,
-	       ev_version_major(), ev_version_minor(), aiop_version());
+	bench_print_machine(cpus);
 	printf("- throughput: producer (child) and consumer (parent, times "
 	       "it) %s; queues: default\n  attributes (16 MiB ring); the "
 	       "benchmark sets the aiop spin mode (AIOP_SPIN is ignored)\n",
@@ -3048,25 +2859,12 @@ print_header(const struct cfg *cfg, const struct bench_cpus *cpus)
 static bool
 selected(const struct cfg *cfg, const char *sect, const char *name)
 {
-	const char *w = cfg->only;
 	char full[160];
 
-	if (!w)
+	if (!cfg->only)
 		return true;
 	snprintf(full, sizeof(full), "%s: %s", sect, name ? name : "");
-	while (*w) {
-		size_t n = strcspn(w, ",");
-		char word[64];
-
-		if (n > 0 && n < sizeof(word)) {
-			memcpy(word, w, n);
-			word[n] = '\0';
-			if (strstr(full, word))
-				return true;
-		}
-		w += n + (w[n] == ',');
-	}
-	return false;
+	return bench_selected(cfg->only, full);
 }
 
 static int
@@ -3088,7 +2886,7 @@ parse_args(int argc, char **argv, struct cfg *cfg)
 			cfg->only = argv[++k];
 		} else if (!strcmp(argv[k], "--rounds") && k + 1 < argc) {
 			rounds = atoi(argv[++k]);
-			if (rounds < 1 || rounds > MAX_ROUNDS)
+			if (rounds < 1 || rounds > BENCH_MAX_ROUNDS)
 				return -EINVAL;
 		} else {
 			return -EINVAL;
@@ -3131,13 +2929,13 @@ record(const struct cfg *cfg, enum sid s, enum placement p,
 
 	if (cfg->verbose && res->err >= 0)
 		fprintf(stderr, "  %s (%s): %.4g, aiop syscalls %.5f, "
-			"msgs/receive %.3g\n", scens[s].name, pl_names[p],
+			"msgs/receive %.3g\n", scens[s].name, bench_pl_names[p],
 			res->v, res->sc, res->mpo);
 	if (res->err < 0) {
 		c->nerr++;
 		c->err = res->err;
 		fprintf(stderr, "queue_bench: %s (%s): %s\n", scens[s].name,
-			pl_names[p], aiop_strerror(res->err));
+			bench_pl_names[p], aiop_strerror(res->err));
 		return;
 	}
 	c->v[c->n] = res->v;
@@ -3175,7 +2973,7 @@ main(int argc, char **argv)
 			"roundtrip, 2MiB, scaling, idle\n"
 			"          (e.g. --only 'pipe,aiop put ->,idle')\n"
 			"  --verbose: every measurement on stderr\n",
-			argv[0], MAX_ROUNDS);
+			argv[0], BENCH_MAX_ROUNDS);
 		return rc < 0 ? 2 : 0;
 	}
 	if ((rc = bench_cpus_init(&cpus)) < 0 ||
@@ -3212,7 +3010,7 @@ main(int argc, char **argv)
 		}
 	}
 	print_header(&cfg, &cpus);
-	print_load("at start");
+	bench_print_load("at start");
 	cpu_use_now(&cu0);
 
 	for (int rd = 0; rd < cfg.rounds; rd++) {
@@ -3267,7 +3065,7 @@ main(int argc, char **argv)
 		idle_cpu(&cfg, sh, ir);
 	}
 
-	print_load("at end");
+	bench_print_load("at end");
 	print_others(&cu0);
 	if (ran(S_MQ))
 		printf("- POSIX mq: maxmsg %ld, msgsize %u\n", mq_maxmsg_used,

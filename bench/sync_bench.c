@@ -24,23 +24,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
-#include <sys/sysinfo.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 #include <linux/futex.h>
 
 #include <aiop.h>
 #include <aiop/ev.h>
 
-#include "bench_util.h"
+#include "bench_harness.h"
 
 /* No wait of the benchmark may outlive this; a late peer is a failure. */
 #define OP_TIMEOUT_NS ((int64_t)(10 * BENCH_NS_PER_S))
 #define GRACE_NS (10 * BENCH_NS_PER_S)
 #define REAP_MS 20000
-#define MAX_ROUNDS 15
 
 /* ---- configuration ------------------------------------------------------ */
 
@@ -98,14 +94,8 @@ struct run {
 	bool mtx_init, sem_init;
 	uint64_t deadline;     /* absolute CLOCK_MONOTONIC bound of the run */
 	struct timespec dl_ts; /* the same, for the raw timed waits */
-	/* loop side (child) */
-	struct ev_loop *loop;
-	struct aiop_op op;
-	ev_io io;
-	ev_timer watchdog;
+	struct bench_loop lp;  /* loop side (child) */
 	uint64_t i;
-	int err;
-	bool done;
 };
 
 /* ---- raw futex ---------------------------------------------------------- */
@@ -139,25 +129,16 @@ setup_none(struct run *r)
 }
 
 static int
-efd_pair(struct run *r, bool nonblock_first)
-{
-	r->efd[0] = eventfd(0, EFD_CLOEXEC | (nonblock_first ? EFD_NONBLOCK
-							     : 0));
-	r->efd[1] = eventfd(0, EFD_CLOEXEC);
-	return r->efd[0] < 0 || r->efd[1] < 0 ? -errno : 0;
-}
-
-static int
 setup_efd(struct run *r)
 {
-	return efd_pair(r, false);
+	return bench_efd_pair(r->efd, false);
 }
 
 /* The loop side reads without blocking; the timing side blocks. */
 static int
 setup_efd_ev(struct run *r)
 {
-	return efd_pair(r, true);
+	return bench_efd_pair(r->efd, true);
 }
 
 static int
@@ -257,61 +238,6 @@ static bool
 stop_seen(struct run *r)
 {
 	return atomic_load(&r->sh->stop) != 0;
-}
-
-/* ---- the loop side of the coro scenarios --------------------------------- */
-
-static void
-loop_fail(struct run *r, int err)
-{
-	if (!r->err)
-		r->err = err < 0 ? err : -EPROTO;
-	ev_break(r->loop, EVBREAK_ALL);
-}
-
-static void
-on_watchdog(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	loop_fail(w->data, -ETIMEDOUT);
-}
-
-static int
-loop_open(struct run *r)
-{
-	r->loop = ev_loop_new(EVFLAG_AUTO);
-	if (!r->loop)
-		return -ENOMEM;
-	ev_timer_init(&r->watchdog, on_watchdog,
-		      (double)(r->deadline - bench_now()) / 1e9, 0.);
-	r->watchdog.data = r;
-	ev_timer_start(r->loop, &r->watchdog);
-	r->op.data = r;
-	r->i = 0;
-	return 0;
-}
-
-static int
-loop_run_close(struct run *r)
-{
-	ev_run(r->loop, 0);
-	/* after a failure an op may still be pending: cancel it and let the
-	 * loop deliver it, or its handle could not be freed */
-	if (aiop_op_pending(&r->op)) {
-		(void)aiop_op_cancel(&r->op);
-		for (int k = 0; k < 100 && aiop_op_pending(&r->op); k++)
-			ev_run(r->loop, EVRUN_NOWAIT);
-	}
-	ev_timer_stop(r->loop, &r->watchdog);
-	if (ev_is_active(&r->io))
-		ev_io_stop(r->loop, &r->io);
-	(void)aiop_loop_detach(r->loop);
-	ev_loop_destroy(r->loop);
-	r->loop = NULL;
-	if (r->err)
-		return r->err;
-	return r->done ? 0 : -EPROTO;
 }
 
 /* ---- scenario: cache-line spin (the floor) ------------------------------ */
@@ -475,31 +401,14 @@ child_futex(struct run *r)
 /* ---- scenario: eventfd, both sides blocking in read() -------------------- */
 
 static int
-efd_put(int fd)
-{
-	uint64_t one = 1;
-
-	return write(fd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
-}
-
-static int
-efd_get(int fd)
-{
-	uint64_t v;
-
-	/* a stuck read ends with EINTR from the watchdog alarm */
-	return read(fd, &v, sizeof(v)) == sizeof(v) ? 0 : -errno;
-}
-
-static int
 rt_efd(struct run *r, uint64_t i)
 {
 	int rc;
 
 	(void)i;
-	if ((rc = efd_put(r->efd[0])) < 0)
+	if ((rc = bench_efd_put(r->efd[0])) < 0)
 		return rc;
-	return efd_get(r->efd[1]);
+	return bench_efd_get(r->efd[1]);
 }
 
 static int
@@ -507,13 +416,13 @@ child_efd(struct run *r)
 {
 	set_ready(r);
 	for (;;) {
-		int rc = efd_get(r->efd[0]);
+		int rc = bench_efd_get(r->efd[0]);
 		bool stop;
 
 		if (rc < 0)
 			return rc;
 		stop = stop_seen(r);
-		if ((rc = efd_put(r->efd[1])) < 0)
+		if ((rc = bench_efd_put(r->efd[1])) < 0)
 			return rc;
 		if (stop)
 			return 0;
@@ -536,30 +445,26 @@ on_efd(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	if (read(r->efd[0], &v, sizeof(v)) != sizeof(v)) {
 		if (errno != EAGAIN)
-			loop_fail(r, -errno);
+			bench_loop_fail(&r->lp, -errno);
 		return;
 	}
 	stop = stop_seen(r);
-	if ((rc = efd_put(r->efd[1])) < 0)
-		loop_fail(r, rc);
-	else if (stop) {
-		r->done = true;
-		ev_break(r->loop, EVBREAK_ALL);
-	}
+	if ((rc = bench_efd_put(r->efd[1])) < 0)
+		bench_loop_fail(&r->lp, rc);
+	else if (stop)
+		bench_loop_done(&r->lp);
 }
 
 static int
 child_efd_ev(struct run *r)
 {
-	int rc = loop_open(r);
+	int rc = bench_loop_open(&r->lp, r->deadline, r);
 
 	if (rc < 0)
 		return rc;
-	ev_io_init(&r->io, on_efd, r->efd[0], EV_READ);
-	r->io.data = r;
-	ev_io_start(r->loop, &r->io);
+	bench_loop_watch(&r->lp, on_efd, r->efd[0], r);
 	set_ready(r);
-	return loop_run_close(r);
+	return bench_loop_run_close(&r->lp);
 }
 
 /* ---- scenario: pthread_mutex, three-lock ring ------------------------ */
@@ -691,25 +596,24 @@ on_lock(struct ev_loop *loop, struct aiop_op *op, int res)
 	int rc;
 
 	if (res != 0) {
-		loop_fail(r, res);
+		bench_loop_fail(&r->lp, res);
 		return;
 	}
 	stop = stop_seen(r);
 	if ((rc = aiop_lock_release(r->lk[(i + 2) % 3])) < 0) {
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 		return;
 	}
 	if (stop) {
 		(void)aiop_lock_release(r->lk[i % 3]);
-		r->done = true;
-		ev_break(loop, EVBREAK_ALL);
+		bench_loop_done(&r->lp);
 		return;
 	}
 	r->i = ++i;
 	rc = aiop_lock_coro_acquire(loop, op, r->lk[i % 3], OP_TIMEOUT_NS,
 				    on_lock);
 	if (rc < 0)
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 }
 
 static int
@@ -719,14 +623,14 @@ child_lock_coro(struct run *r)
 
 	if (rc < 0)
 		return rc;
-	if ((rc = loop_open(r)) < 0)
+	if ((rc = bench_loop_open(&r->lp, r->deadline, r)) < 0)
 		return rc;
-	rc = aiop_lock_coro_acquire(r->loop, &r->op, r->lk[0], OP_TIMEOUT_NS,
-				    on_lock);
+	rc = aiop_lock_coro_acquire(r->lp.loop, &r->lp.op, r->lk[0],
+				    OP_TIMEOUT_NS, on_lock);
 	if (rc < 0)
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 	set_ready(r);
-	return loop_run_close(r);
+	return bench_loop_run_close(&r->lp);
 }
 
 /* ---- scenario: aiop Event, two events ------------------------------------ */
@@ -772,42 +676,41 @@ on_event(struct ev_loop *loop, struct aiop_op *op, int res)
 	int rc;
 
 	if (res != 0) {
-		loop_fail(r, res);
+		bench_loop_fail(&r->lp, res);
 		return;
 	}
 	if ((rc = aiop_event_clear(r->ev[0])) < 0) {
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 		return;
 	}
 	stop = stop_seen(r);
 	if ((rc = aiop_event_set(r->ev[1])) < 0) {
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 		return;
 	}
 	if (stop) {
-		r->done = true;
-		ev_break(loop, EVBREAK_ALL);
+		bench_loop_done(&r->lp);
 		return;
 	}
 	rc = aiop_event_coro_wait(loop, op, r->ev[0], OP_TIMEOUT_NS,
 				  on_event);
 	if (rc < 0)
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 }
 
 static int
 child_event_coro(struct run *r)
 {
-	int rc = loop_open(r);
+	int rc = bench_loop_open(&r->lp, r->deadline, r);
 
 	if (rc < 0)
 		return rc;
-	rc = aiop_event_coro_wait(r->loop, &r->op, r->ev[0], OP_TIMEOUT_NS,
-				  on_event);
+	rc = aiop_event_coro_wait(r->lp.loop, &r->lp.op, r->ev[0],
+				  OP_TIMEOUT_NS, on_event);
 	if (rc < 0)
-		loop_fail(r, rc);
+		bench_loop_fail(&r->lp, rc);
 	set_ready(r);
-	return loop_run_close(r);
+	return bench_loop_run_close(&r->lp);
 }
 
 /* ---- the scenario table ------------------------------------------------- */
@@ -896,14 +799,6 @@ static const struct scen scens[S_N] = {
 			      child_event_coro},
 };
 
-enum placement { PL_UNPINNED, PL_SPLIT, PL_PINNED, PL_N };
-
-static const char *const pl_names[PL_N] = {
-	[PL_UNPINNED] = "unpinned",
-	[PL_SPLIT] = "split",
-	[PL_PINNED] = "pinned",
-};
-
 /* ---- one measurement ---------------------------------------------------- */
 
 struct result {
@@ -912,14 +807,6 @@ struct result {
 	double spin_rt;   /* successful spins per round trip, both sides */
 	int err;
 };
-
-static uint64_t
-stats_syscalls(const struct aiop_stats *s)
-{
-	/* an owner probe is at least one kill(); count it as one */
-	return s->futex_waits + s->futex_wakes + s->doorbell_rings +
-	       s->doorbell_reads + s->owner_probes;
-}
 
 /*
  * The timing loop. The parent reads the clock only every `stride` round
@@ -970,25 +857,6 @@ drive(struct run *r, const struct scen *s, double *ns_rt, uint64_t *total)
 	return 0;
 }
 
-static int
-wait_ready(struct shared *sh, uint32_t want, uint64_t timeout_ns)
-{
-	uint64_t dl = bench_now() + timeout_ns;
-
-	while (atomic_load(&sh->ready) < want) {
-		if (bench_now() > dl)
-			return -ETIMEDOUT;
-		bench_sleep_ns(20000);
-	}
-	return 0;
-}
-
-static unsigned
-alarm_secs(const struct run *r)
-{
-	return (unsigned)((r->deadline - bench_now()) / BENCH_NS_PER_S) + 2;
-}
-
 static _Noreturn void
 child_main(struct run *r, const struct scen *s, enum placement pl,
 	   const struct bench_cpus *cpus)
@@ -997,7 +865,7 @@ child_main(struct run *r, const struct scen *s, enum placement pl,
 
 	if (pl == PL_SPLIT)
 		rc = bench_pin(cpus->b);
-	alarm(alarm_secs(r));
+	alarm(bench_alarm_secs(r->deadline));
 	aiop_stats_reset();
 	if (rc == 0)
 		rc = s->child(r);
@@ -1017,7 +885,7 @@ measure(const struct cfg *cfg, struct shared *sh,
 	struct aiop_stats ps = {0};
 	uint64_t n = 0;
 	pid_t pid;
-	int rc, st;
+	int rc;
 
 	out->ns_rt = out->sc_rt = out->spin_rt = NAN;
 	atomic_store(&sh->stop, 0);
@@ -1032,9 +900,8 @@ measure(const struct cfg *cfg, struct shared *sh,
 	rc = s->setup(&r);
 	if (rc < 0)
 		goto out;
-	aiop_spin_set(s->spin >= 0 ? (enum aiop_spin_mode)s->spin
-				   : AIOP_SPIN_AUTO, s->spin_ns);
-	rc = pl == PL_UNPINNED ? bench_unpin(cpus) : bench_pin(cpus->a);
+	bench_spin_set(s->spin, s->spin_ns);
+	rc = bench_place(cpus, pl, 0);
 	if (rc < 0)
 		goto out;
 	pid = bench_fork();
@@ -1044,27 +911,22 @@ measure(const struct cfg *cfg, struct shared *sh,
 		rc = -errno;
 		goto out;
 	}
-	alarm(alarm_secs(&r));
-	rc = wait_ready(sh, 1, 5 * BENCH_NS_PER_S);
+	alarm(bench_alarm_secs(r.deadline));
+	rc = bench_wait_ready(&sh->ready, 1, 5 * BENCH_NS_PER_S);
 	if (rc == 0) {
 		aiop_stats_reset();
 		rc = drive(&r, s, &out->ns_rt, &n);
 		aiop_stats_get(&ps);
 	}
 	alarm(0);
-	if (rc < 0)
-		kill(pid, SIGKILL);
-	st = bench_reap(pid, REAP_MS);
-	if (rc == 0 && st != 0)
-		rc = atomic_load(&sh->child_rc) < 0 ? atomic_load(&sh->child_rc)
-						     : -ECHILD;
+	rc = bench_finish_child(pid, rc, &sh->child_rc, REAP_MS);
 	if (rc == 0 && s->finish)
 		s->finish(&r, n);
 	if (rc == 0 && s->spin >= 0) {
 		const struct aiop_stats *cs = &sh->child_stats;
 
-		out->sc_rt = (double)(stats_syscalls(&ps) +
-				      stats_syscalls(cs)) / (double)n;
+		out->sc_rt = (double)(bench_stats_syscalls(&ps) +
+				      bench_stats_syscalls(cs)) / (double)n;
 		out->spin_rt = (double)(ps.spins_ok + cs->spins_ok) /
 			       (double)n;
 	}
@@ -1304,7 +1166,8 @@ zero_syscalls(struct uobjs *u, long n, struct zres *zr)
 		zr[z].err = zero_loop(u, rl, ev, (enum zid)z, n);
 		aiop_stats_get(&zr[z].st);
 		zr[z].ops = n;
-		zr[z].per_op = (double)stats_syscalls(&zr[z].st) / (double)n;
+		zr[z].per_op = (double)bench_stats_syscalls(&zr[z].st) /
+			       (double)n;
 	}
 out:
 	(void)aiop_rlock_free(rl);
@@ -1417,7 +1280,7 @@ idle_cpu(const struct cfg *cfg, struct shared *sh, struct bench_idle *ir)
 		}
 	}
 	if (rc == 0)
-		rc = wait_ready(sh, I_N, 5 * BENCH_NS_PER_S);
+		rc = bench_wait_ready(&sh->ready, I_N, 5 * BENCH_NS_PER_S);
 	if (rc == 0) {
 		/* let any spin and the first futex/epoll sleep settle */
 		bench_sleep_ns(100 * BENCH_NS_PER_MS);
@@ -1446,67 +1309,12 @@ out:
 /* ---- report ------------------------------------------------------------- */
 
 struct cell {
-	double v[MAX_ROUNDS], sc[MAX_ROUNDS], sp[MAX_ROUNDS];
+	double v[BENCH_MAX_ROUNDS], sc[BENCH_MAX_ROUNDS], sp[BENCH_MAX_ROUNDS];
 	int n, nerr, err;
 };
 
 static struct cell cells[S_N][PL_N];
-static double ucells[U_N][MAX_ROUNDS];
-
-static double
-cell_median(const struct cell *c, double lo_hi[2])
-{
-	double v[MAX_ROUNDS];
-
-	if (c->n == 0)
-		return NAN;
-	memcpy(v, c->v, sizeof(v));
-	if (lo_hi)
-		bench_minmax(v, c->n, &lo_hi[0], &lo_hi[1]);
-	return bench_median(v, c->n);
-}
-
-static double
-median_of(const double *src, int n)
-{
-	double v[MAX_ROUNDS];
-	int m = 0;
-
-	for (int k = 0; k < n; k++)
-		if (!isnan(src[k]))
-			v[m++] = src[k];
-	return m ? bench_median(v, m) : NAN;
-}
-
-/* A latency in the unit that keeps three significant digits. */
-static void
-fmt_time(char *buf, size_t len, double ns)
-{
-	if (isnan(ns))
-		snprintf(buf, len, "ERR");
-	else if (ns < 1e3)
-		snprintf(buf, len, "%.0f ns", ns);
-	else if (ns < 1e4)
-		snprintf(buf, len, "%.2f us", ns / 1e3);
-	else if (ns < 1e6)
-		snprintf(buf, len, "%.1f us", ns / 1e3);
-	else
-		snprintf(buf, len, "%.2f ms", ns / 1e6);
-}
-
-static void
-fmt_bare(char *buf, size_t len, double ns)
-{
-	/* the unit of the median already says it; keep ranges short */
-	if (isnan(ns))
-		snprintf(buf, len, "?");
-	else if (ns < 1e3)
-		snprintf(buf, len, "%.0fn", ns);
-	else if (ns < 1e6)
-		snprintf(buf, len, "%.3gu", ns / 1e3);
-	else
-		snprintf(buf, len, "%.3gm", ns / 1e6);
-}
+static double ucells[U_N][BENCH_MAX_ROUNDS];
 
 static const char *
 verdict(double ratio, double target)
@@ -1556,21 +1364,13 @@ print_latency(const struct cfg *cfg)
 			continue;
 		printf("| %s |", scens[s].name);
 		for (int p = 0; p < PL_N; p++) {
-			char m[32], lo[16], hi[16];
-			double lh[2] = {NAN, NAN};
-			double med = cell_median(&cells[s][p], lh);
+			const struct cell *c = &cells[s][p];
 
 			if (p == PL_SPLIT && !have_split) {
 				printf(" n/a |");
 				continue;
 			}
-			fmt_time(m, sizeof(m), med);
-			fmt_bare(lo, sizeof(lo), lh[0]);
-			fmt_bare(hi, sizeof(hi), lh[1]);
-			printf(" %s [%s - %s]", m, lo, hi);
-			if (cells[s][p].nerr)
-				printf(" (%d err: %s)", cells[s][p].nerr,
-				       aiop_strerror(cells[s][p].err));
+			bench_print_latency(c->v, c->n, c->nerr, c->err);
 			printf(" |");
 		}
 		printf("\n");
@@ -1591,8 +1391,8 @@ print_latency(const struct cfg *cfg)
 				continue;
 			}
 			printf(" %.2f [%.2f] |",
-			       median_of(cells[s][p].sc, cells[s][p].n),
-			       median_of(cells[s][p].sp, cells[s][p].n));
+			       bench_median_of(cells[s][p].sc, cells[s][p].n),
+			       bench_median_of(cells[s][p].sp, cells[s][p].n));
 		}
 		printf("\n");
 	}
@@ -1609,17 +1409,19 @@ static void
 print_cmp_row(const struct cmp *c)
 {
 	char f[32], b[32];
-	double vf = cell_median(&cells[c->fig][c->pl], NULL);
-	double vb = cell_median(&cells[c->base][c->pl], NULL);
+	double vf = bench_cell_median(cells[c->fig][c->pl].v,
+					 cells[c->fig][c->pl].n, NULL);
+	double vb = bench_cell_median(cells[c->base][c->pl].v,
+					 cells[c->base][c->pl].n, NULL);
 	double ratio = vf / vb;
 
 	if ((c->pl == PL_SPLIT && !have_split) || !ran(c->fig) ||
 	    !ran(c->base))
 		return;
-	fmt_time(f, sizeof(f), vf);
-	fmt_time(b, sizeof(b), vb);
+	bench_fmt_time(f, sizeof(f), vf);
+	bench_fmt_time(b, sizeof(b), vb);
 	printf("| %s | %s | %s | %s | %s | %.2fx |", c->what,
-	       pl_names[c->pl], f, b, scens[c->base].name, ratio);
+	       bench_pl_names[c->pl], f, b, scens[c->base].name, ratio);
 	if (c->target > 0)
 		printf(" <= %.1fx | %s |\n", c->target,
 		       verdict(ratio, c->target));
@@ -1718,7 +1520,7 @@ print_uncont(const struct cfg *cfg)
 	double med[U_N], lo[U_N];
 
 	for (int u = 0; u < U_N; u++) {
-		med[u] = median_of(ucells[u], cfg->rounds);
+		med[u] = bench_median_of(ucells[u], cfg->rounds);
 		lo[u] = min_of(ucells[u], cfg->rounds);
 	}
 	/* The verdict uses the medians, like every other figure; the
@@ -1796,66 +1598,15 @@ print_idle(const struct bench_idle *ir)
 static void
 print_header(const struct cfg *cfg, const struct bench_cpus *cpus)
 {
-	char model[128], idle[64];
-	struct utsname u;
-	bool vm;
-
-	bench_machine(model, sizeof(model), &vm, idle, sizeof(idle));
-	if (uname(&u) < 0)
-		snprintf(u.release, sizeof(u.release), "?");
 	printf("# aiop sync benchmark (issue 2)\n\n");
 	printf("- mode: %s, %d interleaved rounds, each figure = %" PRIu64
 	       " ms warm-up + %" PRIu64 " ms timed\n",
 	       cfg->quick ? "quick" : "full", cfg->rounds,
 	       (uint64_t)(cfg->warm_ns / BENCH_NS_PER_MS),
 	       (uint64_t)(cfg->meas_ns / BENCH_NS_PER_MS));
-	printf("- CPU: %s, %d online, %d allowed (split/pinned use CPU %d"
-	       " and %d), %s, cpuidle %s\n", model, get_nprocs(), cpus->n,
-	       cpus->a, cpus->b, vm ? "virtual machine" : "no hypervisor flag",
-	       idle);
-	printf("- kernel %s, libev %d.%d, aiop %s\n", u.release,
-	       ev_version_major(), ev_version_minor(), aiop_version());
+	bench_print_machine(cpus);
 	printf("- the benchmark sets the aiop spin mode per scenario "
 	       "(AIOP_SPIN is overridden)\n");
-}
-
-/* --only A,B: a scenario runs if its name contains any of the words. */
-static bool
-selected(const struct cfg *cfg, const char *name)
-{
-	const char *w = cfg->only;
-
-	if (!w)
-		return true;
-	while (*w) {
-		size_t n = strcspn(w, ",");
-		char word[64];
-
-		if (n > 0 && n < sizeof(word)) {
-			memcpy(word, w, n);
-			word[n] = '\0';
-			if (strstr(name, word))
-				return true;
-		}
-		w += n + (w[n] == ',');
-	}
-	return false;
-}
-
-/* The load average tells the reader how busy the shared machine was. */
-static void
-print_load(const char *when)
-{
-	char buf[128] = "?";
-	FILE *f = fopen("/proc/loadavg", "re");
-
-	if (f) {
-		if (!fgets(buf, sizeof(buf), f))
-			snprintf(buf, sizeof(buf), "?");
-		fclose(f);
-	}
-	buf[strcspn(buf, "\n")] = '\0';
-	printf("- load average %s: %s\n", when, buf);
 }
 
 /* ---- main --------------------------------------------------------------- */
@@ -1877,7 +1628,7 @@ parse_args(int argc, char **argv, struct cfg *cfg)
 			cfg->only = argv[++k];
 		} else if (!strcmp(argv[k], "--rounds") && k + 1 < argc) {
 			rounds = atoi(argv[++k]);
-			if (rounds < 1 || rounds > MAX_ROUNDS)
+			if (rounds < 1 || rounds > BENCH_MAX_ROUNDS)
 				return -EINVAL;
 		} else {
 			return -EINVAL;
@@ -1925,7 +1676,7 @@ main(int argc, char **argv)
 			"          or the sections 'uncontended', 'syscalls', "
 			"'idle'\n"
 			"          (several: --only 'floor,20us,idle')\n",
-			argv[0], MAX_ROUNDS);
+			argv[0], BENCH_MAX_ROUNDS);
 		return rc < 0 ? 2 : 0;
 	}
 	if ((rc = bench_cpus_init(&cpus)) < 0 ||
@@ -1934,9 +1685,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	have_split = cpus.b >= 0;
-	do_unc = selected(&cfg, "uncontended");
-	do_zero = selected(&cfg, "syscalls");
-	do_idle = selected(&cfg, "idle");
+	do_unc = bench_selected(cfg.only, "uncontended");
+	do_zero = bench_selected(cfg.only, "syscalls");
+	do_idle = bench_selected(cfg.only, "idle");
 	sh = bench_shm_new(sizeof(*sh));
 	if (!sh) {
 		fprintf(stderr, "sync_bench: mmap: %s\n", strerror(errno));
@@ -1950,7 +1701,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	print_header(&cfg, &cpus);
-	print_load("at start");
+	bench_print_load("at start");
 
 	for (int rd = 0; rd < cfg.rounds; rd++) {
 		fprintf(stderr, "sync_bench: round %d/%d\n", rd + 1,
@@ -1966,13 +1717,13 @@ main(int argc, char **argv)
 
 			if (p == PL_SPLIT && !have_split)
 				continue;
-			if (!selected(&cfg, scens[s].name))
+			if (!bench_selected(cfg.only, scens[s].name))
 				continue;
 			if (measure(&cfg, sh, &cpus, s, p, &res) < 0) {
 				c->nerr++;
 				c->err = res.err;
 				fprintf(stderr, "sync_bench: %s (%s): %s\n",
-					scens[s].name, pl_names[p],
+					scens[s].name, bench_pl_names[p],
 					aiop_strerror(res.err));
 				continue;
 			}
@@ -1993,7 +1744,7 @@ main(int argc, char **argv)
 	if (do_idle)
 		idle_cpu(&cfg, sh, ir);
 
-	print_load("at end");
+	bench_print_load("at end");
 	if (any_ran()) {
 		print_latency(&cfg);
 		print_targets();
