@@ -75,13 +75,27 @@ struct aiop__shm_hdr {
 
 struct aiop__waitq {
 	_Atomic uint32_t seq;     /* futex word, bumped by each wake */
-	_Atomic uint32_t nsleep;  /* blocking waiters armed or asleep */
+	_Atomic uint32_t nsleep;  /* blocking waiters armed or asleep,
+				     with a generation (see below) */
 	_Atomic uint32_t spin_ns; /* adaptive spin budget (a hint) */
 	_Atomic uint32_t last_cpu; /* last waker: (1+CPU) << 22 | tid (hint) */
 	_Atomic uint64_t armed[AIOP__ARMED_WORDS]; /* loops to ring */
 };
 
 #define AIOP__WAKE_ALL 0x7fffffff
+
+/* nsleep = arrivals (8 bits) << 24 | generation (8) << 16 | count (16).
+ * The count is of blocking waiters between arming and return; each arming
+ * also bumps the arrivals tag. A waker whose FUTEX_WAKE found nobody in
+ * the kernel starts a new generation at count 0 if the word is as it read
+ * it before its wake (the tag tells a new arrival from one that left), so
+ * a waiter killed while counted is forgotten at the next such wake; a
+ * live waiter counted in an older generation does not take its count
+ * back (design.md 2.2). */
+#define AIOP__NSLEEP_COUNT 0x0000ffffu
+#define AIOP__NSLEEP_GEN 0x00010000u
+#define AIOP__NSLEEP_GEN_MASK 0x00ff0000u
+#define AIOP__NSLEEP_ARRIVE 0x01000000u
 
 /* ---- per-process handle base ------------------------------------------ */
 
@@ -287,7 +301,7 @@ aiop__has_waiters(struct aiop__waitq *wq, uint32_t *nsleep)
 	*nsleep = atomic_load(&wq->nsleep);
 	for (int w = 0; w < AIOP__ARMED_WORDS; w++)
 		a |= atomic_load(&wq->armed[w]);
-	return (*nsleep | a) != 0;
+	return ((*nsleep & AIOP__NSLEEP_COUNT) | a) != 0;
 }
 
 static inline void

@@ -137,7 +137,8 @@ spin(struct aiop__obj *obj, struct aiop__waitq *wq,
 		 * already asleep here (spinning would take the CPU from the
 		 * processes that have to act first, e.g. barrier parties) */
 		if (aiop__spin_single_cpu() || peer_on_my_cpu(wq) ||
-		    atomic_load_explicit(&wq->nsleep, memory_order_relaxed))
+		    (atomic_load_explicit(&wq->nsleep, memory_order_relaxed) &
+		     AIOP__NSLEEP_COUNT))
 			return -EAGAIN;
 		budget = atomic_load_explicit(&wq->spin_ns,
 					      memory_order_relaxed);
@@ -235,6 +236,42 @@ ring(int bell)
 		(void)0; /* EAGAIN: counter saturated, already readable */
 }
 
+/*
+ * The kernel had nobody queued on seq, although ns (loaded before our seq
+ * bump) counted blocking waiters. Each of them is in transit (counted but
+ * not yet queued: its futex_wait will see our bump and return), on its
+ * way out (woken earlier, not yet uncounted), or dead. None needs its
+ * count any more, so a new generation starts at count 0, if nsleep is
+ * still ns: a waiter that armed since changed the arrivals tag even if
+ * another left (found by the model, docs/model). Without this, a waiter
+ * killed while counted made every later wake a futile FUTEX_WAKE and
+ * switched the adaptive spin off for good (it does not spin while others
+ * sleep). Design.md 2.2.
+ */
+static void
+forget_sleepers(struct aiop__waitq *wq, uint32_t ns)
+{
+	uint32_t gen = (ns + AIOP__NSLEEP_GEN) & AIOP__NSLEEP_GEN_MASK;
+	uint32_t next = (ns & ~(AIOP__NSLEEP_GEN_MASK | AIOP__NSLEEP_COUNT)) |
+			gen;
+
+	(void)atomic_compare_exchange_strong(&wq->nsleep, &ns, next);
+}
+
+/* Take our count back (mine: nsleep as our increment found it), unless
+ * a waker started a new generation since: it forgot us with the rest. */
+static void
+sleeper_done(struct aiop__waitq *wq, uint32_t mine)
+{
+	uint32_t w = atomic_load_explicit(&wq->nsleep, memory_order_relaxed);
+
+	do {
+		if (((w ^ mine) & AIOP__NSLEEP_GEN_MASK) ||
+		    !(w & AIOP__NSLEEP_COUNT))
+			return;
+	} while (!atomic_compare_exchange_weak(&wq->nsleep, &w, w - 1));
+}
+
 void
 aiop__wake_slow(struct aiop__waitq *wq, uint32_t ns, int n)
 {
@@ -242,9 +279,10 @@ aiop__wake_slow(struct aiop__waitq *wq, uint32_t ns, int n)
 
 	atomic_store_explicit(&wq->last_cpu, waker_tag(), memory_order_relaxed);
 	atomic_fetch_add(&wq->seq, 1);
-	if (ns) {
+	if (ns & AIOP__NSLEEP_COUNT) {
 		AIOP__COUNT(futex_wakes);
-		aiop__futex_wake(&wq->seq, n);
+		if (aiop__futex_wake(&wq->seq, n) == 0 && n > 0)
+			forget_sleepers(wq, ns);
 	}
 	for (int w = 0; w < AIOP__ARMED_WORDS; w++) {
 		uint64_t m;
@@ -363,13 +401,13 @@ wait_slow(struct aiop__obj *obj, struct aiop__waitq *wq,
 	 * 100 ms per thread: repeated short waits must recover as well */
 	flags = probe_flags(d);
 	for (;;) {
-		uint32_t s;
+		uint32_t s, mine;
 
 		if (d->wq_of) /* multi-phase: wait where the phase waits */
 			wq = d->wq_of(obj, args);
 		s = atomic_load(&wq->seq);
 
-		atomic_fetch_add(&wq->nsleep, 1);
+		mine = atomic_fetch_add(&wq->nsleep, 1 + AIOP__NSLEEP_ARRIVE);
 		atomic_thread_fence(memory_order_seq_cst); /* see arm() */
 		r = d->attempt(obj, args, flags);
 		/* a multi-phase attempt may have moved on to another queue:
@@ -382,7 +420,7 @@ wait_slow(struct aiop__obj *obj, struct aiop__waitq *wq,
 			AIOP__COUNT(futex_waits);
 			(void)aiop__futex_wait(&wq->seq, s, &ts);
 		}
-		atomic_fetch_sub(&wq->nsleep, 1);
+		sleeper_done(wq, mine);
 		if (r != -EAGAIN) {
 			learn(wq, start);
 			return r;

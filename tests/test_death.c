@@ -233,6 +233,39 @@ Test(death, killed_waiters_hurt_nobody)
 	t_unshared(flag, 64);
 }
 
+/*
+ * A blocking waiter killed in its sleep stays counted in the lock's
+ * sleeper count. It used to stay there for good: every later release made
+ * a FUTEX_WAKE for nobody (and the adaptive spin stayed off, as it does
+ * while others sleep). The first wake that finds nobody in the kernel now
+ * forgets it, and the releases after it make no syscall.
+ */
+Test(death, a_killed_sleeper_is_forgotten)
+{
+	int *flag = t_shared(64);
+	struct aiop_stats st;
+	pid_t victim;
+
+	cr_assert_eq(aiop_lock_new(&L), 0);
+	cr_assert_eq(aiop_lock_acquire(L, T_SEC), 0);
+	victim = t_fork(waiter, flag);
+	cr_assert(t_wait_flag(flag, 5000));
+	t_msleep(50); /* asleep */
+	kill(victim, SIGKILL);
+	cr_assert_eq(t_reap(victim, T_REAP_MS), -SIGKILL);
+	aiop_stats_reset();
+	cr_assert_eq(aiop_lock_release(L), 0); /* finds nobody: forgets */
+	for (int i = 0; i < 100; i++) {
+		cr_assert_eq(aiop_lock_try_acquire(L), 0);
+		cr_assert_eq(aiop_lock_release(L), 0);
+	}
+	cr_assert_eq(aiop_stats_get(&st), 0);
+	cr_assert_leq(st.futex_wakes, 1, "%llu FUTEX_WAKEs for a dead waiter",
+		      (unsigned long long)st.futex_wakes);
+	cr_assert_eq(aiop_lock_free(L), 0);
+	t_unshared(flag, 64);
+}
+
 Test(death, cancelled_recovery_keeps_the_notice)
 {
 	/* a coro acquire granted with -EOWNERDEAD and then cancelled gives

@@ -32,7 +32,7 @@ EOF
 	fi
 	if [ "$kind" = ltl ]; then cc="" args="-a -f -A"; else cc="-DSAFETY" args=""; fi
 	# shellcheck disable=SC2086
-	if ! gcc $opt $cc -DMEMLIM=4000 -o pan pan.c >gcc.out 2>&1; then
+	if ! gcc $opt $cc -DCOLLAPSE -DMEMLIM=4000 -o pan pan.c >gcc.out 2>&1; then
 		echo "$name FAIL gcc: $(head -1 gcc.out)"; exit 0
 	fi
 	# shellcheck disable=SC2086
@@ -51,6 +51,7 @@ EOF
 	*acceptance*) what=LTL ;;
 	*'counter>0'*) what=P1 ;;
 	*'counter+'* | *'counter=='*) what=P2 ;;
+	*'nsleep<='*) what=P4 ;;
 	'') what=none ;;
 	*) what="other" ;;
 	esac
@@ -129,6 +130,9 @@ F="-DMODE0=FOREVER -DMODE1=FOREVER -DMODE2=FOREVER"
 		echo "mut-no-kick|fail:P1|safety|-O0|-DNBW=1 -DMUT_NO_KICK"
 		echo "mut-no-undo|fail:P2|safety|-O0|-DNBW=1 -DMUT_NO_UNDO"
 		echo "mut-undo-keeps-result|fail:P2|safety|-O0|-DNBW=1 -DMUT_UNDO_KEEPS_RESULT"
+		echo "mut-forget-blind|fail:P1|safety|-O0|-DNOPS0=0 -DMUT_FORGET_BLIND"
+		echo "mut-no-arrivals|fail:P1|safety|-O0|-DNOPS0=0 -DMUT_NO_ARRIVALS"
+		echo "mut-done-any-gen|fail:P4|safety|-O0|-DNOPS0=0 -DMUT_DONE_ANY_GEN"
 		echo "mut-wake-first-ltl|fail:LTL|ltl|-O0|-DLTL -DNOPS0=0 -DMUT_WAKE_FIRST"
 	fi
 } >"$tmp/cases"

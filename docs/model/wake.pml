@@ -11,7 +11,20 @@
  *                owner == 0 <=> counter == 1; Semaphore: UNITS=2)
  *   seq          wq->seq, abstracted exactly as "bumped since waiter i
  *                loaded it" (sq[i]); seq never wraps in a bounded run
- *   nsleep       wq->nsleep
+ *   nsleep       wq->nsleep's count (low 16 bits). Its generation and
+ *                arrivals tag (the other bits) are abstracted exactly, as
+ *                what they are compared for:
+ *   counted[i]   waiter i is in the count of the current generation
+ *                (armed, not yet done, not forgotten); wait.c sleeper_done
+ *                takes its count back only then
+ *   chg          bit w: nsleep's generation or arrivals tag changed since
+ *                waker w loaded it (an arming bumps the tag; a
+ *                forget_sleepers the generation); with an equal count,
+ *                the word is then as the waker loaded it exactly when its
+ *                bit is clear (wait.c forget_sleepers' CAS); the bit is
+ *                set again once the wake is over (it is only read within
+ *                one). Tag and generation wrap (8 bits each) are not
+ *                modelled.
  *   armed        wq->armed[0], bit l = doorbell of loop l (2 loops)
  *   efd[l]       doorbell eventfd of loop l (readable: counter != 0)
  *   kicked[l]    reg->kicked (ring() of our own loop on its own thread)
@@ -44,6 +57,8 @@
  *     changes either (INV), so never more holders than units; at the end
  *     of every run every unit is back (a cancelled grant gave its unit
  *     back) and every op completed exactly once.
+ *  P4 the count never passes the blocking waiters that exist (no count
+ *     taken back twice, no underflow): assert after each decrement.
  *  P3 a dead waiter (-DDEATH): WITH -DRECHECK P1, P2 and P3 hold: every
  *     live waiter finishes.  WITHOUT the recheck P1 FAILS; that is why the
  *     recheck exists (design.md 5).  spin finds:
@@ -79,6 +94,15 @@
  *   MUT_UNWAIT_CLEAR      unwait clears the armed bit even when another op
  *                         of the loop still waits on the handle -> P1 fails
  *   MUT_NO_KICK           ring() of our own loop does nothing -> P1 fails
+ *   MUT_FORGET_BLIND      forget_sleepers resets the count without
+ *                         comparing it with the value loaded before the
+ *                         wake (a waiter armed since is forgotten too)
+ *                                                              -> P1 fails
+ *   MUT_NO_ARRIVALS       forget_sleepers compares count and generation
+ *                         only (one waiter leaving and another arming
+ *                         restore the word: ABA)               -> P1 fails
+ *   MUT_DONE_ANY_GEN      sleeper_done takes its count back in any
+ *                         generation                           -> P4 fails
  *   MUT_NO_UNDO           cancel of a granted op keeps the unit -> P2 fails
  *   MUT_UNDO_KEEPS_RESULT cancel undoes a grant but leaves result 0, so
  *                         the callback releases a second time  -> P2 fails
@@ -127,7 +151,16 @@
 
 /* ---- shared memory: struct aiop__waitq + the primitive's state -------- */
 byte counter = 0;   /* free units (Lock: owner == 0 <=> counter == 1) */
-byte nsleep = 0;    /* wq->nsleep */
+byte nsleep = 0;    /* wq->nsleep & AIOP__NSLEEP_COUNT */
+bool counted[NB];
+byte chg = 31;      /* waker ids: Waker 0, Blocking i 1 + i, Loop L 3 + L */
+#ifdef MUT_NO_ARRIVALS
+byte chgen = 31;    /* as chg, for generation changes only */
+#define CLR_CHGEN(w) chgen = chgen & ~(1 << (w))
+#else
+#define chgen chg
+#define CLR_CHGEN(w) skip
+#endif
 byte armed = 0;     /* wq->armed[0]; bit l = doorbell of loop l */
 /* wq->seq, abstracted exactly (seq never wraps in a bounded run):
  * sq[i] = 0 waiter i holds no loaded value, 1 = it loaded s = seq and seq
@@ -178,11 +211,11 @@ inline attempt_o(k, r) {
 /* ---- futex ---------------------------------------------------------------
  * futex.h aiop__futex_wake(&wq->seq, 1): dequeue up to one queued waiter;
  * which one is left open (the kernel's FIFO is not relied upon). */
-inline futex_wake_one() {
+inline futex_wake_one(woke) {
 	if
-	:: queued[0] -> queued[0] = false
-	:: queued[1] -> queued[1] = false
-	:: else -> skip
+	:: queued[0] -> queued[0] = false; woke = true
+	:: queued[1] -> queued[1] = false; woke = true
+	:: else -> woke = false
 	fi
 }
 /* wait.c wake_slow: atomic_fetch_add(&wq->seq, 1) */
@@ -190,6 +223,12 @@ inline seq_bump() {
 	if :: sq[0] == 1 -> sq[0] = 2 :: else -> skip fi;
 	if :: sq[1] == 1 -> sq[1] = 2 :: else -> skip fi
 }
+
+/* wait.c forget_sleepers: a new generation at count 0 */
+#define FORGET nsleep = 0; counted[0] = false; counted[1] = false; \
+	       chg = chg | 31; chgen = chgen | 31
+/* MUT_NO_ARRIVALS: the waker sees generation changes only */
+#define CHG_GEN(w) (chgen & (1 << (w)))
 
 /* ---- the wake step (K2, K3) ---------------------------------------------
  * internal.h aiop__wake(wq, 1) and wait.c aiop__wake_slow(wq, ns, 1), run
@@ -204,8 +243,8 @@ inline ring1(l, self) {
 	fi
 #endif
 }
-inline wake(self) {
-	ns = (nsleep != 0);                       /* internal.h aiop__wake: ns = atomic_load(&wq->nsleep) */
+inline wake(self, wid) {
+	atomic { nsv = nsleep; chg = chg & ~(1 << wid); CLR_CHGEN(wid); ns = (nsv != 0) }  /* internal.h aiop__wake: ns = atomic_load(&wq->nsleep) */
 #ifdef MUT_FAST_NSLEEP_ONLY
 	a = ns;
 #else
@@ -218,8 +257,18 @@ inline wake(self) {
 #else
 		a = false;
 #endif
-		atomic { if :: ns -> futex_wake_one()                  /* wait.c wake_slow: if (ns) aiop__futex_wake(&wq->seq, n) */
-			 :: else -> skip fi; ns = false };
+		atomic { if :: ns -> futex_wake_one(woke)              /* wait.c wake_slow: if (ns & COUNT) aiop__futex_wake(&wq->seq, n) */
+			 :: else -> woke = true fi };
+		atomic { if                                          /* wait.c forget_sleepers: CAS(nsleep, ns, gen + 1 | 0) */
+#if defined(MUT_FORGET_BLIND)
+			 :: !woke -> FORGET
+#elif defined(MUT_NO_ARRIVALS)
+			 :: !woke && nsleep == nsv && !(chg & CHG_GEN(wid)) -> FORGET
+#else
+			 :: !woke && nsleep == nsv && !(chg & (1 << wid)) -> FORGET
+#endif
+			 :: else -> skip fi; ns = false; woke = false; nsv = 0;
+			 chg = chg | (1 << wid); chgen = chgen | (1 << wid) };
 		m = armed;                                           /* wait.c wake_slow: atomic_load_explicit(&wq->armed[w], relaxed) */
 		atomic { if :: m != 0 -> m = armed; armed = 0        /* wait.c wake_slow: m = atomic_exchange(&wq->armed[w], 0) */
 			 :: else -> skip fi };
@@ -234,8 +283,8 @@ inline wake(self) {
 /* ---- Waker: holds UNITS units and releases them one by one --------------
  * (aiop_lock_release / aiop_sem_release from a thread running no loop) */
 proctype Waker() {
-	bool ns, a;
-	byte m;
+	bool ns, a, woke;
+	byte m, nsv;
 	do
 	:: wheld > 0 ->
 #ifdef MUT_WAKE_FIRST
@@ -245,7 +294,7 @@ proctype Waker() {
 		atomic { counter++; wheld--; INV };
 		if
 		:: a -> atomic { seq_bump(); a = false };
-			atomic { if :: ns -> futex_wake_one() :: else -> skip fi; ns = false };
+			atomic { if :: ns -> futex_wake_one(woke) :: else -> skip fi; ns = false; woke = false };
 			m = armed;
 			atomic { if :: m != 0 -> m = armed; armed = 0 :: else -> skip fi };
 			atomic { if :: (m & 1) != 0 -> efd[0] = true :: else -> skip fi; m = m & 2 };
@@ -254,7 +303,7 @@ proctype Waker() {
 		fi
 #else
 		atomic { counter++; wheld--; INV };  /* lock.c lock_release: atomic_exchange(&owner, 0) (K1) */
-		wake(NOLOOP)                          /* lock.c lock_release: aiop__wake(&wq, 1) */
+		wake(NOLOOP, 0)                       /* lock.c lock_release: aiop__wake(&wq, 1) */
 #endif
 	:: else -> break
 	od;
@@ -269,8 +318,8 @@ proctype Waker() {
  * return the deadline may have passed: one last attempt, whose result
  * wins, else -ETIMEDOUT: the waiter abandons the wait. */
 proctype Blocking(byte i) {
-	bool r, dl, to, ns, a;
-	byte m;
+	bool r, dl, to, ns, a, woke;
+	byte m, nsv;
 	{
 #ifdef BDL
 		dl = BDL;
@@ -284,14 +333,14 @@ retry:
 #if defined(MUT_NO_BLOCK_RECHECK)
 		attempt_b(r);                    /* mutation: the attempt before arming */
 		sq[i] = 1;
-		nsleep++;
+		atomic { counted[i] = true; nsleep++; chg = chg | 31 };
 #elif defined(MUT_SEQ_LATE)
-		nsleep++;
+		atomic { counted[i] = true; nsleep++; chg = chg | 31 };
 		attempt_b(r);
 		sq[i] = 1;                       /* mutation: s = seq after the re-check */
 #else
 		sq[i] = 1;                       /* wait.c wait_slow: s = atomic_load(&wq->seq)              W1 */
-		nsleep++;                        /* wait.c wait_slow: atomic_fetch_add(&wq->nsleep, 1); fence W2 */
+		atomic { counted[i] = true; nsleep++; chg = chg | 31 };  /* wait.c wait_slow: mine = atomic_fetch_add(&wq->nsleep, 1); fence W2 */
 		attempt_b(r);                    /* wait.c wait_slow: r = d->attempt(obj, args, flags)       W3 */
 #endif
 		if
@@ -312,7 +361,16 @@ retry:
 			fi
 		:: else -> sq[i] = 0
 		fi;
-		nsleep--;                        /* wait.c wait_slow: atomic_fetch_sub(&wq->nsleep, 1) */
+		atomic {                         /* wait.c sleeper_done(wq, mine): CAS loop */
+#ifdef MUT_DONE_ANY_GEN
+			nsleep--;
+#else
+			if :: counted[i] && nsleep > 0 -> nsleep--
+			   :: else -> skip fi;
+#endif
+			counted[i] = false;
+			assert(nsleep <= NB)     /* P4 (byte: an underflow reads 255) */
+		};
 		if :: r -> goto acquired :: else -> skip fi;   /* wait.c wait_slow: if (r != -EAGAIN) return r */
 		if
 		:: to || dl ->                   /* wait.c wait_slow: t >= deadline: one last attempt */
@@ -325,7 +383,7 @@ acquired:
 		/* the caller holds the unit, then releases it */
 		atomic { counter++; bhold[i] = false; r = false; INV;    /* lock.c lock_release: atomic_exchange (K1) */
 			 rel[i] = true };
-		wake(NOLOOP);                    /* lock.c lock_release: aiop__wake(&wq, 1) (K2, K3) */
+		wake(NOLOOP, 1 + i);             /* lock.c lock_release: aiop__wake(&wq, 1) (K2, K3) */
 out:
 		atomic { dl = false; bfin[i] = true; nfin++ }
 	}
@@ -334,9 +392,10 @@ out:
 		/* SIGKILL at an arbitrary point, except while it holds a unit (a
 		 * dead holder is the PROBE mechanism's business, design.md 5):
 		 * the kernel takes a dying task off the futex queue; nsleep stays
-		 * one too high. */
+		 * one too high until a wake finds nobody queued. */
 		atomic { dead[i] && !bhold[i] -> queued[i] = false; sq[i] = 0;
 			 r = false; dl = false; to = false; ns = false; a = false; m = 0;
+			 woke = false; nsv = 0;
 			 nfin++ }
 	}
 #endif
@@ -386,7 +445,7 @@ inline deliver(k, rr) {
 	:: rr == GRANTED ->
 		atomic { st[k] = DONE; res[k] = NONE; mode[k] = FOREVER; cancelled[k] = false;
 			 counter++; ohold[k] = false; INV };      /* cb: lock_release: atomic_exchange (K1) */
-		wake(L)                                       /* cb: lock_release: aiop__wake (K2, K3) */
+		wake(L, 3 + L)                                /* cb: lock_release: aiop__wake (K2, K3) */
 	:: else ->
 		atomic { st[k] = DONE; res[k] = NONE; mode[k] = FOREVER; cancelled[k] = false }
 	fi
@@ -470,7 +529,7 @@ inline cancel(k) {
 #ifndef MUT_NO_UNDO
 			/* d->undo: lock_undo -> lock_release / sem_undo -> sem_release */
 			atomic { counter++; ohold[k] = false; INV };   /* K1 */
-			wake(L);                                        /* K2, K3 */
+			wake(L, 3 + L);                                 /* K2, K3 */
 #endif
 #ifndef MUT_UNDO_KEEPS_RESULT
 			res[k] = ECANCELED     /* aiop_op_cancel: op->aiop_result = -ECANCELED */
@@ -486,8 +545,8 @@ inline cancel(k) {
  * the event sources are chosen nondeterministically (libev's order within
  * an iteration is a special case) */
 proctype Loop(byte L; byte lo; byte hi) {
-	bool r, failed, ns, a;
-	byte p, m;
+	bool r, failed, ns, a, woke;
+	byte p, m, nsv;
 
 	coro_start(lo);                         /* the first op starts at once */
 	do
@@ -560,7 +619,8 @@ init {
 	/* end of every run: all units back (P2), every op completed */
 	assert(counter == UNITS && HELD == 0);
 	assert(st[0] == DONE && st[1] == DONE && st[2] == DONE);
-	assert(nsleep == 0 || dead[0])          /* a dead waiter may leave it one too high */
+	assert(nsleep == 0 || dead[0])          /* a dead waiter may leave it one too high
+	                                           until a wake finds nobody queued */
 }
 
 #ifdef LTL
