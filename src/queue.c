@@ -580,8 +580,8 @@ claimable_before(struct aiop_queue *q, uint64_t pos)
 
 /*
  * n messages were committed from pos: wake consumers, but only if none was
- * waiting to be claimed before them. If some were, a consumer was woken for those
- * (or all were awake) and has not claimed yet; waking another now mostly
+ * waiting to be claimed before them. If some were, a consumer was woken for
+ * those (or all were awake) and has not claimed yet; waking another now mostly
  * hits one that is already awake, a futex wake for nothing. Instead the
  * consumer that claims passes the wake on while messages remain
  * (passed_on()). The two sides are a Dekker pair on ncommit and nclaimed
