@@ -190,6 +190,109 @@ plock_drop(struct aiop_queue *q)
 		aiop__wake(&s->not_full, AIOP__WAKE_ALL);
 }
 
+/* ---- counts that survive a death --------------------------------------- */
+
+/*
+ * nres and ndrop are written under plock by a holder that may die between
+ * any two of its stores. Each update writes a journal first, so that what
+ * it did can be told whenever it died:
+ *
+ *  reserve: j_tail, j_nres (low 32 bits of the new tail and nres), then
+ *	     tail, then nres. If tail shows the journal's value, nres is the
+ *	     journal's (a reservation is never a multiple of 2^32 bytes).
+ *  drop:    j_dpos, j_ndrop (ndrop + 1), the record's CAS to PAD, then
+ *	     ndrop. If j_ndrop differs and the record is PAD, ndrop is
+ *	     j_ndrop.
+ *
+ * Readers compute the counts so (nres_now(), ndrop_now()); a holder
+ * stores the settled count before it writes a journal of its own. The
+ * JoinableQueue's count depends on both (join_count()): a producer killed
+ * between counting a message and publishing it used to leave join()
+ * waiting for a message that no longer existed.
+ */
+static inline uint64_t
+nres_fix(uint64_t tail, uint32_t jt, uint32_t jn, uint64_t nres)
+{
+	if ((uint32_t)tail == jt)
+		nres += (uint32_t)(jn - (uint32_t)nres);
+	return nres;
+}
+
+/* nres as the tail we read makes it. */
+static uint64_t
+nres_now(struct q_shm *s)
+{
+	for (unsigned i = 0; i < 64; i++) {
+		uint64_t t = atomic_load(&s->tail);
+		uint32_t jt = atomic_load(&s->j_tail);
+		uint32_t jn = atomic_load(&s->j_nres);
+		uint64_t n = atomic_load(&s->nres);
+
+		/* the journal we read is the one of tail t, or of a
+		 * reservation not yet published (then nres is t's) */
+		if (atomic_load(&s->tail) == t)
+			return nres_fix(t, jt, jn, n);
+	}
+	return atomic_load(&s->nres); /* a peer flaps tail: any value */
+}
+
+static uint64_t
+ndrop_now(struct aiop_queue *q)
+{
+	struct q_shm *s = Q(q);
+
+	for (unsigned i = 0; i < 64; i++) {
+		uint64_t jn = atomic_load(&s->j_ndrop);
+		uint64_t jp = atomic_load(&s->j_dpos) & ~15ull;
+		uint64_t st = atomic_load(&REC(q, jp)->st);
+		uint64_t nd = atomic_load(&s->ndrop);
+
+		if (atomic_load(&s->j_ndrop) != jn)
+			continue; /* a new drop began: read it */
+		if (nd != jn && kind_of(st) == K_PAD && lap_ok(q, st, jp))
+			return jn; /* done, not yet counted */
+		return nd;
+	}
+	return atomic_load(&s->ndrop);
+}
+
+/*
+ * JoinableQueue: messages reserved and not task_done'd (a put counts from
+ * its reservation: a producer cannot die between counting and reserving).
+ * Read in this order, each count no later than the next, it may read high
+ * for a moment, never low.
+ */
+static int64_t
+join_count(struct aiop_queue *q)
+{
+	uint64_t done = atomic_load(&Q(q)->ndone);
+	uint64_t drop = ndrop_now(q);
+
+	return (int64_t)(nres_now(Q(q)) - drop - done);
+}
+
+/* Under plock: the record at pos, in state `from` (RES), becomes PAD and
+ * is counted in ndrop, journaled (see above). */
+static bool
+drop_locked(struct aiop_queue *q, uint64_t pos, uint64_t from)
+{
+	struct q_shm *s = Q(q);
+	uint64_t nd = ndrop_now(q);
+
+	/* settle what a holder that died left */
+	atomic_store(&s->ndrop, nd);
+	atomic_store(&s->j_ndrop, nd);
+	atomic_store(&s->j_dpos, pos);
+	atomic_store(&s->j_ndrop, nd + 1);
+	if (!atomic_compare_exchange_strong(&REC(q, pos)->st, &from,
+					    mk(q, pos, K_PAD, 0))) {
+		atomic_store(&s->j_ndrop, nd);
+		return false;
+	}
+	atomic_store(&s->ndrop, nd + 1);
+	return true;
+}
+
 /* ---- reading records safely -------------------------------------------- */
 
 /*
@@ -507,7 +610,8 @@ want_room(struct q_shm *s, uint64_t need)
 }
 
 /* n records were dropped: count them, give their room back, and wake
- * consumers that stopped behind them (the FIFO stop is gone). */
+ * consumers that stopped behind them (the FIFO stop is gone), and joiners
+ * if the last unfinished message was one of them. */
 static void
 dropped(struct aiop_queue *q, unsigned n)
 {
@@ -516,14 +620,57 @@ dropped(struct aiop_queue *q, unsigned n)
 	atomic_fetch_add(&s->nfin, n);
 	advance_release(q, q->maxsize != 0, false);
 	aiop__wake(&s->not_empty, AIOP__WAKE_ALL);
+	if ((q->flags & AIOP_QUEUE_JOINABLE) && join_count(q) <= 0)
+		aiop__wake(&s->all_done, AIOP__WAKE_ALL);
 }
 
-/* A record in state `from` becomes PAD: dropped, never delivered. */
-static int
-rec_drop(struct aiop_queue *q, uint64_t pos, uint64_t from)
+/*
+ * Records in state RES(self) from pos (n of them, PADs between) are dropped:
+ * never delivered. Under plock (drop_locked()); if a live holder keeps it
+ * (stopped, or a hostile peer), they are abandoned instead: RES with no
+ * owner (tid 0, never alive), which the next probe drops as it drops a
+ * dead producer's. @return records dropped or abandoned
+ */
+static uint64_t next_rec(struct aiop_queue *q, uint64_t pos);
+
+static unsigned
+drop_own(struct aiop_queue *q, uint64_t pos, unsigned n)
 {
-	if (!atomic_compare_exchange_strong(&REC(q, pos)->st, &from,
-					    mk(q, pos, K_PAD, 0)))
+	uint32_t self = me();
+	uint64_t p = pos;
+	unsigned done = 0;
+	bool locked = plock_take(q) == 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t nx = next_rec(q, p), from = mk(q, p, K_RES, self);
+
+		if (locked ? drop_locked(q, p, from)
+			   : atomic_compare_exchange_strong(
+				     &REC(q, p)->st, &from,
+				     mk(q, p, K_RES, 0)))
+			done++;
+		p = nx;
+	}
+	if (locked) {
+		plock_drop(q);
+		if (done)
+			dropped(q, done);
+	}
+	return done;
+}
+
+/* A dead producer's record (RES, as read in `from`) is dropped. -EAGAIN:
+ * plock is held by a live holder (the next probe tries again). */
+static int
+rec_drop_dead(struct aiop_queue *q, uint64_t pos, uint64_t from)
+{
+	bool ok;
+
+	if (plock_take(q) < 0)
+		return -EAGAIN;
+	ok = drop_locked(q, pos, from);
+	plock_drop(q);
+	if (!ok)
 		return -EPROTO;
 	dropped(q, 1);
 	return 0;
@@ -662,7 +809,7 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 	unsigned n, uint64_t *first, uint64_t *needw)
 {
 	struct q_shm *s = Q(q);
-	uint64_t rel, tail, p, need, nfin, nres;
+	uint64_t rel, tail, p, need, nfin, nres, nres0;
 	uint32_t self = me();
 	int r;
 
@@ -693,7 +840,12 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 		r = -EMSGSIZE;
 		goto out;
 	}
-	nres = atomic_load_explicit(&s->nres, memory_order_relaxed);
+	/* nres as a holder that died may have left it (nres_now()) */
+	nres0 = atomic_load_explicit(&s->nres, memory_order_relaxed);
+	nres = nres_fix(tail,
+			atomic_load_explicit(&s->j_tail, memory_order_relaxed),
+			atomic_load_explicit(&s->j_nres, memory_order_relaxed),
+			nres0);
 	if (q->maxsize) {
 		nfin = atomic_load_explicit(&s->nfin, memory_order_acquire);
 		if (n > q->maxsize) {
@@ -755,8 +907,15 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 				      memory_order_release);
 		p += rs;
 	}
-	atomic_store_explicit(&s->nres, nres + n, memory_order_relaxed);
+	/* the journal, then tail, then nres (nres_fix()): each store
+	 * ordered after the one before (release: plain stores on x86) */
+	if (AIOP_UNLIKELY(nres != nres0))
+		atomic_store_explicit(&s->nres, nres, memory_order_release);
+	atomic_store_explicit(&s->j_tail, (uint32_t)p, memory_order_release);
+	atomic_store_explicit(&s->j_nres, (uint32_t)(nres + n),
+			      memory_order_release);
 	atomic_store_explicit(&s->tail, p, memory_order_release);
+	atomic_store_explicit(&s->nres, nres + n, memory_order_release);
 	r = 0;
 out:
 	plock_drop(q);
@@ -789,21 +948,15 @@ next_rec(struct aiop_queue *q, uint64_t pos)
 static int
 commit_one(struct aiop_queue *q, uint64_t pos, uint32_t self)
 {
-	struct q_shm *s = Q(q);
 	uint64_t from = mk(q, pos, K_RES, self);
 
-	if (q->flags & AIOP_QUEUE_JOINABLE)
-		atomic_fetch_add(&s->unfinished, 1);
 	/* seq_cst: one side of the Dekker pairs with a consumer that arms
 	 * or sets res_stop and then reads this header (design.md 2.1,
 	 * 9.4a); a locked cmpxchg either way on x86 */
 	if (!atomic_compare_exchange_strong_explicit(
 		    &REC(q, pos)->st, &from, mk(q, pos, K_COMMIT, 0),
-		    memory_order_seq_cst, memory_order_relaxed)) {
-		if (q->flags & AIOP_QUEUE_JOINABLE)
-			atomic_fetch_sub(&s->unfinished, 1);
+		    memory_order_seq_cst, memory_order_relaxed))
 		return -EPROTO; /* only corrupt memory takes it from us */
-	}
 	return 0;
 }
 
@@ -964,7 +1117,7 @@ claim(struct aiop_queue *q, struct claim *c, size_t cap, unsigned max,
 				if ((flags & AIOP__ATT_PROBE) && t != self &&
 				    !aiop__tid_alive((pid_t)t)) {
 					AIOP__COUNT(owner_probes);
-					if (rec_drop(q, p, st) == 0)
+					if (rec_drop_dead(q, p, st) == 0)
 						continue;
 				}
 				/* tell producers a consumer waits behind it
@@ -1107,26 +1260,6 @@ unclaim_run(struct aiop_queue *q, uint64_t pos, unsigned n)
 	aiop__wake(&Q(q)->not_empty, (int)n);
 }
 
-/* Drop n reserved records from pos (cancel of a granted put). */
-static void
-drop_run(struct aiop_queue *q, uint64_t pos, unsigned n)
-{
-	uint32_t self = me();
-	uint64_t p = pos;
-	unsigned done = 0;
-
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t nx = next_rec(q, p), from = mk(q, p, K_RES, self);
-
-		if (atomic_compare_exchange_strong(&REC(q, p)->st, &from,
-						   mk(q, p, K_PAD, 0)))
-			done++;
-		p = nx;
-	}
-	if (done)
-		dropped(q, done);
-}
-
 /*
  * Walk from `release` to `tail` and recover the records of dead threads:
  * a dead producer's reservation is dropped, a dead consumer's claim goes
@@ -1152,7 +1285,7 @@ probe_dead(struct aiop_queue *q)
 		    !aiop__tid_alive((pid_t)t)) {
 			AIOP__COUNT(owner_probes);
 			if (k == K_RES)
-				(void)rec_drop(q, p, st);
+				(void)rec_drop_dead(q, p, st);
 			else
 				(void)rec_unclaim(q, p, st);
 		}
@@ -1392,10 +1525,10 @@ q_undo(struct aiop__obj *o, void *args, int result)
 	switch (a->op) {
 	case QO_PUT:
 	case QO_RESERVE:
-		drop_run(q, a->pos, 1);
+		(void)drop_own(q, a->pos, 1);
 		break;
 	case QO_PUTV:
-		drop_run(q, a->pos, a->n);
+		(void)drop_own(q, a->pos, a->n);
 		break;
 	default:
 		unclaim_run(q, a->pos, a->op == QO_GETV ? a->n : 1);
@@ -1430,19 +1563,31 @@ static const struct aiop__waitdesc get_wait = {
 	.recheck_ns = AIOP__RECHECK_OWNER_NS,
 };
 
+#define JOIN_PROBE_MAX 256
+
 static int
 join_attempt(struct aiop__obj *o, void *args, unsigned flags)
 {
+	struct aiop_queue *q = (struct aiop_queue *)o;
+
 	(void)args;
-	(void)flags;
-	return atomic_load(&Q((struct aiop_queue *)o)->unfinished) == 0
-		       ? 0
-		       : -EAGAIN;
+	if (join_count(q) <= 0)
+		return 0;
+	/* a dead producer's reservation counts until it is dropped. With
+	 * many messages queued, consumers reach it and probe themselves;
+	 * a walk over all of them every 100 ms would cost for nothing */
+	if ((flags & AIOP__ATT_PROBE) && qsize(q) <= JOIN_PROBE_MAX) {
+		probe_dead(q);
+		if (join_count(q) <= 0)
+			return 0;
+	}
+	return -EAGAIN;
 }
 
+/* probes (100 ms): a producer that dies holds up the count */
 static const struct aiop__waitdesc join_wait = {
 	.attempt = join_attempt,
-	.recheck_ns = AIOP__RECHECK_NS,
+	.recheck_ns = AIOP__RECHECK_OWNER_NS,
 };
 
 /* ---- handles ------------------------------------------------------------ */
@@ -1661,7 +1806,7 @@ aiop_queue_abort(struct aiop_queue *q, struct aiop_msg *msg)
 
 	if (r < 0)
 		return r;
-	r = rec_drop(q, msg->aiop_pos, msg->aiop_tag);
+	r = drop_own(q, msg->aiop_pos, 1) == 1 ? 0 : -EPROTO;
 	msg->aiop_tag = 0;
 	return r;
 }
@@ -1812,7 +1957,7 @@ aiop_queue_close(struct aiop_queue *q)
 static int
 qsize(struct aiop_queue *q)
 {
-	uint64_t d = atomic_load(&Q(q)->nres) - atomic_load(&Q(q)->nfin);
+	uint64_t d = nres_now(Q(q)) - atomic_load(&Q(q)->nfin);
 	uint64_t rel, tail;
 
 	/* A ring with nothing between release and tail holds no message,
@@ -1881,20 +2026,23 @@ joinable(struct aiop_queue *q)
 AIOP_API int
 aiop_queue_task_done(struct aiop_queue *q)
 {
-	_Atomic uint32_t *u;
-	uint32_t cur;
+	struct q_shm *s;
+	uint64_t done;
 	int r = joinable(q);
 
 	if (r < 0)
 		return r;
-	u = &Q(q)->unfinished;
-	cur = atomic_load(u);
+	s = Q(q);
+	done = atomic_load(&s->ndone);
 	do {
-		if (cur == 0)
+		/* read after done: high for a moment, never low */
+		uint64_t drop = ndrop_now(q);
+
+		if ((int64_t)(nres_now(s) - drop - done) <= 0)
 			return -EOVERFLOW;
-	} while (!atomic_compare_exchange_weak(u, &cur, cur - 1));
-	if (cur == 1)
-		aiop__wake(&Q(q)->all_done, AIOP__WAKE_ALL);
+	} while (!atomic_compare_exchange_weak(&s->ndone, &done, done + 1));
+	if (join_count(q) <= 0)
+		aiop__wake(&s->all_done, AIOP__WAKE_ALL);
 	return 0;
 }
 

@@ -35,13 +35,15 @@ struct q_shm {
 	 * on their fast path (each read would pull the line from the
 	 * producer's CPU and make its next put pay the miss) */
 	_Alignas(64) _Atomic uint32_t plock; /* tid of the holder, or 0 */
-	uint32_t pad0;
+	/* the journal of a reservation: the low 32 bits of the tail and
+	 * nres it publishes, written before them (nres_fix()) */
+	_Atomic uint32_t j_tail;
 	_Atomic uint32_t plock_wait; /* a producer gave up on plock */
 	_Atomic uint64_t tail;               /* bytes reserved, ever */
 	_Atomic uint64_t nres;               /* messages reserved, ever */
 	_Atomic uint64_t rel_seen; /* a `release` a producer read (a cache) */
 	_Atomic uint64_t ncommit;  /* messages published (or given back) */
-	uint32_t pad1;
+	_Atomic uint32_t j_nres;
 	/* consumer side (producers read it only to find room or to wake) */
 	_Alignas(64) _Atomic uint64_t release; /* bytes given back, ever */
 	_Atomic uint64_t head;  /* hint: ver << 48 | (pos >> 4) (48 bits) */
@@ -52,7 +54,14 @@ struct q_shm {
 	_Atomic uint64_t tail_seen; /* a `tail` a consumer read (a cache) */
 	/* least room a producer out of room waits for (UINT64_MAX: none) */
 	_Alignas(64) _Atomic uint64_t need;
-	_Atomic uint32_t unfinished; /* JoinableQueue */
+	/* JoinableQueue: unfinished = nres - ndrop - ndone (join_count()) */
+	_Atomic uint64_t ndone;  /* task_done calls, ever */
+	/* reservations dropped, ever, and the journal of a drop: the
+	 * record and the count it makes; all written under plock
+	 * (ndrop_now()) */
+	_Atomic uint64_t ndrop;
+	_Atomic uint64_t j_dpos;
+	_Atomic uint64_t j_ndrop;
 	_Alignas(64) struct aiop__waitq not_empty;
 	_Alignas(64) struct aiop__waitq not_full;
 	_Alignas(64) struct aiop__waitq all_done;

@@ -26,6 +26,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -294,4 +295,161 @@ Test(queue_probe, a_lost_count_does_not_wedge_a_maxsize_queue)
 	cr_assert_eq(buf[0], 'B');
 	cr_assert_eq(aiop_queue_try_put(qq, "D", 1), 0);
 	cr_assert_eq(aiop_queue_free(qq), 0);
+}
+
+/*
+ * A JoinableQueue counts a put from its reservation: nres - ndrop - ndone.
+ * nres and ndrop are written under plock by a holder that may be killed
+ * between any two of its stores; each update writes a journal first
+ * (queue.c, "counts that survive a death"). The tests below forge what a
+ * kill at each step leaves, then check that join() ends and the count is
+ * exact afterwards. A producer killed between counting a message and
+ * committing it used to leave join() waiting for good.
+ */
+
+/* A thread id that no longer exists (a reaped child's). */
+static uint32_t
+dead_tid(void)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(0);
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	return (uint32_t)pid & TID_MASK;
+}
+
+/* A JoinableQueue that has passed one message through (the counts are
+ * not zero) and holds a reservation of ours, m. */
+static struct aiop_queue *
+joinable_reserved(struct q_shm **s, struct aiop_msg *m)
+{
+	struct aiop_queue_attr a = { .capacity = 4096,
+				     .flags = AIOP_QUEUE_JOINABLE };
+	struct aiop_queue *qq;
+	char buf[8];
+	size_t len;
+
+	cr_assert_eq(aiop_queue_new(&qq, &a), 0);
+	cr_assert_eq(aiop_queue_try_put(qq, "A", 1), 0);
+	cr_assert_eq(aiop_queue_try_get(qq, buf, sizeof(buf), &len), 1);
+	cr_assert_eq(aiop_queue_task_done(qq), 0);
+	cr_assert_eq(aiop_queue_try_reserve(qq, 8, m), 0);
+	cr_assert_eq(aiop_queue_try_join(qq), -EAGAIN, "a reservation counts");
+	*s = shm_of(qq);
+	return qq;
+}
+
+/* The reservation's record now belongs to a dead thread, and so does
+ * plock (the kill came while it was held). */
+static void
+owner_killed(struct q_shm *s, struct aiop_msg *m, uint32_t dead)
+{
+	struct rec *r = (struct rec *)((unsigned char *)m->data - HDR);
+	uint64_t st = atomic_load(&r->st);
+
+	atomic_store(&r->st, (st & ~(uint64_t)TID_MASK) | dead);
+	atomic_store(&s->plock, dead);
+}
+
+/* join() ends (its probe drops a dead reservation), and the count is exact
+ * from then on. */
+static void
+count_is_exact(struct aiop_queue *qq)
+{
+	char buf[8];
+	size_t len;
+
+	cr_assert_eq(aiop_queue_join(qq, 5 * T_SEC), 0, "join never ended");
+	cr_assert_eq(aiop_queue_task_done(qq), -EOVERFLOW);
+	cr_assert_eq(aiop_queue_try_put(qq, "B", 1), 0);
+	cr_assert_eq(aiop_queue_try_join(qq), -EAGAIN, "B is unfinished");
+	cr_assert_eq(aiop_queue_try_get(qq, buf, sizeof(buf), &len), 1);
+	cr_assert_eq(buf[0], 'B');
+	cr_assert_eq(aiop_queue_try_join(qq), -EAGAIN, "B is not done");
+	cr_assert_eq(aiop_queue_task_done(qq), 0);
+	cr_assert_eq(aiop_queue_try_join(qq), 0);
+	cr_assert_eq(aiop_queue_task_done(qq), -EOVERFLOW);
+	cr_assert_eq(aiop_queue_qsize(qq), 0);
+	cr_assert_eq(aiop_queue_free(qq), 0);
+}
+
+/* Killed in reserve() after its journal, before it published tail: the
+ * record is past tail, no reservation was made. */
+Test(queue_probe, reserve_killed_before_tail)
+{
+	struct aiop_msg m;
+	struct q_shm *s;
+	struct aiop_queue *qq = joinable_reserved(&s, &m);
+
+	owner_killed(s, &m, dead_tid());
+	atomic_store(&s->tail, m.aiop_pos);
+	atomic_fetch_sub(&s->nres, 1);
+	cr_assert_eq(aiop_queue_try_join(qq), 0);
+	count_is_exact(qq);
+}
+
+/* Killed after publishing tail, before nres: the journal says nres. */
+Test(queue_probe, reserve_killed_between_tail_and_nres)
+{
+	struct aiop_msg m;
+	struct q_shm *s;
+	struct aiop_queue *qq = joinable_reserved(&s, &m);
+
+	owner_killed(s, &m, dead_tid());
+	atomic_fetch_sub(&s->nres, 1);
+	cr_assert_eq(aiop_queue_try_join(qq), -EAGAIN, "the record counts");
+	count_is_exact(qq);
+}
+
+/* A prober dropping a dead producer's record, killed after its journal,
+ * before the record's CAS: the record is still there to drop. */
+Test(queue_probe, drop_killed_before_its_cas)
+{
+	struct aiop_msg m;
+	struct q_shm *s;
+	struct aiop_queue *qq = joinable_reserved(&s, &m);
+
+	owner_killed(s, &m, dead_tid());
+	atomic_store(&s->j_dpos, m.aiop_pos);
+	atomic_store(&s->j_ndrop, atomic_load(&s->ndrop) + 1);
+	cr_assert_eq(aiop_queue_try_join(qq), -EAGAIN, "not dropped yet");
+	count_is_exact(qq);
+}
+
+/* Killed after the CAS, before counting the drop: the journal counts it. */
+Test(queue_probe, drop_killed_before_counting)
+{
+	struct aiop_msg m;
+	struct q_shm *s;
+	struct aiop_queue *qq = joinable_reserved(&s, &m);
+	struct rec *r;
+
+	owner_killed(s, &m, dead_tid());
+	r = (struct rec *)((unsigned char *)m.data - HDR);
+	atomic_store(&r->st, (atomic_load(&r->st) & ~0xffffffffull) |
+				     (uint64_t)K_PAD << 28);
+	atomic_store(&s->j_dpos, m.aiop_pos);
+	atomic_store(&s->j_ndrop, atomic_load(&s->ndrop) + 1);
+	cr_assert_eq(aiop_queue_try_join(qq), 0, "the drop was not counted");
+	count_is_exact(qq);
+}
+
+/* An abort or a cancelled coro put drops under plock too; if a live
+ * holder keeps plock, the record is abandoned (no owner) and the next
+ * probe drops it: join() still ends. */
+Test(queue_probe, abort_while_plock_is_held_abandons)
+{
+	struct aiop_msg m;
+	struct q_shm *s;
+	struct aiop_queue *qq = joinable_reserved(&s, &m);
+	struct rec *r = (struct rec *)((unsigned char *)m.data - HDR);
+
+	atomic_store(&s->plock, 1); /* init: alive, and never lets go */
+	cr_assert_eq(aiop_queue_abort(qq, &m), 0);
+	cr_assert_eq((atomic_load(&r->st) >> 28) & 15, K_RES);
+	cr_assert_eq(atomic_load(&r->st) & TID_MASK, 0, "abandoned");
+	atomic_store(&s->plock, 0);
+	count_is_exact(qq);
 }

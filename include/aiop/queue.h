@@ -207,7 +207,9 @@ AIOP_API int aiop_queue_full(struct aiop_queue *q);
 AIOP_API int aiop_queue_msg_max(struct aiop_queue *q);
 
 /**
- * JoinableQueue: mark one message taken by get as processed.
+ * JoinableQueue: mark one message taken by get as processed. A put counts
+ * from its reservation until its task_done (or until an uncommitted
+ * reservation is aborted or dropped).
  * @return 0; -EOVERFLOW (called more times than messages were put; nothing
  *         changes); -EINVAL (not a joinable queue); -EPROTO
  */

@@ -11,7 +11,7 @@
  * plain one, or a joinable one with maxsize 3): every header word (tail, its
  * consumers' cached copy tail_seen, release, its producers' cached copy
  * rel_seen, the head hint, plock, plock_wait, closed, nres, nfin, ncommit,
- * nclaimed, res_stop, need, unfinished, the three wait queues) and every
+ * nclaimed, res_stop, need, ndone, ndrop, the journals, the three wait queues) and every
  * ring byte, record headers and lengths included. The input gives an image
  * of it, then a script of operations: try_put, put (short timeouts, up to 1
  * ms), try_get and get with small and large buffers, try_put_many,
@@ -42,7 +42,7 @@
  * every call is determined), a model of the queue must agree with it
  * exactly: the result of every call, the bytes of every message (each
  * carries a pattern derived from its sequence number), and the shared
- * words tail, release, nres - nfin, closed and unfinished.
+ * words tail, release, nres - nfin, closed and nres - ndrop - ndone.
  *
  * Input layout:
  *   [0]            flags (F_* below)
@@ -550,7 +550,7 @@ mput_do(const size_t *lens, const uint32_t *seqs, unsigned n, uint8_t st)
 			first = mtail;
 		mtail += rs;
 	}
-	if (st == M_COMMIT && cur->joinable)
+	if (cur->joinable) /* counted from the reservation */
 		munfinished += n;
 	return first;
 }
@@ -615,9 +615,14 @@ model_check(const char *after)
 	if ((atomic_load(&s->closed) != 0) != mclosed)
 		die("after %s: closed %u, the model says %d", after,
 		    atomic_load(&s->closed), mclosed);
-	if (cur->joinable && atomic_load(&s->unfinished) != munfinished)
-		die("after %s: unfinished %u, the model says %u", after,
-		    atomic_load(&s->unfinished), munfinished);
+	if (cur->joinable &&
+	    atomic_load(&s->nres) - atomic_load(&s->ndrop) -
+			    atomic_load(&s->ndone) != munfinished)
+		die("after %s: unfinished %llu, the model says %u", after,
+		    (unsigned long long)(atomic_load(&s->nres) -
+					 atomic_load(&s->ndrop) -
+					 atomic_load(&s->ndone)),
+		    munfinished);
 	if (atomic_load(&s->plock) != 0)
 		die("after %s: plock left held (%u)", after,
 		    atomic_load(&s->plock));
@@ -651,7 +656,7 @@ static const struct field fields[] = {
 	FLD(head, FK_HEAD),	    FLD(plock, FK_TID),
 	FLD(closed, FK_FLAG),	    FLD(nres, FK_COUNT),
 	FLD(nfin, FK_COUNT),	    FLD(need, FK_NEED),
-	FLD(unfinished, FK_COUNT),  FLD(capacity, FK_RAW),
+	FLD(ndone, FK_COUNT),	    FLD(capacity, FK_RAW),
 	FLD(msg_max, FK_RAW),	    FLD(maxsize, FK_RAW),
 	FLD(flags, FK_RAW),	    FLD(hdr.size, FK_RAW),
 	FLD(hdr.flags, FK_RAW),	    WQF(not_empty),
@@ -662,6 +667,11 @@ static const struct field fields[] = {
 	FLD(res_stop, FK_FLAG),	    FLD(nclaimed, FK_COUNT),
 	/* the consumers' tail cache (appended likewise) */
 	FLD(tail_seen, FK_POS),
+	/* the journals of reserve and drop, and the drop count (appended;
+	 * ndone took the place of the older unfinished) */
+	FLD(j_tail, FK_RAW),	    FLD(j_nres, FK_RAW),
+	FLD(ndrop, FK_COUNT),	    FLD(j_dpos, FK_POS),
+	FLD(j_ndrop, FK_COUNT),
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
@@ -1500,8 +1510,6 @@ op_commit(uint8_t slot, uint8_t how)
 		if (r == 0) {
 			e->st = M_COMMIT;
 			e->len = (uint32_t)h->m.len;
-			if (cur->joinable)
-				munfinished++;
 		}
 		model_check("commit");
 	}
@@ -1529,6 +1537,8 @@ op_abort(uint8_t slot)
 		if (r == 0) {
 			e->st = M_PAD;
 			mpop();
+			if (cur->joinable)
+				munfinished--;
 		}
 		model_check("abort");
 	}

@@ -194,7 +194,7 @@ QCB_CANCEL_OTHERS, QCB_START_FREE, QCB_GIVE_BACK, QCB_CLOSE, \
 # patch kinds and header fields (fields[] in fuzz_queue.c)
 QP_FIELD, QP_REC, QP_RAW = range(3)
 (QFLD_TAIL, QFLD_RELEASE, QFLD_REL_SEEN, QFLD_HEAD, QFLD_PLOCK,
- QFLD_CLOSED, QFLD_NRES, QFLD_NFIN, QFLD_NEED, QFLD_UNFINISHED) = range(10)
+ QFLD_CLOSED, QFLD_NRES, QFLD_NFIN, QFLD_NEED, QFLD_NDONE) = range(10)
 QFLD_NE_NSLEEP, QFLD_NF_NSLEEP, QFLD_NF_ARMED0 = 17, 23, 26
 # field_value(): base | delta index << 3
 VB_ZERO, VB_CUR, VB_REL, VB_TAIL, VB_OTHER, VB_ME, VB_DEAD, VB_ONES = \
@@ -227,21 +227,31 @@ def q_pat(seq, n):
 def q_header(joinable=False, tail=0, nres=0, release=0, nfin=0,
              rel_seen=None, head=None, need=(1 << 64) - 1, unfinished=0,
              plock=0, closed=0, nsleep=0, armed=0, backlog=0,
-             tail_seen=None):
+             tail_seen=None, ndrop=0, j_tail=None, j_nres=None, j_dpos=0,
+             j_ndrop=None):
     """The queue's shared header (struct q_shm, src/queue_shm.h),
     pristine but for the given words; backlog: committed records not yet
-    claimed (ncommit - nclaimed)."""
+    claimed (ncommit - nclaimed); unfinished: nres - ndrop - ndone (the
+    JoinableQueue's count); the journals agree with tail, nres and ndrop
+    unless given."""
+    M64 = (1 << 64) - 1
+    if j_tail is None:
+        j_tail = tail & 0xffffffff
+    if j_nres is None:
+        j_nres = nres & 0xffffffff
+    if j_ndrop is None:
+        j_ndrop = ndrop
     b = bytearray(Q_IMG_HDR)
     struct.pack_into("<QIIQ", b, 0, ident(T_QUEUE), 2 * QCAP, 0, 0)
     struct.pack_into("<IIII", b, 24, QCAP, 100 if joinable else 2016,
                      3 if joinable else 0, 1 if joinable else 0)
     # closed (read-mostly, beside the attributes)
     struct.pack_into("<I", b, 40, closed)
-    # plock, (pad), plock_wait; tail, nres, rel_seen, ncommit
-    struct.pack_into("<III", b, 64, plock, 0, 0)
-    struct.pack_into("<QQQQ", b, 80, tail, nres,
+    # plock, j_tail, plock_wait; tail, nres, rel_seen, ncommit, j_nres
+    struct.pack_into("<III", b, 64, plock, j_tail, 0)
+    struct.pack_into("<QQQQI", b, 80, tail, nres,
                      release if rel_seen is None else rel_seen,
-                     (nfin + backlog) & ((1 << 64) - 1))
+                     (nfin + backlog) & M64, j_nres)
     if head is None:
         head = (release >> 4) & ((1 << 48) - 1)
     if tail_seen is None:
@@ -249,7 +259,10 @@ def q_header(joinable=False, tail=0, nres=0, release=0, nfin=0,
     # release, head, nfin, nclaimed, res_stop, tail_seen
     struct.pack_into("<QQQQIIQ", b, 128, release, head, nfin, nfin, 0, 0,
                      tail_seen)
-    struct.pack_into("<QI", b, 192, need, unfinished)
+    # need, ndone, ndrop, j_dpos, j_ndrop
+    struct.pack_into("<QQQQQ", b, 192, need,
+                     (nres - ndrop - unfinished) & M64, ndrop, j_dpos,
+                     j_ndrop)
     for off in (256, 320, 384):
         struct.pack_into("<IIIIQQ", b, off, 0, nsleep, 2000, 0, armed,
                          0)
@@ -493,6 +506,14 @@ def write_queue_corpus(out):
         "head-tail": dict(head=(1 << 48) | (r.p >> 4)),
         "counts": dict(nres=3, nfin=(1 << 64) - 1),
         "unfinished-max": dict(unfinished=0xffffffff),
+        # journals a dying holder may leave, and garbage in them
+        "j-nres-behind": dict(nres=52, j_nres=53),
+        "j-nres-garbage": dict(j_nres=0x7fffffff),
+        "j-tail-stale": dict(j_tail=(r.p - 16) & 0xffffffff, j_nres=99),
+        "j-drop-pending": dict(ndrop=2, j_ndrop=3, j_dpos=rel),
+        "j-drop-odd": dict(ndrop=2, j_ndrop=3, j_dpos=rel + 7),
+        "j-drop-garbage": dict(ndrop=(1 << 64) - 1, j_ndrop=5,
+                               j_dpos=(1 << 64) - 16),
         "need-0": dict(need=0),
         "waiters": dict(nsleep=0xffffffff, armed=(1 << 64) - 1),
     }
