@@ -9,7 +9,8 @@
  * consumer saw each producer's messages in order (except in the test that
  * gives messages back on purpose: random coro cancels and unpeeks). The
  * last test SIGKILLs producers at random moments: what they had committed
- * still arrives exactly once, and a half-written message never does.
+ * still arrives exactly once, a half-written message never does, and
+ * (a JoinableQueue there) join() ends once every receipt is marked done.
  * AIOP_STRESS_MS sets the producing time per test (default 3000).
  */
 #include <criterion/criterion.h>
@@ -69,6 +70,7 @@ struct cfg {
 	unsigned maxsize;
 	bool cancels; /* random coro cancels and unpeeks */
 	bool killing; /* producers run until stopped (or killed) */
+	bool joinable; /* a JoinableQueue: task_done for every receipt */
 };
 
 static struct shared *S;
@@ -396,6 +398,8 @@ record(const void *p, size_t n, bool coro)
 	}
 	__atomic_fetch_add(&S->recv[h.id][h.seq], 1, __ATOMIC_SEQ_CST);
 	S->received[ME]++;
+	if (C.joinable && aiop_queue_task_done(Q) != 0)
+		FAIL(-2010);
 	if (LAST[h.id] >= (int32_t)h.seq)
 		(coro ? S->inv_coro : S->inv_plain)[ME]++;
 	else
@@ -759,15 +763,20 @@ Test(queue_stress, cancels_and_unpeeks)
 }
 
 /* Producers SIGKILLed at random moments (in a copy, between reserve and
- * commit, inside a coro op, holding the producers' micro-lock...). */
+ * commit, inside a coro op, holding the producers' micro-lock...). The
+ * queue is a JoinableQueue and every receipt is marked done: at the end
+ * nothing may be left unfinished (a kill used to leave join() waiting for
+ * good now and then). */
 Test(queue_stress, producers_killed)
 {
-	struct aiop_queue_attr a = { .capacity = 256u << 10 };
+	struct aiop_queue_attr a = { .capacity = 256u << 10,
+				     .flags = AIOP_QUEUE_JOINABLE };
 	pid_t prod[NPROD], cons[NCONS];
 	uint64_t seed = t_now() | 1, end;
 	int ids = 0, kills = 0, r;
 
-	C = (struct cfg){ .capacity = a.capacity, .killing = true };
+	C = (struct cfg){ .capacity = a.capacity, .killing = true,
+			  .joinable = true };
 	start(&a, cons);
 	for (int i = 0; i < NPROD; i++) {
 		ME = ids++;
@@ -798,6 +807,9 @@ Test(queue_stress, producers_killed)
 		    kills, ids, r);
 	/* order still holds: a dead reservation is only skipped */
 	verify(ids, true);
+	cr_assert_eq(aiop_queue_join(Q, 5 * T_SEC), 0,
+		     "join after every receipt was marked done");
+	cr_assert_eq(aiop_queue_task_done(Q), -EOVERFLOW);
 	cr_assert_eq(aiop_queue_qsize(Q), 0);
 	cr_assert_eq(aiop_queue_free(Q), 0);
 	t_unshared(S, sizeof(*S));
