@@ -219,7 +219,8 @@ aiop_barrier_new(struct aiop_barrier **out, unsigned parties,
 	if (!out || parties == 0 || parties > AIOP_BARRIER_PARTIES_MAX)
 		return -EINVAL;
 	r = aiop__obj_new(AIOP__T_BARRIER,
-			  sizeof(struct barrier_shm) + parties * sizeof(uint64_t),
+			  sizeof(struct barrier_shm) +
+				  parties * sizeof(uint64_t),
 			  sizeof(*b), (void **)&b);
 	if (r < 0)
 		return r;

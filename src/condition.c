@@ -342,7 +342,8 @@ aiop_cond_free(struct aiop_cond *cond)
 
 	if (!cond)
 		return 0;
-	if (cond->o.hmagic != AIOP__HANDLE_MAGIC || cond->o.type != AIOP__T_COND)
+	if (cond->o.hmagic != AIOP__HANDLE_MAGIC ||
+	    cond->o.type != AIOP__T_COND)
 		return -EINVAL;
 	own = cond->own;
 	/* coro acquires of its own RLock count on that handle */

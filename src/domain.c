@@ -86,7 +86,8 @@ task_alive(pid_t id, bool process)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	/* No entry: /proc not mounted, hidepid, or the task just vanished.
 	 * kill() said it exists, so call it alive; a vanished task is seen
-	 * by the next probe. Calling a live holder dead would steal its lock. */
+	 * by the next probe. Calling a live holder dead would steal its
+	 * lock. */
 	if (fd < 0)
 		return true;
 	n = read(fd, buf, sizeof(buf) - 1);

@@ -21,7 +21,7 @@
 #include "aiop/ev.h"
 #include "internal.h"
 
-/* ---- shared layout ----------------------------------------------------- */
+/* ---- shared layout ------------------------------------------------------- */
 
 #include "queue_shm.h"
 
@@ -78,7 +78,7 @@ me(void)
 	return (uint32_t)aiop__tid() & TID_MASK;
 }
 
-/* ---- the claim hint ---------------------------------------------------- */
+/* ---- the claim hint ------------------------------------------------------ */
 
 
 /* The hint as a position in [rel, tail]; rel if it is stale or garbage. */
@@ -116,7 +116,7 @@ head_lower(struct aiop_queue *q, uint64_t pos)
 	} while (!atomic_compare_exchange_weak(&s->head, &hv, nv));
 }
 
-/* ---- producer micro-lock ------------------------------------------------ */
+/* ---- producer micro-lock ------------------------------------------------- */
 
 /*
  * Held for a few stores (never a copy), so contention is rare and short.
@@ -190,7 +190,7 @@ plock_drop(struct aiop_queue *q)
 		aiop__wake(&s->not_full, AIOP__WAKE_ALL);
 }
 
-/* ---- counts that survive a death --------------------------------------- */
+/* ---- counts that survive a death ----------------------------------------- */
 
 /*
  * nres and ndrop are written under plock by a holder that may die between
@@ -293,7 +293,7 @@ drop_locked(struct aiop_queue *q, uint64_t pos, uint64_t from)
 	return true;
 }
 
-/* ---- reading records safely -------------------------------------------- */
+/* ---- reading records safely ---------------------------------------------- */
 
 /*
  * Has `release` passed pos? Then the record there is no one's any more:
@@ -453,7 +453,7 @@ reserved_at(struct aiop_queue *q, uint64_t p, uint64_t *st)
 	return lap_ok(q, *st, p) && k >= K_RES && k <= K_PAD ? k : 0;
 }
 
-/* ---- giving space back -------------------------------------------------- */
+/* ---- giving space back --------------------------------------------------- */
 
 /*
  * `need`: gen << 32 | bytes, the least room a producer out of room waits
@@ -795,7 +795,7 @@ passed_on(struct aiop_queue *q, unsigned n)
 		aiop__wake_slow(&s->not_empty, ns, 1);
 }
 
-/* ---- producing ---------------------------------------------------------- */
+/* ---- producing ----------------------------------------------------------- */
 
 /*
  * Reserve n records (lens[i] bytes each) in one go. On success *first is
@@ -889,7 +889,8 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 
 		if (left < rs) {
 			rc = REC(q, p);
-			atomic_store_explicit(&rc->len, 0, memory_order_relaxed);
+			atomic_store_explicit(&rc->len, 0,
+					      memory_order_relaxed);
 			atomic_store_explicit(&rc->rsize, (uint32_t)left,
 					      memory_order_relaxed);
 			atomic_store_explicit(&rc->st, mk(q, p, K_PAD, 0),
@@ -960,7 +961,7 @@ commit_one(struct aiop_queue *q, uint64_t pos, uint32_t self)
 	return 0;
 }
 
-/* ---- consuming ---------------------------------------------------------- */
+/* ---- consuming ----------------------------------------------------------- */
 
 #ifndef PREFETCH_AHEAD
 #define PREFETCH_AHEAD 512u
@@ -1294,7 +1295,7 @@ probe_dead(struct aiop_queue *q)
 	advance_release(q, false, false);
 }
 
-/* ---- the operations as attempts ---------------------------------------- */
+/* ---- the operations as attempts ------------------------------------------ */
 
 static int qsize(struct aiop_queue *q);
 
@@ -1590,7 +1591,7 @@ static const struct aiop__waitdesc join_wait = {
 	.recheck_ns = AIOP__RECHECK_OWNER_NS,
 };
 
-/* ---- handles ------------------------------------------------------------ */
+/* ---- handles ------------------------------------------------------------- */
 
 static inline int
 check(struct aiop_queue *q, bool simple)
@@ -1666,7 +1667,7 @@ aiop_queue_free(struct aiop_queue *q)
 	return q ? aiop__obj_free(&q->o, AIOP__T_QUEUE) : 0;
 }
 
-/* ---- put ------------------------------------------------------------------ */
+/* ---- put ----------------------------------------------------------------- */
 
 static int
 do_put(struct aiop_queue *q, struct qargs *a, int64_t timeout_ns)
@@ -1811,7 +1812,7 @@ aiop_queue_abort(struct aiop_queue *q, struct aiop_msg *msg)
 	return r;
 }
 
-/* ---- get ------------------------------------------------------------------ */
+/* ---- get ----------------------------------------------------------------- */
 
 static int
 do_get(struct aiop_queue *q, struct qargs *a, int64_t timeout_ns)
@@ -1926,7 +1927,7 @@ aiop_queue_unpeek(struct aiop_queue *q, struct aiop_msg *msg)
 	return r;
 }
 
-/* ---- close, sizes, join ----------------------------------------------------- */
+/* ---- close, sizes, join -------------------------------------------------- */
 
 static int
 queue_close(struct aiop_queue *q)
@@ -2063,7 +2064,7 @@ aiop_queue_try_join(struct aiop_queue *q)
 	return aiop_queue_join(q, 0);
 }
 
-/* ---- coro ------------------------------------------------------------------ */
+/* ---- coro ---------------------------------------------------------------- */
 
 static int
 coro(struct ev_loop *loop, struct aiop_op *op, struct aiop_queue *q,
@@ -2179,7 +2180,7 @@ aiop_queue_coro_join(struct ev_loop *loop, struct aiop_op *op,
 				NULL, 0, timeout_ns, cb);
 }
 
-/* ---- SimpleQueue: the same object, default ring, no timeouts ----------- */
+/* ---- SimpleQueue: the same object, default ring, no timeouts ------------- */
 
 static inline struct aiop_queue *
 SQ(struct aiop_simplequeue *sq)

@@ -958,8 +958,10 @@ aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
 			res = d->attempt(obj, op->aiop_args, 0);
 			if (res == -EAGAIN) {
 				if (timeout_ns > 0) {
-					double after = (double)timeout_ns / 1e9 +
-						       (ev_time() - ev_now(loop));
+					/* from now, not the loop's time */
+					double after =
+						(double)timeout_ns / 1e9 +
+						(ev_time() - ev_now(loop));
 					ev_timer_set(&op->aiop_timer,
 						     after < 0 ? 0 : after, 0.);
 					ev_timer_start(loop, &op->aiop_timer);

@@ -28,31 +28,31 @@
  *   AIOP_WITH_LOCK(lock, AIOP_FOREVER, r) { counter++; }
  *   if (!aiop_held(r)) handle_error(r);
  */
-#define AIOP_WITH_LOCK(lock, timeout_ns, r)                                   \
-	for (int aiop__once_ = ((r) = aiop_lock_acquire((lock), (timeout_ns)),  \
-				aiop_held(r));                                  \
+#define AIOP_WITH_LOCK(lock, timeout_ns, r)                                    \
+	for (int aiop__once_ = ((r) = aiop_lock_acquire((lock), (timeout_ns)), \
+				aiop_held(r));                                 \
 	     aiop__once_; aiop__once_ = 0, (void)aiop_lock_release(lock))
 
 /** As AIOP_WITH_LOCK, for an RLock. */
-#define AIOP_WITH_RLOCK(rlock, timeout_ns, r)                                 \
-	for (int aiop__once_ = ((r) = aiop_rlock_acquire((rlock),               \
-							 (timeout_ns)),         \
-				aiop_held(r));                                  \
+#define AIOP_WITH_RLOCK(rlock, timeout_ns, r)                                  \
+	for (int aiop__once_ = ((r) = aiop_rlock_acquire((rlock),              \
+							 (timeout_ns)),        \
+				aiop_held(r));                                 \
 	     aiop__once_; aiop__once_ = 0, (void)aiop_rlock_release(rlock))
 
 /** Evaluate expr (an aiop call); if it is < 0, return it from the caller. */
-#define AIOP_TRY(expr)                                                        \
-	do {                                                                  \
-		int aiop__r_ = (expr);                                        \
-		if (aiop__r_ < 0)                                             \
-			return aiop__r_;                                      \
+#define AIOP_TRY(expr)                                                         \
+	do {                                                                   \
+		int aiop__r_ = (expr);                                         \
+		if (aiop__r_ < 0)                                              \
+			return aiop__r_;                                       \
 	} while (0)
 
-#define AIOP__DEFINE_AUTO(type)                                               \
-	static inline void aiop__autofree_##type(struct aiop_##type **p)      \
-	{                                                                     \
-		if (*p)                                                       \
-			(void)aiop_##type##_free(*p);                         \
+#define AIOP__DEFINE_AUTO(type)                                                \
+	static inline void aiop__autofree_##type(struct aiop_##type **p)       \
+	{                                                                      \
+		if (*p)                                                        \
+			(void)aiop_##type##_free(*p);                          \
 	}
 AIOP__DEFINE_AUTO(lock)
 AIOP__DEFINE_AUTO(rlock)
@@ -68,7 +68,7 @@ AIOP__DEFINE_AUTO(simplequeue)
  * Declare a handle pointer that is freed when it goes out of scope:
  *   aiop_auto(lock) l = NULL;  AIOP_TRY(aiop_lock_new(&l));
  */
-#define aiop_auto(type) \
+#define aiop_auto(type)                                                        \
 	__attribute__((cleanup(aiop__autofree_##type))) struct aiop_##type *
 
 #endif /* AIOP_MACROS_H */
