@@ -126,6 +126,8 @@ head_lower(struct aiop_queue *q, uint64_t pos)
  */
 #define PLOCK_WAIT_NS 1000000u
 
+static void plock_settle(struct aiop_queue *q);
+
 static int
 plock_take(struct aiop_queue *q)
 {
@@ -162,8 +164,11 @@ plock_take(struct aiop_queue *q)
 			    l, &h, self, memory_order_acquire,
 			    memory_order_relaxed)) {
 			AIOP__COUNT(owner_probes);
-			return 0; /* its holder died: its work below tail
-				     was complete, the rest is rewritten */
+			/* its holder died: its work below tail was complete,
+			 * the rest is rewritten; the counts it was updating
+			 * are settled from its journal */
+			plock_settle(q);
+			return 0;
 		}
 		if (late) {
 			/* a holder that lives and holds on (stopped, or a
@@ -200,12 +205,13 @@ plock_drop(struct aiop_queue *q)
  *  reserve: j_tail, j_nres (low 32 bits of the new tail and nres), then
  *	     tail, then nres. If tail shows the journal's value, nres is the
  *	     journal's (a reservation is never a multiple of 2^32 bytes).
- *  drop:    j_dpos, j_ndrop (ndrop + 1), the record's CAS to PAD, then
- *	     ndrop. If j_ndrop differs and the record is PAD, ndrop is
- *	     j_ndrop.
+ *  drop:    j_dpos, j_ndrop (ndrop + 1), the record's CAS to a PAD that
+ *	     carries that count, then ndrop. If j_ndrop differs and the
+ *	     record is that PAD, ndrop is j_ndrop.
  *
- * Readers compute the counts so (nres_now(), ndrop_now()); a holder
- * stores the settled count before it writes a journal of its own. The
+ * Readers compute the counts so (nres_now(), ndrop_now()); a holder that
+ * takes plock over from a dead one stores them (plock_settle()), before a
+ * lap of reservations can rewrite the PAD (design.md 9.7). The
  * JoinableQueue's count depends on both (join_count()): a producer killed
  * between counting a message and publishing it used to leave join()
  * waiting for a message that no longer existed.
@@ -228,12 +234,26 @@ nres_now(struct q_shm *s)
 		uint32_t jn = atomic_load(&s->j_nres);
 		uint64_t n = atomic_load(&s->nres);
 
-		/* the journal we read is the one of tail t, or of a
-		 * reservation not yet published (then nres is t's) */
-		if (atomic_load(&s->tail) == t)
+		/* the journal we read is the one of tail t, or of the next
+		 * reservation, not yet published (its j_tail is not t's, so
+		 * nres is t's). Re-read j_tail too: a j_nres read after the
+		 * next holder wrote it, with the j_tail read before, would
+		 * count that reservation early (found by review) */
+		if (atomic_load(&s->tail) == t &&
+		    atomic_load(&s->j_tail) == jt)
 			return nres_fix(t, jt, jn, n);
 	}
 	return atomic_load(&s->nres); /* a peer flaps tail: any value */
+}
+
+/* The PAD a drop writes carries its count (in the tid field), so that a
+ * journal can tell it from a PAD that was there before (found by review:
+ * a prober whose CAS failed on a record already dropped made the journal
+ * count one drop more until it restored it). */
+static inline uint64_t
+drop_pad(const struct aiop_queue *q, uint64_t pos, uint64_t count)
+{
+	return mk(q, pos, K_PAD, (uint32_t)count);
 }
 
 static uint64_t
@@ -243,15 +263,16 @@ ndrop_now(struct aiop_queue *q)
 
 	for (unsigned i = 0; i < 64; i++) {
 		uint64_t jn = atomic_load(&s->j_ndrop);
-		uint64_t jp = atomic_load(&s->j_dpos) & ~15ull;
-		uint64_t st = atomic_load(&REC(q, jp)->st);
-		uint64_t nd = atomic_load(&s->ndrop);
+		uint64_t nd = atomic_load(&s->ndrop), jp, st;
 
+		if (nd == jn)
+			return nd; /* no drop in flight (the usual case) */
+		jp = atomic_load(&s->j_dpos) & ~15ull;
+		st = atomic_load(&REC(q, jp)->st);
 		if (atomic_load(&s->j_ndrop) != jn)
 			continue; /* a new drop began: read it */
-		if (nd != jn && kind_of(st) == K_PAD && lap_ok(q, st, jp))
-			return jn; /* done, not yet counted */
-		return nd;
+		/* done and not yet counted, or not done */
+		return st == drop_pad(q, jp, jn) ? jn : nd;
 	}
 	return atomic_load(&s->ndrop);
 }
@@ -271,6 +292,23 @@ join_count(struct aiop_queue *q)
 	return (int64_t)(nres_now(Q(q)) - drop - done);
 }
 
+/*
+ * Under plock, taken over from a dead holder: store the counts its journal
+ * says. Now, before any reservation: a lap of them would rewrite the PAD
+ * that tells a drop was done (found by review: a drop killed after its
+ * CAS was forgotten after one lap, and join() waited for good).
+ */
+static void
+plock_settle(struct aiop_queue *q)
+{
+	struct q_shm *s = Q(q);
+	uint64_t nd = ndrop_now(q);
+
+	atomic_store(&s->nres, nres_now(s));
+	atomic_store(&s->ndrop, nd);
+	atomic_store(&s->j_ndrop, nd);
+}
+
 /* Under plock: the record at pos, in state `from` (RES), becomes PAD and
  * is counted in ndrop, journaled (see above). */
 static bool
@@ -279,14 +317,20 @@ drop_locked(struct aiop_queue *q, uint64_t pos, uint64_t from)
 	struct q_shm *s = Q(q);
 	uint64_t nd = ndrop_now(q);
 
-	/* settle what a holder that died left */
+	/* settle what a holder that died left (plock_settle() did, unless
+	 * a peer cleared plock instead of taking it over) */
 	atomic_store(&s->ndrop, nd);
 	atomic_store(&s->j_ndrop, nd);
+	/* under plock only its producer could change a RES record, and
+	 * that is a dead one or us: a record no longer as the caller read
+	 * it (another prober dropped it first) is left, no journal */
+	if (atomic_load(&REC(q, pos)->st) != from)
+		return false;
 	atomic_store(&s->j_dpos, pos);
 	atomic_store(&s->j_ndrop, nd + 1);
 	if (!atomic_compare_exchange_strong(&REC(q, pos)->st, &from,
-					    mk(q, pos, K_PAD, 0))) {
-		atomic_store(&s->j_ndrop, nd);
+					    drop_pad(q, pos, nd + 1))) {
+		atomic_store(&s->j_ndrop, nd); /* only a hostile peer */
 		return false;
 	}
 	atomic_store(&s->ndrop, nd + 1);
@@ -2029,6 +2073,7 @@ aiop_queue_task_done(struct aiop_queue *q)
 {
 	struct q_shm *s;
 	uint64_t done;
+	uint32_t ns;
 	int r = joinable(q);
 
 	if (r < 0)
@@ -2036,14 +2081,27 @@ aiop_queue_task_done(struct aiop_queue *q)
 	s = Q(q);
 	done = atomic_load(&s->ndone);
 	do {
-		/* read after done: high for a moment, never low */
+		/* read after done: high for a moment, never low. nres is
+		 * on the producers' line, which every reserve writes: read
+		 * the cache nres_seen first (nres only grows, so it is a
+		 * lower bound) and the line only when the cache says none
+		 * is left */
 		uint64_t drop = ndrop_now(q);
+		uint64_t n = atomic_load_explicit(&s->nres_seen,
+						  memory_order_relaxed);
 
-		if ((int64_t)(nres_now(s) - drop - done) <= 0)
-			return -EOVERFLOW;
+		if ((int64_t)(n - drop - done) <= 0) {
+			n = nres_now(s);
+			atomic_store_explicit(&s->nres_seen, n,
+					      memory_order_relaxed);
+			if ((int64_t)(n - drop - done) <= 0)
+				return -EOVERFLOW;
+		}
 	} while (!atomic_compare_exchange_weak(&s->ndone, &done, done + 1));
-	if (join_count(q) <= 0)
-		aiop__wake(&s->all_done, AIOP__WAKE_ALL);
+	/* the Dekker pair with a joiner that arms, then counts (seq_cst):
+	 * it sees our ndone, or we see it waiting */
+	if (aiop__has_waiters(&s->all_done, &ns) && join_count(q) <= 0)
+		aiop__wake_slow(&s->all_done, ns, AIOP__WAKE_ALL);
 	return 0;
 }
 

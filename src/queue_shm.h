@@ -56,9 +56,10 @@ struct q_shm {
 	_Alignas(64) _Atomic uint64_t need;
 	/* JoinableQueue: unfinished = nres - ndrop - ndone (join_count()) */
 	_Atomic uint64_t ndone;  /* task_done calls, ever */
+	_Atomic uint64_t nres_seen; /* an nres task_done read (a cache) */
 	/* reservations dropped, ever, and the journal of a drop: the
-	 * record and the count it makes; all written under plock
-	 * (ndrop_now()) */
+	 * record and the count it makes (the count is also in the PAD it
+	 * writes); all written under plock (ndrop_now()) */
 	_Atomic uint64_t ndrop;
 	_Atomic uint64_t j_dpos;
 	_Atomic uint64_t j_ndrop;

@@ -671,7 +671,7 @@ static const struct field fields[] = {
 	 * ndone took the place of the older unfinished) */
 	FLD(j_tail, FK_RAW),	    FLD(j_nres, FK_RAW),
 	FLD(ndrop, FK_COUNT),	    FLD(j_dpos, FK_POS),
-	FLD(j_ndrop, FK_COUNT),
+	FLD(j_ndrop, FK_COUNT),	    FLD(nres_seen, FK_COUNT),
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 

@@ -228,7 +228,7 @@ def q_header(joinable=False, tail=0, nres=0, release=0, nfin=0,
              rel_seen=None, head=None, need=(1 << 64) - 1, unfinished=0,
              plock=0, closed=0, nsleep=0, armed=0, backlog=0,
              tail_seen=None, ndrop=0, j_tail=None, j_nres=None, j_dpos=0,
-             j_ndrop=None):
+             j_ndrop=None, nres_seen=None):
     """The queue's shared header (struct q_shm, src/queue_shm.h),
     pristine but for the given words; backlog: committed records not yet
     claimed (ncommit - nclaimed); unfinished: nres - ndrop - ndone (the
@@ -241,6 +241,8 @@ def q_header(joinable=False, tail=0, nres=0, release=0, nfin=0,
         j_nres = nres & 0xffffffff
     if j_ndrop is None:
         j_ndrop = ndrop
+    if nres_seen is None:
+        nres_seen = nres
     b = bytearray(Q_IMG_HDR)
     struct.pack_into("<QIIQ", b, 0, ident(T_QUEUE), 2 * QCAP, 0, 0)
     struct.pack_into("<IIII", b, 24, QCAP, 100 if joinable else 2016,
@@ -259,9 +261,10 @@ def q_header(joinable=False, tail=0, nres=0, release=0, nfin=0,
     # release, head, nfin, nclaimed, res_stop, tail_seen
     struct.pack_into("<QQQQIIQ", b, 128, release, head, nfin, nfin, 0, 0,
                      tail_seen)
-    # need, ndone, ndrop, j_dpos, j_ndrop
-    struct.pack_into("<QQQQQ", b, 192, need,
-                     (nres - ndrop - unfinished) & M64, ndrop, j_dpos,
+    # need, ndone, nres_seen, ndrop, j_dpos, j_ndrop
+    struct.pack_into("<QQQQQQ", b, 192, need,
+                     (nres - ndrop - unfinished) & M64, nres_seen, ndrop,
+                     j_dpos,
                      j_ndrop)
     for off in (256, 320, 384):
         struct.pack_into("<IIIIQQ", b, off, 0, nsleep, 2000, 0, armed,
@@ -514,6 +517,7 @@ def write_queue_corpus(out):
         "j-drop-odd": dict(ndrop=2, j_ndrop=3, j_dpos=rel + 7),
         "j-drop-garbage": dict(ndrop=(1 << 64) - 1, j_ndrop=5,
                                j_dpos=(1 << 64) - 16),
+        "nres-seen-high": dict(nres_seen=1 << 40),
         "need-0": dict(need=0),
         "waiters": dict(nsleep=0xffffffff, armed=(1 << 64) - 1),
     }
