@@ -353,6 +353,23 @@ owner_killed(struct q_shm *s, struct aiop_msg *m, uint32_t dead)
 	atomic_store(&s->plock, dead);
 }
 
+/* A dead producer's reservation m counts until a probe drops it. A try
+ * call probes too (at most every 100 ms per thread: whether this one does
+ * depends on timing, valgrind's above all), so 0 is right only if it did. */
+static void
+counts_until_dropped(struct aiop_queue *qq, struct aiop_msg *m,
+		     const char *what)
+{
+	struct rec *r = (struct rec *)((unsigned char *)m->data - HDR);
+	int j = aiop_queue_try_join(qq);
+
+	if (j == 0)
+		cr_assert_eq((atomic_load(&r->st) >> 28) & 15, K_PAD,
+			     "%s: join 0, the record not dropped", what);
+	else
+		cr_assert_eq(j, -EAGAIN, "%s", what);
+}
+
 /* join() ends (its probe drops a dead reservation), and the count is exact
  * from then on. */
 static void
@@ -399,7 +416,7 @@ Test(queue_probe, reserve_killed_between_tail_and_nres)
 
 	owner_killed(s, &m, dead_tid());
 	atomic_fetch_sub(&s->nres, 1);
-	cr_assert_eq(aiop_queue_try_join(qq), -EAGAIN, "the record counts");
+	counts_until_dropped(qq, &m, "the record counts");
 	count_is_exact(qq);
 }
 
@@ -414,7 +431,7 @@ Test(queue_probe, drop_killed_before_its_cas)
 	owner_killed(s, &m, dead_tid());
 	atomic_store(&s->j_dpos, m.aiop_pos);
 	atomic_store(&s->j_ndrop, atomic_load(&s->ndrop) + 1);
-	cr_assert_eq(aiop_queue_try_join(qq), -EAGAIN, "not dropped yet");
+	counts_until_dropped(qq, &m, "not dropped yet");
 	count_is_exact(qq);
 }
 
