@@ -269,8 +269,11 @@ ndrop_now(struct aiop_queue *q)
 			return nd; /* no drop in flight (the usual case) */
 		jp = atomic_load(&s->j_dpos) & ~15ull;
 		st = atomic_load(&REC(q, jp)->st);
-		if (atomic_load(&s->j_ndrop) != jn)
-			continue; /* a new drop began: read it */
+		/* a new drop began, or this one was counted meanwhile (then
+		 * j_dpos and the record may be a later drop's): read again */
+		if (atomic_load(&s->j_ndrop) != jn ||
+		    atomic_load(&s->ndrop) != nd)
+			continue;
 		/* done and not yet counted, or not done */
 		return st == drop_pad(q, jp, jn) ? jn : nd;
 	}
@@ -323,8 +326,12 @@ drop_locked(struct aiop_queue *q, uint64_t pos, uint64_t from)
 	atomic_store(&s->j_ndrop, nd);
 	/* under plock only its producer could change a RES record, and
 	 * that is a dead one or us: a record no longer as the caller read
-	 * it (another prober dropped it first) is left, no journal */
-	if (atomic_load(&REC(q, pos)->st) != from)
+	 * it (another prober dropped it first) is left, no journal. Nor one
+	 * `release` passed (it never passes a RES): the caller read it a
+	 * lap ago, and payload there may now look just like it (found by
+	 * review, reproduced with a prober held for a lap) */
+	if (atomic_load(&REC(q, pos)->st) != from ||
+	    atomic_load(&s->release) > pos)
 		return false;
 	atomic_store(&s->j_dpos, pos);
 	atomic_store(&s->j_ndrop, nd + 1);

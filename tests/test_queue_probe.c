@@ -79,10 +79,17 @@ join_ms(pthread_t th, int ms)
  * The prober has read CLAIM(consumer) at `release` and asks whether the
  * consumer lives: let it release its message and end now, then answer.
  */
+static _Atomic pid_t lap_tid; /* a_lap_under_a_stalled_prober */
+static void lap_while_probing(void);
+
 bool
 __wrap_aiop__tid_alive(pid_t tid)
 {
 	pid_t a = atomic_load(&armed_tid);
+
+	if (tid != 0 && tid == atomic_load(&lap_tid) &&
+	    atomic_exchange(&lap_tid, 0) == tid)
+		lap_while_probing();
 
 	if (a != 0 && tid == a &&
 	    atomic_compare_exchange_strong(&armed_tid, &a, 0)) {
@@ -530,4 +537,84 @@ Test(queue_probe, abort_while_plock_is_held_abandons)
 	cr_assert_eq(atomic_load(&r->st) & TID_MASK, 0, "abandoned");
 	atomic_store(&s->plock, 0);
 	count_is_exact(qq);
+}
+
+/*
+ * A prober that read a dead producer's RES and got plock only a lap later
+ * (preempted) must not drop what lies there now: here, payload of a live
+ * message that equals the old RES word byte for byte. It used to turn that
+ * payload into a PAD and count a drop that never was (found by review,
+ * reproduced with gdb holding the prober). The wrapped liveness check
+ * makes the lap happen while the prober asks whether the producer lives.
+ */
+static struct aiop_queue *lap_q;
+static struct q_shm *lap_s;
+static uint64_t lap_word;
+static unsigned char lap_msg[48];
+
+static void
+lap_while_probing(void)
+{
+	char fill[48] = { 0 }, buf[64];
+	size_t len;
+
+	/* another prober drops the record (join probes after 100 ms) */
+	if (aiop_queue_join(lap_q, 5 * T_SEC) != 0)
+		return;
+	while (atomic_load(&lap_s->tail) < 4096) { /* 64-byte records */
+		if (aiop_queue_try_put(lap_q, fill, sizeof(fill)) != 0 ||
+		    aiop_queue_try_get(lap_q, buf, sizeof(buf), &len) != 48 ||
+		    aiop_queue_task_done(lap_q) != 0)
+			return;
+	}
+	/* the message at 4096 (lap 1): payload bytes 16..23 at offset 32 */
+	memset(lap_msg, 'M', sizeof(lap_msg));
+	memcpy(lap_msg + 16, &lap_word, sizeof(lap_word));
+	(void)aiop_queue_try_put(lap_q, lap_msg, sizeof(lap_msg));
+}
+
+static unsigned char lap_got[64];
+static _Atomic int lap_got_r;
+
+static void *
+stale_prober(void *arg)
+{
+	size_t len;
+
+	(void)arg;
+	/* a fresh thread: its first try call probes */
+	atomic_store(&lap_got_r, aiop_queue_try_get(lap_q, lap_got,
+						    sizeof(lap_got), &len));
+	return NULL;
+}
+
+Test(queue_probe, a_lap_under_a_stalled_prober)
+{
+	struct aiop_msg m;
+	struct rec *r;
+	pthread_t th;
+	uint32_t dead;
+	size_t len;
+
+	lap_q = joinable_reserved(&lap_s, &m);
+	cr_assert_eq(m.aiop_pos, 32);
+	dead = dead_tid();
+	owner_killed(lap_s, &m, dead);
+	atomic_store(&lap_s->plock, 0);
+	r = (struct rec *)((unsigned char *)m.data - HDR);
+	lap_word = atomic_load(&r->st);
+	atomic_store(&lap_tid, (pid_t)dead);
+	cr_assert_eq(pthread_create(&th, NULL, stale_prober, NULL), 0);
+	cr_assert(join_ms(th, 10000), "the prober hangs");
+	cr_assert_eq(atomic_load(&lap_tid), 0, "the hook never ran");
+	cr_assert_eq(atomic_load(&lap_s->tail), 4096 + 64, "no lap");
+	cr_assert_eq(atomic_load(&lap_s->ndrop), 1, "a drop counted twice");
+	if (atomic_load(&lap_got_r) != 48) /* it found M held: get it */
+		cr_assert_eq(aiop_queue_try_get(lap_q, lap_got,
+						sizeof(lap_got), &len), 48);
+	cr_assert_eq(memcmp(lap_got, lap_msg, sizeof(lap_msg)), 0,
+		     "M's payload was overwritten");
+	cr_assert_eq(aiop_queue_try_join(lap_q), -EAGAIN, "M is not done");
+	cr_assert_eq(aiop_queue_task_done(lap_q), 0, "M's task_done");
+	count_is_exact(lap_q);
 }
