@@ -769,7 +769,9 @@ claimable_before(struct aiop_queue *q, uint64_t pos)
 
 	if (h >= pos)
 		return false;
-	if ((pos & q->mask) != 0 || pos - h >= q->cap)
+	/* h is only as aligned as `release` (read unchecked): a header is
+	 * read at a 16-aligned h only (found by fuzz_queue) */
+	if ((pos & q->mask) != 0 || pos - h >= q->cap || (h & 15u))
 		return true;
 	st = atomic_load_explicit(&REC(q, h)->st, memory_order_acquire);
 	return !(kind_of(st) == K_PAD && lap_ok(q, st, h) &&
