@@ -389,7 +389,9 @@ static struct ment mq[MAXENT]; /* records from release to tail, in order */
 static unsigned mn;
 static uint64_t mtail;
 static bool mclosed;
-static uint32_t munfinished;
+/* nres - ndrop - ndone: a task_done accepted against an open reservation
+ * that is then aborted takes it below 0 (docs/queue.md) */
+static int64_t munfinished;
 static bool model_on; /* the memory is the library's alone */
 
 static void
@@ -616,13 +618,13 @@ model_check(const char *after)
 		die("after %s: closed %u, the model says %d", after,
 		    atomic_load(&s->closed), mclosed);
 	if (cur->joinable &&
-	    atomic_load(&s->nres) - atomic_load(&s->ndrop) -
-			    atomic_load(&s->ndone) != munfinished)
-		die("after %s: unfinished %llu, the model says %u", after,
-		    (unsigned long long)(atomic_load(&s->nres) -
-					 atomic_load(&s->ndrop) -
-					 atomic_load(&s->ndone)),
-		    munfinished);
+	    (int64_t)(atomic_load(&s->nres) - atomic_load(&s->ndrop) -
+		      atomic_load(&s->ndone)) != munfinished)
+		die("after %s: unfinished %lld, the model says %lld", after,
+		    (long long)(atomic_load(&s->nres) -
+				atomic_load(&s->ndrop) -
+				atomic_load(&s->ndone)),
+		    (long long)munfinished);
 	if (atomic_load(&s->plock) != 0)
 		die("after %s: plock left held (%u)", after,
 		    atomic_load(&s->plock));
@@ -1712,7 +1714,7 @@ op_task_done(void)
 	if (!cur->joinable && r != -EINVAL && r != -EPROTO)
 		die("task_done on a plain queue returned %d", r);
 	if (model_on && cur->joinable) {
-		model_want("task_done", r, munfinished ? 0 : -EOVERFLOW);
+		model_want("task_done", r, munfinished > 0 ? 0 : -EOVERFLOW);
 		if (r == 0)
 			munfinished--;
 		model_check("task_done");
@@ -1733,7 +1735,7 @@ op_join(int64_t t)
 	if (model_on && cur->joinable)
 		model_want("join", r,
 			   t < 0	      ? -EINVAL
-			   : munfinished == 0 ? 0
+			   : munfinished <= 0 ? 0
 			   : t == 0	      ? -EAGAIN
 					      : -ETIMEDOUT);
 }
