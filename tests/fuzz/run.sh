@@ -87,9 +87,11 @@ fuzz_one() { # $1 = target, then extra libFuzzer flags
 	log=$work/fuzz.log
 
 	set +e
-	"$bin" -max_total_time="$share" -timeout=5 -rss_limit_mb=2048 \
-		-max_len=$maxlen -print_final_stats=1 \
-		-artifact_prefix="$work/artifacts/" "$@" "$work/corpus" \
+	# from the work directory: with -jobs, libFuzzer writes a
+	# fuzz-<job>.log per job into the current directory
+	(cd "$work" && "$bin" -max_total_time="$share" -timeout=5 \
+		-rss_limit_mb=2048 -max_len=$maxlen -print_final_stats=1 \
+		-artifact_prefix="$work/artifacts/" "$@" "$work/corpus") \
 		>"$log" 2>&1
 	rc=$?
 	set -e
