@@ -126,7 +126,7 @@ head_lower(struct aiop_queue *q, uint64_t pos)
  */
 #define PLOCK_WAIT_NS 1000000u
 
-static void plock_settle(struct aiop_queue *q);
+static uint64_t plock_settle(struct aiop_queue *q);
 
 static int
 plock_take(struct aiop_queue *q)
@@ -167,7 +167,7 @@ plock_take(struct aiop_queue *q)
 			/* its holder died: its work below tail was complete,
 			 * the rest is rewritten; the counts it was updating
 			 * are settled from its journal */
-			plock_settle(q);
+			(void)plock_settle(q);
 			return 0;
 		}
 		if (late) {
@@ -301,7 +301,7 @@ join_count(struct aiop_queue *q)
  * that tells a drop was done (found by review: a drop killed after its
  * CAS was forgotten after one lap, and join() waited for good).
  */
-static void
+static uint64_t
 plock_settle(struct aiop_queue *q)
 {
 	struct q_shm *s = Q(q);
@@ -310,6 +310,7 @@ plock_settle(struct aiop_queue *q)
 	atomic_store(&s->nres, nres_now(s));
 	atomic_store(&s->ndrop, nd);
 	atomic_store(&s->j_ndrop, nd);
+	return nd;
 }
 
 /* Under plock: the record at pos, in state `from` (RES), becomes PAD and
@@ -318,12 +319,10 @@ static bool
 drop_locked(struct aiop_queue *q, uint64_t pos, uint64_t from)
 {
 	struct q_shm *s = Q(q);
-	uint64_t nd = ndrop_now(q);
+	/* settle what a holder that died left (the takeover did, unless a
+	 * peer cleared plock instead of taking it over) */
+	uint64_t nd = plock_settle(q);
 
-	/* settle what a holder that died left (plock_settle() did, unless
-	 * a peer cleared plock instead of taking it over) */
-	atomic_store(&s->ndrop, nd);
-	atomic_store(&s->j_ndrop, nd);
 	/* under plock only its producer could change a RES record, and
 	 * that is a dead one or us: a record no longer as the caller read
 	 * it (another prober dropped it first) is left, no journal. Nor one

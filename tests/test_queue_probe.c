@@ -314,6 +314,13 @@ Test(queue_probe, a_lost_count_does_not_wedge_a_maxsize_queue)
  * committing it used to leave join() waiting for good.
  */
 
+/* The header of a reserved message's record. */
+static struct rec *
+rec_of(struct aiop_msg *m)
+{
+	return (struct rec *)((unsigned char *)m->data - HDR);
+}
+
 /* A thread id that no longer exists (a reaped child's). */
 static uint32_t
 dead_tid(void)
@@ -353,7 +360,7 @@ joinable_reserved(struct q_shm **s, struct aiop_msg *m)
 static void
 owner_killed(struct q_shm *s, struct aiop_msg *m, uint32_t dead)
 {
-	struct rec *r = (struct rec *)((unsigned char *)m->data - HDR);
+	struct rec *r = rec_of(m);
 	uint64_t st = atomic_load(&r->st);
 
 	atomic_store(&r->st, (st & ~(uint64_t)TID_MASK) | dead);
@@ -367,7 +374,7 @@ static void
 counts_until_dropped(struct aiop_queue *qq, struct aiop_msg *m,
 		     const char *what)
 {
-	struct rec *r = (struct rec *)((unsigned char *)m->data - HDR);
+	struct rec *r = rec_of(m);
 	int j = aiop_queue_try_join(qq);
 
 	if (j == 0)
@@ -447,7 +454,7 @@ Test(queue_probe, drop_killed_before_its_cas)
 static void
 drop_killed_after_cas(struct q_shm *s, struct aiop_msg *m)
 {
-	struct rec *r = (struct rec *)((unsigned char *)m->data - HDR);
+	struct rec *r = rec_of(m);
 	uint64_t jn = atomic_load(&s->ndrop) + 1;
 
 	owner_killed(s, m, dead_tid());
@@ -529,7 +536,7 @@ Test(queue_probe, abort_while_plock_is_held_abandons)
 	struct aiop_msg m;
 	struct q_shm *s;
 	struct aiop_queue *qq = joinable_reserved(&s, &m);
-	struct rec *r = (struct rec *)((unsigned char *)m.data - HDR);
+	struct rec *r = rec_of(&m);
 
 	atomic_store(&s->plock, 1); /* init: alive, and never lets go */
 	cr_assert_eq(aiop_queue_abort(qq, &m), 0);
@@ -601,7 +608,7 @@ Test(queue_probe, a_lap_under_a_stalled_prober)
 	dead = dead_tid();
 	owner_killed(lap_s, &m, dead);
 	atomic_store(&lap_s->plock, 0);
-	r = (struct rec *)((unsigned char *)m.data - HDR);
+	r = rec_of(&m);
 	lap_word = atomic_load(&r->st);
 	atomic_store(&lap_tid, (pid_t)dead);
 	cr_assert_eq(pthread_create(&th, NULL, stale_prober, NULL), 0);
