@@ -39,6 +39,15 @@
  *    come back: no committed message missing beyond those windows, none
  *    delivered twice beyond the parked ids, no failed put delivered, no
  *    corrupt message, nothing left in the queue.
+ *  - JoinableQueue: the same run on a JoinableQueue. Consumers task_done
+ *    every message they take (one of a taken message must never fail);
+ *    any worker sometimes joins (blocking, try or coro; short timeouts).
+ *    After the drain, the count must be what killed consumers took and
+ *    never marked done: at least what they certainly owed (recorded, plus
+ *    committed messages never recorded), at most that plus what kills
+ *    inside a task_done, or a put and a get at once, leave unknown. The
+ *    parent marks those done while a child waits in join(): join must end
+ *    within that many, and one more task_done must fail with -EOVERFLOW.
  *
  * A long wait (5 s) that times out is a failure (a hang), as is a coro loop
  * that does not drain in 20 s. AIOP_TORTURE_MS sets the duration per
@@ -80,6 +89,9 @@ struct slot {
 	int qwin;     /* queue: messages a get may have taken, unrecorded */
 	uint32_t qheld[QHELD]; /* queue: id + 1 of peeked messages recorded
 				  as delivered but not yet released */
+	int qowe;  /* JoinableQueue: messages taken, not yet task_done */
+	int qtd;   /* JoinableQueue: inside a task_done call */
+	int qjwin; /* JoinableQueue: releasing a peek, not yet in qowe */
 };
 
 struct tshared {
@@ -101,7 +113,8 @@ struct tshared {
 	/* condition */
 	long pulse_gen, pulses, notified, waits;
 	/* barrier */
-	long actions, kills_at_action, kills_at_prev2, extra_prev, passes, lasts, resets, epipes;
+	long actions, kills_at_action, kills_at_prev2, extra_prev;
+	long passes, lasts, resets, epipes;
 	long unexplained; /* deficits the kill/extra accounting cannot explain */
 	int worst_deficit;
 	struct slot slot[NSLOT];
@@ -1543,6 +1556,9 @@ struct qstate {
 	uint32_t next_id;
 	long committed, failed, delivered, epipes, emsgsize;
 	long windows, parked, exhausted, corrupt;
+	/* JoinableQueue: task_dones owed by killed consumers, at least
+	 * owed_lo and at most owed_hi; calls and their outcomes */
+	long owed_lo, owed_hi, task_dones, joins, joins_done;
 	uint8_t st[QMAXMSG];
 	uint8_t got[QMAXMSG];   /* deliveries */
 	uint8_t allow[QMAXMSG]; /* redeliveries a kill explains */
@@ -1550,6 +1566,7 @@ struct qstate {
 
 static struct qstate *QST;
 static struct aiop_queue *QU;
+static bool QJ; /* a JoinableQueue: consumers task_done what they take */
 
 #define QADD(field, n) __atomic_add_fetch(&QST->field, (n), __ATOMIC_SEQ_CST)
 
@@ -1676,6 +1693,49 @@ qwin(int d)
 	__atomic_add_fetch(&MYSLOT.qwin, d, __ATOMIC_SEQ_CST);
 }
 
+/*
+ * JoinableQueue: k messages taken by this consumer are recorded (qtake),
+ * owed (qowe), then marked done one by one. A kill inside the get leaves
+ * a message taken and unrecorded: the final count finds it missing. From
+ * qtaking() to qowed() (the record, or a peek's release) it is in qjwin;
+ * one inside task_done (qtd) leaves qowe one high or right. No task_done
+ * of a taken message may fail: the count includes it.
+ */
+static void
+qtaking(int k)
+{
+	STORE(MYSLOT.qjwin, k);
+}
+
+static void
+qowed(int k)
+{
+	if (QJ && k > 0)
+		__atomic_add_fetch(&MYSLOT.qowe, k, __ATOMIC_SEQ_CST);
+	STORE(MYSLOT.qjwin, 0);
+}
+
+static void
+qdone(int k)
+{
+	int r;
+
+	if (QJ && k > 0 && t_rand(&SEED) % 10 == 0)
+		hold_a_bit(&SEED); /* so that kills land here too */
+	for (int i = 0; QJ && i < k; i++) {
+		STORE(MYSLOT.qtd, 1);
+		r = aiop_queue_task_done(QU);
+		if (r == 0)
+			__atomic_sub_fetch(&MYSLOT.qowe, 1, __ATOMIC_SEQ_CST);
+		STORE(MYSLOT.qtd, 0);
+		ADD(checks, 1);
+		if (r != 0)
+			violation(r); /* -EOVERFLOW: fewer puts than dones */
+		else
+			QADD(task_dones, 1);
+	}
+}
+
 /* A result that is not a message: fine, or a failure (-EMSGSIZE too:
  * every message fits the buffers this is used for). */
 static void
@@ -1711,10 +1771,13 @@ qpeeked(struct aiop_msg *m, int park)
 	(void)qtake(m->data, m->len, NULL);
 	if (t_rand(&SEED) % 10 == 0)
 		hold_a_bit(&SEED); /* so that kills land here too */
+	qtaking(1);
 	r = aiop_queue_release(QU, m);
 	STORE(MYSLOT.qheld[park], 0);
 	if (r != 0)
 		fail(r);
+	qowed(r == 0);
+	qdone(r == 0);
 	ADD(ops, 1);
 }
 
@@ -1887,8 +1950,11 @@ q_consume_sync(uint32_t x)
 			ADD(checks, 1);
 			if ((size_t)r != n || cap == 16)
 				violation(r);
+			qtaking(1);
 			if (qtake(buf, (size_t)r, NULL) >= 0)
 				ADD(ops, 1);
+			qowed(1);
+			qdone(1);
 		} else if (!(r == -EMSGSIZE && cap == 16 &&
 			     n >= sizeof(struct qhdr))) {
 			if (r == -EAGAIN)
@@ -1908,7 +1974,10 @@ q_consume_sync(uint32_t x)
 			ADD(checks, 1);
 			if (r > (int)max)
 				violation(r);
+			qtaking(r);
 			qtake_many(buf, lens, r);
+			qowed(r);
+			qdone(r);
 			ADD(ops, 1);
 		} else {
 			qget_failed(r, t);
@@ -1937,9 +2006,15 @@ on_qget(struct ev_loop *loop, struct aiop_op *op, int r)
 			ADD(checks, 1);
 			if ((size_t)r != q->len)
 				violation(r);
+			qtaking(1);
 			(void)qtake(q->buf, (size_t)r, NULL);
+			qowed(1);
+			qdone(1);
 		} else if (q->kind == 1) {
+			qtaking(r);
 			qtake_many(q->buf, q->lens, r);
+			qowed(r);
+			qdone(r);
 		} else {
 			qpeeked(&q->msg, c->k);
 		}
@@ -1976,11 +2051,71 @@ start_qget(struct ev_loop *loop, struct cop *c)
 	return r;
 }
 
+/* Joins never wait long: with producers at work the count may stay above
+ * zero for the whole run. */
+static int64_t
+qjoin_timeout(void)
+{
+	int64_t t = pick_timeout(&SEED);
+
+	return t == LONG_WAIT ? 10 * T_MS : t;
+}
+
+static void
+qjoined(int r, int64_t t)
+{
+	QADD(joins, 1);
+	if (r == 0) {
+		QADD(joins_done, 1);
+		ADD(ops, 1);
+	} else {
+		check_not_held(r, t);
+	}
+}
+
+static void
+on_qjoin(struct ev_loop *loop, struct aiop_op *op, int r)
+{
+	struct cop *c = (struct cop *)op;
+
+	(void)loop;
+	qjoined(r, c->timeout);
+	c->done = 1;
+}
+
+static int
+start_qjoin(struct ev_loop *loop, struct cop *c)
+{
+	c->timeout = qjoin_timeout();
+	return aiop_queue_coro_join(loop, &c->op, QU, c->timeout, on_qjoin);
+}
+
+static void
+q_join_step(struct ev_loop *loop, struct cop *ops)
+{
+	int64_t t;
+	int r;
+
+	if (t_rand(&SEED) % 2) {
+		run_batch(loop, ops, 1 + (int)(t_rand(&SEED) % MAXOPS),
+			  start_qjoin);
+		return;
+	}
+	t = qjoin_timeout();
+	r = t ? aiop_queue_join(QU, t) : aiop_queue_try_join(QU);
+	qcount_call(t);
+	qjoined(r, t);
+}
+
 static void
 queue_step(struct ev_loop *loop, struct cop *ops)
 {
 	uint32_t x = t_rand(&SEED) % 10;
 
+	if (QJ && t_rand(&SEED) % 16 == 0) {
+		q_join_step(loop, ops);
+		return;
+	}
 	if (ME < NPROD && LOAD(QST->next_id) >= QMAXMSG - 1024) {
 		QADD(exhausted, 1); /* ids used up: producers idle */
 		t_msleep(1);
@@ -2004,6 +2139,13 @@ q_on_death(int s)
 	struct slot *sl = &SH->slot[s];
 
 	QST->windows += sl->qwin;
+	if (QJ) {
+		/* qtd: its task_done may have counted, qowe not yet less */
+		int lo = sl->qowe - (sl->qtd != 0);
+
+		QST->owed_lo += lo > 0 ? lo : 0;
+		QST->owed_hi += sl->qowe + sl->qjwin;
+	}
 	for (int i = 0; i < QHELD; i++)
 		if (sl->qheld[i] != 0) {
 			QST->allow[sl->qheld[i] - 1]++;
@@ -2037,15 +2179,62 @@ q_teardown(void)
 	teardown();
 }
 
-Test(torture, queue, .init = setup, .fini = q_teardown)
+static int
+q_join_child(void *arg)
 {
-	struct desc d = { "queue", NULL, q_on_death, q_on_stop, { 3, 40 } };
-	struct aiop_queue_attr qa = { .capacity = QCAP };
+	(void)arg;
+	return aiop_queue_join(QU, LONG_WAIT) == 0 ? 0 : 1;
+}
+
+/*
+ * JoinableQueue, after the drain: the count is what killed consumers took
+ * and never marked done, between lo and hi. Mark done lo (each must
+ * succeed) while a child waits in join(), then one by one until join says
+ * none is left (at most hi in all), then one more must fail with
+ * -EOVERFLOW. Returns the task_dones beyond lo.
+ */
+static long
+q_join_end(long lo, long hi)
+{
+	long extra = 0, i;
+	pid_t child = t_fork(q_join_child, NULL);
+	int r = 0;
+
+	cr_assert_gt(child, 0);
+	for (i = 0; i < lo && r == 0; i++)
+		r = aiop_queue_task_done(QU);
+	cr_expect_eq(r, 0, "task_done %ld of the %ld killed consumers "
+		     "certainly owed: %d", i, lo, r);
+	while (r == 0 && (r = aiop_queue_try_join(QU)) == -EAGAIN &&
+	       lo + extra < hi) {
+		r = aiop_queue_task_done(QU);
+		extra++;
+	}
+	cr_expect_eq(r, 0, "join: tasks left after %ld task_dones, at most "
+		     "%ld explained by kills: %d", lo + extra, hi, r);
+	/* reaped whatever happened above: it ends by its own bound */
+	cr_expect_eq(t_reap(child, T_REAP_MS), r == 0 ? 0 : 1,
+		     "a join waiting in another process");
+	if (r == 0) {
+		cr_expect_eq(aiop_queue_task_done(QU), -EOVERFLOW);
+		cr_expect_eq(aiop_queue_join(QU, 0), 0);
+	}
+	return extra;
+}
+
+static void
+queue_torture(bool joinable)
+{
+	struct desc d = { joinable ? "joinable queue" : "queue", NULL,
+			  q_on_death, q_on_stop, { 3, 40 } };
+	struct aiop_queue_attr qa = {
+		.capacity = QCAP, .flags = joinable ? AIOP_QUEUE_JOINABLE : 0
+	};
 	struct outcome o;
 	unsigned char buf[QBUF];
-	char extra[512];
+	char extra[768];
 	long missing = 0, dups = 0, failed_got = 0, unrecorded = 0;
-	long tried_lost = 0, drained = 0;
+	long tried_lost = 0, drained = 0, jextra = 0, jlo = 0, jhi = 0;
 	uint32_t nid;
 	uint64_t bound;
 	size_t n;
@@ -2053,6 +2242,7 @@ Test(torture, queue, .init = setup, .fini = q_teardown)
 
 	QST = t_shared(sizeof(*QST));
 	cr_assert_not_null(QST);
+	QJ = joinable;
 	cr_assert_eq(aiop_queue_new(&QU, &qa), 0);
 	STEP = queue_step;
 	run(&d, &o);
@@ -2072,6 +2262,8 @@ Test(torture, queue, .init = setup, .fini = q_teardown)
 		}
 		if (qtake(buf, (size_t)r, NULL) == 0)
 			drained++;
+		if (joinable)
+			cr_expect_eq(aiop_queue_task_done(QU), 0);
 	}
 	cr_expect_eq(aiop_queue_qsize(QU), 0, "left in the queue after the "
 		     "drain: %d", aiop_queue_qsize(QU));
@@ -2093,6 +2285,16 @@ Test(torture, queue, .init = setup, .fini = q_teardown)
 		if (!got && !(st & (QS_COMMITTED | QS_FAILED)))
 			tried_lost++; /* killed inside its put */
 	}
+	if (joinable) {
+		/* a committed message never recorded was taken by a consumer
+		 * killed inside its get: owed. One whose put was cut by a
+		 * kill too may have been, within the windows left */
+		long w = QST->windows - missing;
+
+		jlo = QST->owed_lo + missing;
+		jhi = QST->owed_hi + missing + (tried_lost < w ? tried_lost : w);
+		jextra = q_join_end(jlo, jhi);
+	}
 	snprintf(extra, sizeof(extra),
 		 "; %ld messages committed, %ld failed puts, %ld delivered "
 		 "(%ld in the parent's drain after the close, %ld EPIPE at "
@@ -2105,7 +2307,13 @@ Test(torture, queue, .init = setup, .fini = q_teardown)
 		 QST->epipes, QST->emsgsize, missing, QST->windows, dups,
 		 QST->parked, failed_got, QST->corrupt, unrecorded,
 		 tried_lost);
-	summary("queue", &o, extra);
+	if (joinable)
+		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
+			 "; %ld task_dones, %ld joins (%ld found none left), "
+			 "killed consumers owed %ld-%ld task_dones, the last "
+			 "join needed %ld", QST->task_dones, QST->joins,
+			 QST->joins_done, jlo, jhi, jlo + jextra);
+	summary(d.name, &o, extra);
 	common_asserts(&o);
 	cr_assert_eq(QST->corrupt, 0, "corrupt messages");
 	cr_assert_eq(dups, 0, "%ld deliveries no kill explains", dups);
@@ -2116,4 +2324,14 @@ Test(torture, queue, .init = setup, .fini = q_teardown)
 		      "by kills", missing, QST->windows);
 	cr_assert_gt(QST->committed, NW, "messages went through");
 	cr_expect_eq(QST->exhausted, 0, "message ids ran out");
+}
+
+Test(torture, queue, .init = setup, .fini = q_teardown)
+{
+	queue_torture(false);
+}
+
+Test(torture, joinable_queue, .init = setup, .fini = q_teardown)
+{
+	queue_torture(true);
 }
