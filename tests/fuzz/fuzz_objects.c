@@ -52,7 +52,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-/* ---- input format --------------------------------------------------------- */
+/* ---- input format -------------------------------------------------------- */
 
 #define OFF_PRIM 0
 #define OFF_FLAGS 1
@@ -88,7 +88,7 @@ static const char *const prim_names[NPRIM] = {
 	"cond(rlock)", "cond(lock)", "barrier(1)", "barrier(3)",
 };
 
-/* ---- per-process state ----------------------------------------------------- */
+/* ---- per-process state --------------------------------------------------- */
 
 struct target {
 	void *h;                  /* public handle */
@@ -139,7 +139,7 @@ struct slot {
 static struct slot slots[NSLOTS];
 static bool in_start;
 
-/* ---- checks ---------------------------------------------------------------- */
+/* ---- checks -------------------------------------------------------------- */
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
 die(const char *fmt, ...)
@@ -187,7 +187,7 @@ now_ns(void)
  * bounded time, and a negative result must be a documented code.
  */
 #define CALL(what, expr)                                                      \
-	__extension__({                                                                    \
+	__extension__({                                                       \
 		uint64_t t0_ = now_ns(), dt_;                                 \
 		int r_;                                                       \
 		errno = ERRNO_SENTINEL;                                       \
@@ -212,7 +212,7 @@ want_range(const char *what, int r, int lo, int hi)
 		die("%s returned %d, outside [%d, %d]", what, r, lo, hi);
 }
 
-/* ---- shared memory access -------------------------------------------------- */
+/* ---- shared memory access ------------------------------------------------ */
 
 static inline unsigned char *
 shm_bytes(struct aiop__obj *o)
@@ -343,7 +343,7 @@ load_image(struct target *t, const uint8_t *img, size_t n)
 	}
 }
 
-/* ---- callbacks ------------------------------------------------------------- */
+/* ---- callbacks ----------------------------------------------------------- */
 
 static int
 barrier_action(void *arg)
@@ -417,7 +417,7 @@ coro_cb(struct ev_loop *l, struct aiop_op *op, int result)
 		die("loop_detach inside a callback did not say -EBUSY");
 }
 
-/* ---- setup ----------------------------------------------------------------- */
+/* ---- setup --------------------------------------------------------------- */
 
 static void
 snapshot(struct target *t)
@@ -490,7 +490,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* ---- decoding helpers ------------------------------------------------------ */
+/* ---- decoding helpers ---------------------------------------------------- */
 
 struct script {
 	const uint8_t *p;
@@ -541,7 +541,7 @@ set_spin(unsigned m, uint8_t arg)
 	}
 }
 
-/* ---- coro ------------------------------------------------------------------ */
+/* ---- coro ---------------------------------------------------------------- */
 
 static unsigned
 coro_kinds(void)
@@ -705,7 +705,7 @@ drain(void)
 	}
 }
 
-/* ---- blocking and try operations ------------------------------------------ */
+/* ---- blocking and try operations ----------------------------------------- */
 
 static bool
 lock_owned_by_me(void)
@@ -1023,7 +1023,7 @@ reset_domain(void)
 	}
 }
 
-/* ---- the script ------------------------------------------------------------ */
+/* ---- the script ---------------------------------------------------------- */
 
 enum {
 	S_PATCH8,   /* off, byte: a hostile byte */

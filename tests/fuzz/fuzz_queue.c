@@ -11,18 +11,18 @@
  * plain one, or a joinable one with maxsize 3): every header word (tail, its
  * consumers' cached copy tail_seen, release, its producers' cached copy
  * rel_seen, the head hint, plock, plock_wait, closed, nres, nfin, ncommit,
- * nclaimed, res_stop, need, ndone, ndrop, the journals, the three wait queues) and every
- * ring byte, record headers and lengths included. The input gives an image
- * of it, then a script of operations: try_put, put (short timeouts, up to 1
- * ms), try_get and get with small and large buffers, try_put_many,
+ * nclaimed, res_stop, need, ndone, ndrop, the journals, the three wait queues)
+ * and every ring byte, record headers and lengths included. The input gives an
+ * image of it, then a script of operations: try_put, put (short timeouts, up to
+ * 1 ms), try_get and get with small and large buffers, try_put_many,
  * try_get_many, reserve + commit/abort, peek + release/unpeek, qsize, empty,
- * full, msg_max, task_done and join on a JoinableQueue, close, the coro
- * forms of put, get, put_many, get_many, reserve, peek and join, with
- * cancels, wrong uses of held messages, calls from short-lived threads
- * (whose first try probes for dead owners, and which can die holding a claim
- * or a reservation), and hostile writes between calls and from inside
- * callbacks (between a coro op's grant and its completion, where the library
- * reads the record again). What is checked, whatever the memory holds:
+ * full, msg_max, task_done and join on a JoinableQueue, close, the coro forms
+ * of put, get, put_many, get_many, reserve, peek and join, with cancels, wrong
+ * uses of held messages, calls from short-lived threads (whose first try probes
+ * for dead owners, and which can die holding a claim or a reservation), and
+ * hostile writes between calls and from inside callbacks (between a coro op's
+ * grant and its completion, where the library reads the record again). What is
+ * checked, whatever the memory holds:
  *
  *  - no crash, no out-of-bounds access, no UB (ASan, UBSan; a PROT_NONE
  *    page right after each queue's mapping, when the address space allows
