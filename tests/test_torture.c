@@ -2310,9 +2310,11 @@ queue_torture(bool joinable)
 	if (joinable)
 		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
 			 "; %ld task_dones, %ld joins (%ld found none left), "
-			 "killed consumers owed %ld-%ld task_dones, the last "
-			 "join needed %ld", QST->task_dones, QST->joins,
-			 QST->joins_done, jlo, jhi, jlo + jextra);
+			 "killed consumers owed %ld-%ld task_dones (%ld "
+			 "without a put and a get cut at once), the last join "
+			 "needed %ld", QST->task_dones, QST->joins,
+			 QST->joins_done, jlo, jhi, QST->owed_hi + missing,
+			 jlo + jextra);
 	summary(d.name, &o, extra);
 	common_asserts(&o);
 	cr_assert_eq(QST->corrupt, 0, "corrupt messages");
