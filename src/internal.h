@@ -113,17 +113,30 @@ struct aiop__obj {
 	_Atomic(void *) stamp_wq; /* ... and the wait queue it is for */
 };
 
+/* The handle, process-local and trusted: its mapping may be written. */
+static inline bool
+aiop__handle_ok(const struct aiop__obj *o, unsigned type)
+{
+	return AIOP_LIKELY(o && o->hmagic == AIOP__HANDLE_MAGIC &&
+			   o->type == type);
+}
+
+/* The shared header, which a peer may have overwritten. */
+static inline bool
+aiop__ident_ok(const struct aiop__obj *o, unsigned type)
+{
+	return AIOP_LIKELY(atomic_load_explicit(&o->shm->ident,
+						memory_order_relaxed) ==
+			   AIOP__IDENT(type));
+}
+
 /* Check a handle and its shared header; 0 or -EINVAL/-EPROTO. */
 static inline int
 aiop__obj_check(const struct aiop__obj *o, unsigned type)
 {
-	uint64_t id;
-
-	if (AIOP_UNLIKELY(!o || o->hmagic != AIOP__HANDLE_MAGIC ||
-			  o->type != type))
+	if (!aiop__handle_ok(o, type))
 		return -EINVAL;
-	id = atomic_load_explicit(&o->shm->ident, memory_order_relaxed);
-	if (AIOP_UNLIKELY(id != AIOP__IDENT(type)))
+	if (!aiop__ident_ok(o, type))
 		return -EPROTO;
 	return 0;
 }
