@@ -49,13 +49,20 @@ lock_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	return aiop__owner_take(&S(o)->owner, flags);
 }
 
+/* The owner word was just cleared; prev is what it held. */
 static int
-lock_release(struct aiop__obj *o)
+lock_released(struct aiop__obj *o, uint32_t prev)
 {
-	if (atomic_exchange(&S(o)->owner, 0) == 0)
+	if (prev == 0)
 		return -EPERM;
 	aiop__wake(&S(o)->wq, 1);
 	return 0;
+}
+
+static int
+lock_release(struct aiop__obj *o)
+{
+	return lock_released(o, atomic_exchange(&S(o)->owner, 0));
 }
 
 /*
@@ -77,10 +84,7 @@ lock_release_checked(struct aiop__obj *o)
 	prev = atomic_exchange(&S(o)->owner, 0);
 	if (!aiop__ident_ok(o, AIOP__T_LOCK))
 		return -EPROTO;
-	if (prev == 0)
-		return -EPERM;
-	aiop__wake(&S(o)->wq, 1);
-	return 0;
+	return lock_released(o, prev);
 }
 
 /* Give back what was granted. A recovery from a dead holder is given back
