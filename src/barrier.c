@@ -338,3 +338,42 @@ aiop_barrier_broken(struct aiop_barrier *barrier)
 
 	return r < 0 ? r : (int)BROKEN(atomic_load(&S(&barrier->o)->st));
 }
+
+/* ---- to and from other processes (share.c) ---------------------------- */
+
+/* parties is the handle's trusted copy; the size must be the one new()
+ * maps for it. A received barrier has no action (it is per process). */
+static int
+barrier_attach(struct aiop__obj *o)
+{
+	uint32_t parties = S(o)->parties;
+
+	if (parties == 0 || parties > AIOP_BARRIER_PARTIES_MAX ||
+	    o->size != aiop__page_round(sizeof(struct barrier_shm) +
+					parties * sizeof(uint64_t)))
+		return -EPROTO;
+	B(o)->parties = parties;
+	return 0;
+}
+
+static const struct aiop__share_type barrier_share = {
+	.type = AIOP__T_BARRIER,
+	.handle_size = sizeof(struct aiop_barrier),
+	.max_size = sizeof(struct barrier_shm) +
+		    AIOP_BARRIER_PARTIES_MAX * sizeof(uint64_t),
+	.attach = barrier_attach,
+};
+
+AIOP_API int
+aiop_barrier_send(int sock, struct aiop_barrier *barrier, int64_t timeout_ns)
+{
+	return aiop__share_send(sock, barrier ? &barrier->o : NULL,
+				AIOP__T_BARRIER, 0, NULL, timeout_ns);
+}
+
+AIOP_API int
+aiop_barrier_recv(int sock, struct aiop_barrier **out, int64_t timeout_ns)
+{
+	return aiop__share_recv(sock, &barrier_share, NULL, (void **)out,
+				NULL, timeout_ns);
+}

@@ -24,7 +24,8 @@ struct aiop_cond {
 	struct aiop__obj o;
 	struct aiop__obj *lock;
 	const struct aiop__lockish *ish;
-	struct aiop_rlock *own; /* the RLock made by aiop_cond_new() */
+	struct aiop__obj *own; /* a lock freed with it: the RLock made by
+				  aiop_cond_new(), or the received one */
 };
 
 enum { MODE_WAIT, MODE_WAIT_FOR };
@@ -282,7 +283,7 @@ static const struct aiop__waitdesc cond_wait_desc = {
 
 static int
 cond_new(struct aiop_cond **out, struct aiop__obj *lock,
-	 const struct aiop__lockish *ish, struct aiop_rlock *own)
+	 const struct aiop__lockish *ish, struct aiop__obj *own)
 {
 	struct aiop_cond *c;
 	int r;
@@ -315,7 +316,8 @@ aiop_cond_new(struct aiop_cond **out)
 	r = aiop_rlock_new(&rl);
 	if (r < 0)
 		return r;
-	r = cond_new(out, (struct aiop__obj *)rl, &aiop__rlock_ish, rl);
+	r = cond_new(out, (struct aiop__obj *)rl, &aiop__rlock_ish,
+		     (struct aiop__obj *)rl);
 	if (r < 0)
 		aiop_rlock_free(rl);
 	return r;
@@ -337,7 +339,7 @@ aiop_cond_new_rlock(struct aiop_cond **out, struct aiop_rlock *rlock)
 AIOP_API int
 aiop_cond_free(struct aiop_cond *cond)
 {
-	struct aiop_rlock *own;
+	struct aiop__obj *own;
 	int r;
 
 	if (!cond)
@@ -346,13 +348,57 @@ aiop_cond_free(struct aiop_cond *cond)
 	    cond->o.type != AIOP__T_COND)
 		return -EINVAL;
 	own = cond->own;
-	/* coro acquires of its own RLock count on that handle */
-	if (own && aiop__pending((struct aiop__obj *)own) > 0)
+	/* coro acquires of its own lock count on that handle */
+	if (own && aiop__pending(own) > 0)
 		return -EBUSY;
 	r = aiop__obj_free(&cond->o, AIOP__T_COND);
 	if (r == 0 && own)
-		(void)aiop_rlock_free(own);
+		(void)aiop__obj_free(own, own->type);
 	return r;
+}
+
+/* ---- to and from other processes (share.c) ---------------------------- */
+
+static const struct aiop__share_type cond_share = {
+	.type = AIOP__T_COND,
+	.handle_size = sizeof(struct aiop_cond),
+	.max_size = sizeof(struct cond_shm),
+};
+
+/* A Condition travels with its lock (one message, two memfds). */
+AIOP_API int
+aiop_cond_send(int sock, struct aiop_cond *cond, int64_t timeout_ns)
+{
+	int r = check(cond);
+
+	if (r < 0)
+		return r;
+	return aiop__share_send(sock, &cond->o, AIOP__T_COND, 0, cond->lock,
+				timeout_ns);
+}
+
+AIOP_API int
+aiop_cond_recv(int sock, struct aiop_cond **out, int64_t timeout_ns)
+{
+	static const struct aiop__share_type *const locks[] = {
+		&aiop__lock_share, &aiop__rlock_share, NULL};
+	struct aiop__obj *lock;
+	struct aiop_cond *c;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	r = aiop__share_recv(sock, &cond_share, locks, (void **)&c,
+			     (void **)&lock, timeout_ns);
+	if (r < 0)
+		return r;
+	c->lock = lock;
+	c->ish = lock->type == AIOP__T_LOCK ? &aiop__lock_ish
+					    : &aiop__rlock_ish;
+	c->own = lock;
+	*out = c;
+	return 0;
 }
 
 AIOP_API int

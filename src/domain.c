@@ -176,14 +176,25 @@ env_doorbells(void)
 	return (int)v;
 }
 
+/* The process-wide part of having a domain, made or received. */
+static void
+domain_installed(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	atexit(release_all_bells);
+	aiop__spin_env();
+}
+
 static int
 domain_create(void)
 {
 	struct aiop__domain_shm *shm;
-	int i, n = env_doorbells(), r;
+	/* whole pages, like every object: a receiver checks it so */
+	size_t size = aiop__page_round(sizeof(*shm));
+	int i, n = env_doorbells(), r, fd;
 	uint64_t id = 0;
 
-	r = aiop__shm_map("aiop-domain", sizeof(*shm), (void **)&shm);
+	r = aiop__shm_map("aiop-domain", size, (void **)&shm, &fd);
 	if (r < 0)
 		return r;
 	for (i = 0; i < n; i++) {
@@ -192,23 +203,64 @@ domain_create(void)
 			r = -errno;
 			while (i-- > 0)
 				close(aiop__dom.efd[i]);
-			munmap(shm, sizeof(*shm));
+			munmap(shm, size);
+			close(fd);
 			return r;
 		}
 	}
 	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id))
 		id = aiop__now_ns() ^ ((uint64_t)getpid() << 40);
+	if (id == 0) /* 0 is "no domain" (a received one is refused) */
+		id = 1;
 	atomic_store(&shm->nbells, (uint32_t)n);
-	atomic_store(&shm->hdr.size, (uint32_t)sizeof(*shm));
+	atomic_store(&shm->hdr.size, (uint32_t)size);
 	atomic_store(&shm->hdr.domain_id, id);
 	atomic_store(&shm->hdr.ident, AIOP__IDENT(AIOP__T_DOMAIN));
 	aiop__dom.shm = shm;
 	aiop__dom.id = id;
 	aiop__dom.nbells = n;
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
-	atexit(release_all_bells);
-	aiop__spin_env();
+	aiop__dom.fd = fd;
+	domain_installed();
 	return 0;
+}
+
+size_t
+aiop__domain_shm_size(void)
+{
+	return sizeof(struct aiop__domain_shm);
+}
+
+uint32_t
+aiop__domain_shm_nbells(const struct aiop__domain *d)
+{
+	return atomic_load(&d->shm->nbells);
+}
+
+bool
+aiop__domain_joined(uint64_t id, int *r)
+{
+	if (!atomic_load_explicit(&dom_ready, memory_order_acquire))
+		return false;
+	*r = aiop__dom.id == id ? 1 : -EXDEV;
+	return true;
+}
+
+int
+aiop__domain_join(const struct aiop__domain *d)
+{
+	int r;
+
+	pthread_mutex_lock(&dom_mu);
+	if (atomic_load_explicit(&dom_ready, memory_order_relaxed)) {
+		r = aiop__dom.id == d->id ? 1 : -EXDEV;
+	} else {
+		aiop__dom = *d;
+		domain_installed();
+		atomic_store_explicit(&dom_ready, 1, memory_order_release);
+		r = 0;
+	}
+	pthread_mutex_unlock(&dom_mu);
+	return r;
 }
 
 int
@@ -272,6 +324,14 @@ aiop__bell_release(int bell)
 		return;
 	atomic_compare_exchange_strong(&aiop__dom.shm->bell[bell].owner, &me,
 				       0);
+}
+
+pid_t
+aiop__bell_owner(int bell)
+{
+	if (!aiop__dom.shm || bell < 0 || bell >= aiop__dom.nbells)
+		return 0;
+	return (pid_t)atomic_load(&aiop__dom.shm->bell[bell].owner);
 }
 
 unsigned

@@ -143,3 +143,25 @@ aiop_event_coro_wait(struct ev_loop *loop, struct aiop_op *op,
 				&event_wait, &a, sizeof(a), timeout_ns,
 				cb);
 }
+
+/* ---- to and from other processes (share.c) ---------------------------- */
+
+static const struct aiop__share_type event_share = {
+	.type = AIOP__T_EVENT,
+	.handle_size = sizeof(struct aiop_event),
+	.max_size = sizeof(struct event_shm),
+};
+
+AIOP_API int
+aiop_event_send(int sock, struct aiop_event *event, int64_t timeout_ns)
+{
+	return aiop__share_send(sock, event ? &event->o : NULL,
+				AIOP__T_EVENT, 0, NULL, timeout_ns);
+}
+
+AIOP_API int
+aiop_event_recv(int sock, struct aiop_event **out, int64_t timeout_ns)
+{
+	return aiop__share_recv(sock, &event_share, NULL, (void **)out,
+				NULL, timeout_ns);
+}

@@ -105,6 +105,8 @@ struct aiop__obj {
 	uint32_t hmagic;          /* AIOP__HANDLE_MAGIC while valid */
 	uint16_t type;            /* enum aiop__type */
 	uint16_t pad;
+	int fd;                   /* the object's memfd, kept to be sent
+				     (aiop_X_send, design.md 10) */
 	size_t size;              /* mapping length (local, trusted) */
 	struct aiop__shm_hdr *shm;
 	_Atomic int npending;     /* coro ops of this process on it ... */
@@ -159,7 +161,28 @@ aiop__pending(struct aiop__obj *o)
 int aiop__obj_new(unsigned type, size_t shm_size, size_t handle_size,
 		  void **handle_out);
 int aiop__obj_free(struct aiop__obj *o, unsigned type);
-int aiop__shm_map(const char *name, size_t size, void **out);
+int aiop__shm_map(const char *name, size_t size, void **out, int *fd_out);
+void aiop__obj_init(struct aiop__obj *o, unsigned type, void *map,
+		    size_t size, int fd);
+size_t aiop__page_round(size_t size);
+
+/* share.c: sending and receiving objects (design.md 10) */
+struct aiop__share_type {
+	unsigned type;
+	uint16_t flags;     /* wire flags this face sends and expects */
+	size_t handle_size;
+	size_t max_size;    /* bound on the mapping, checked before mmap */
+	/* derive the handle's trusted copies from the mapping (o->size is
+	 * the checked file size); -EPROTO if new() could not have made it.
+	 * NULL: new() makes every object max_size bytes (page-rounded) */
+	int (*attach)(struct aiop__obj *o);
+};
+int aiop__share_send(int sock, struct aiop__obj *o, unsigned type,
+		     uint16_t flags, struct aiop__obj *o2, int64_t timeout_ns);
+/* t2: the types a second object (a Condition's lock) may have, or NULL */
+int aiop__share_recv(int sock, const struct aiop__share_type *t,
+		     const struct aiop__share_type *const *t2, void **out,
+		     void **out2, int64_t timeout_ns);
 
 /* ---- per-process state (domain.c) ------------------------------------- */
 
@@ -167,6 +190,7 @@ struct aiop__domain {
 	struct aiop__domain_shm *shm;
 	uint64_t id;
 	int nbells;
+	int fd; /* the domain's memfd, kept to be sent (design.md 10) */
 	int efd[AIOP__DOORBELLS_MAX];
 };
 
@@ -175,8 +199,18 @@ extern _Atomic unsigned aiop__fork_gen;
 extern pthread_mutex_t aiop__reg_mu;
 
 int aiop__domain_ensure(void);
+/* Adopt a received domain (share.c has checked its fds and mapping):
+ * 0 adopted, 1 this process already is in it (nothing taken), -EXDEV it
+ * is in another one. On 0 the domain owns d's fds and mapping. */
+int aiop__domain_join(const struct aiop__domain *d);
+/* Is this process in a domain? Then *r = 1 if it is `id`, else -EXDEV. */
+bool aiop__domain_joined(uint64_t id, int *r);
+size_t aiop__domain_shm_size(void);
+uint32_t aiop__domain_shm_nbells(const struct aiop__domain *d);
 int aiop__bell_claim(void);
 void aiop__bell_release(int bell);
+/* the pid that claimed a doorbell, 0 if free (tests) */
+pid_t aiop__bell_owner(int bell);
 
 /* Kernel thread id of the caller, cached per thread and per fork
  * (inline: every queue and lock operation asks for it). initial-exec: no
@@ -293,6 +327,7 @@ struct aiop__lockish {
 	void (*restore)(struct aiop__obj *lock, uint32_t depth);
 };
 extern const struct aiop__lockish aiop__lock_ish, aiop__rlock_ish;
+extern const struct aiop__share_type aiop__lock_share, aiop__rlock_share;
 
 #define AIOP__RECHECK_OWNER_NS (100 * 1000 * 1000LL)
 #define AIOP__RECHECK_NS (1000 * 1000 * 1000LL)

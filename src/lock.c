@@ -198,6 +198,28 @@ aiop_lock_locked(struct aiop_lock *lock)
 	return atomic_load(&S(&lock->o)->owner) != 0;
 }
 
+/* ---- to and from other processes (share.c) ---------------------------- */
+
+const struct aiop__share_type aiop__lock_share = {
+	.type = AIOP__T_LOCK,
+	.handle_size = sizeof(struct aiop_lock),
+	.max_size = sizeof(struct lock_shm),
+};
+
+AIOP_API int
+aiop_lock_send(int sock, struct aiop_lock *lock, int64_t timeout_ns)
+{
+	return aiop__share_send(sock, lock ? &lock->o : NULL,
+				AIOP__T_LOCK, 0, NULL, timeout_ns);
+}
+
+AIOP_API int
+aiop_lock_recv(int sock, struct aiop_lock **out, int64_t timeout_ns)
+{
+	return aiop__share_recv(sock, &aiop__lock_share, NULL, (void **)out,
+				NULL, timeout_ns);
+}
+
 /* ---- Lock as the lock of a Condition ---------------------------------- */
 
 static struct aiop__waitq *

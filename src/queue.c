@@ -24,6 +24,7 @@
 /* ---- shared layout ------------------------------------------------------- */
 
 #include "queue_shm.h"
+#include "share_wire.h"
 
 struct aiop_queue {
 	struct aiop__obj o;
@@ -1719,6 +1720,93 @@ aiop_queue_free(struct aiop_queue *q)
 	return q ? aiop__obj_free(&q->o, AIOP__T_QUEUE) : 0;
 }
 
+/* ---- to and from other processes (share.c) ---------------------------- */
+
+/*
+ * The handle's trusted copies come from the header's informational ones,
+ * once, and only if queue_new() could have made them: a capacity that is
+ * a power of two in range, a msg_max it allows, known flags, and a size
+ * that is exactly the header's pages plus the ring.
+ */
+static int
+queue_attach(struct aiop__obj *o)
+{
+	struct aiop_queue *q = (struct aiop_queue *)o;
+	size_t off = (sizeof(struct q_shm) + 4095) & ~(size_t)4095;
+	uint32_t cap = Q(q)->capacity, mmax = Q(q)->msg_max;
+	uint32_t maxsize = Q(q)->maxsize, flags = Q(q)->flags;
+	unsigned shift = 12;
+
+	if (cap < 4096 || cap > AIOP_QUEUE_CAPACITY_MAX || (cap & (cap - 1)) ||
+	    mmax == 0 || mmax > cap / 2 - 32 || maxsize > INT32_MAX ||
+	    (flags & ~AIOP_QUEUE_JOINABLE) || o->size != off + cap)
+		return -EPROTO;
+	while (((size_t)1 << shift) < cap)
+		shift++;
+	q->cap = cap;
+	q->mask = cap - 1;
+	q->shift = shift;
+	q->msg_max = mmax;
+	q->maxsize = maxsize;
+	q->flags = flags;
+	q->ring = (unsigned char *)o->shm + off;
+	return 0;
+}
+
+static const struct aiop__share_type queue_share = {
+	.type = AIOP__T_QUEUE,
+	.handle_size = sizeof(struct aiop_queue),
+	.max_size = ((sizeof(struct q_shm) + 4095) & ~(size_t)4095) +
+		    AIOP_QUEUE_CAPACITY_MAX,
+	.attach = queue_attach,
+};
+
+static const struct aiop__share_type simplequeue_share = {
+	.type = AIOP__T_QUEUE,
+	.flags = AIOP__WIRE_SIMPLE,
+	.handle_size = sizeof(struct aiop_queue),
+	.max_size = ((sizeof(struct q_shm) + 4095) & ~(size_t)4095) +
+		    AIOP_QUEUE_CAPACITY_MAX,
+	.attach = queue_attach,
+};
+
+static int
+queue_send(int sock, struct aiop_queue *q, bool simple, int64_t timeout_ns)
+{
+	int r = check(q, simple);
+
+	if (r < 0)
+		return r;
+	return aiop__share_send(sock, &q->o, AIOP__T_QUEUE,
+				simple ? AIOP__WIRE_SIMPLE : 0, NULL,
+				timeout_ns);
+}
+
+static int
+queue_recv(int sock, struct aiop_queue **out, bool simple,
+	   int64_t timeout_ns)
+{
+	int r = aiop__share_recv(sock,
+				 simple ? &simplequeue_share : &queue_share,
+				 NULL, (void **)out, NULL, timeout_ns);
+
+	if (r == 0)
+		(*out)->simple = simple;
+	return r;
+}
+
+AIOP_API int
+aiop_queue_send(int sock, struct aiop_queue *q, int64_t timeout_ns)
+{
+	return queue_send(sock, q, false, timeout_ns);
+}
+
+AIOP_API int
+aiop_queue_recv(int sock, struct aiop_queue **out, int64_t timeout_ns)
+{
+	return queue_recv(sock, out, false, timeout_ns);
+}
+
 /* ---- put ----------------------------------------------------------------- */
 
 static int
@@ -2266,6 +2354,20 @@ aiop_simplequeue_free(struct aiop_simplequeue *sq)
 	if (sq && SQ(sq)->o.hmagic == AIOP__HANDLE_MAGIC && !SQ(sq)->simple)
 		return -EINVAL;
 	return sq ? aiop__obj_free(&SQ(sq)->o, AIOP__T_QUEUE) : 0;
+}
+
+AIOP_API int
+aiop_simplequeue_send(int sock, struct aiop_simplequeue *sq,
+		      int64_t timeout_ns)
+{
+	return queue_send(sock, SQ(sq), true, timeout_ns);
+}
+
+AIOP_API int
+aiop_simplequeue_recv(int sock, struct aiop_simplequeue **out,
+		      int64_t timeout_ns)
+{
+	return queue_recv(sock, (struct aiop_queue **)out, true, timeout_ns);
 }
 
 static int

@@ -181,6 +181,28 @@ aiop_rlock_depth(struct aiop_rlock *rlock)
 	return (int)(atomic_load(&S(&rlock->o)->depth) & ~NOTICE);
 }
 
+/* ---- to and from other processes (share.c) ---------------------------- */
+
+const struct aiop__share_type aiop__rlock_share = {
+	.type = AIOP__T_RLOCK,
+	.handle_size = sizeof(struct aiop_rlock),
+	.max_size = sizeof(struct rlock_shm),
+};
+
+AIOP_API int
+aiop_rlock_send(int sock, struct aiop_rlock *rlock, int64_t timeout_ns)
+{
+	return aiop__share_send(sock, rlock ? &rlock->o : NULL,
+				AIOP__T_RLOCK, 0, NULL, timeout_ns);
+}
+
+AIOP_API int
+aiop_rlock_recv(int sock, struct aiop_rlock **out, int64_t timeout_ns)
+{
+	return aiop__share_recv(sock, &aiop__rlock_share, NULL, (void **)out,
+				NULL, timeout_ns);
+}
+
 /* ---- RLock as the lock of a Condition --------------------------------- */
 
 static struct aiop__waitq *

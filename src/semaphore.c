@@ -156,3 +156,40 @@ aiop_sem_get_value(struct aiop_sem *sem)
 		return r;
 	return (int)(atomic_load(&S(&sem->o)->value) & AIOP_SEM_VALUE_MAX);
 }
+
+/* ---- to and from other processes (share.c) ---------------------------- */
+
+/* the bound is the handle's trusted copy: take it from the header once */
+static int
+sem_attach(struct aiop__obj *o)
+{
+	struct aiop_sem *s = (struct aiop_sem *)o;
+	uint32_t bound = S(o)->bound;
+
+	if (o->size != aiop__page_round(sizeof(struct sem_shm)) ||
+	    bound > AIOP_SEM_VALUE_MAX)
+		return -EPROTO;
+	s->limit = bound;
+	return 0;
+}
+
+static const struct aiop__share_type sem_share = {
+	.type = AIOP__T_SEM,
+	.handle_size = sizeof(struct aiop_sem),
+	.max_size = sizeof(struct sem_shm),
+	.attach = sem_attach,
+};
+
+AIOP_API int
+aiop_sem_send(int sock, struct aiop_sem *sem, int64_t timeout_ns)
+{
+	return aiop__share_send(sock, sem ? &sem->o : NULL,
+				AIOP__T_SEM, 0, NULL, timeout_ns);
+}
+
+AIOP_API int
+aiop_sem_recv(int sock, struct aiop_sem **out, int64_t timeout_ns)
+{
+	return aiop__share_recv(sock, &sem_share, NULL, (void **)out,
+				NULL, timeout_ns);
+}

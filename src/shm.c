@@ -6,7 +6,8 @@
  * touch (a memfd lives on the kernel's internal tmpfs mount, which has no
  * size cap: a full /dev/shm does not matter); the seals stop any holder
  * of the fd from shrinking the file under other mappings.
- * The fd is closed once mapped: the mapping is what children inherit.
+ * The fd stays open beside the mapping (CLOEXEC), so that any holder can
+ * send the object to an unrelated process (share.c, design.md 10).
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@
 #include "internal.h"
 
 int
-aiop__shm_map(const char *name, size_t size, void **out)
+aiop__shm_map(const char *name, size_t size, void **out, int *fd_out)
 {
 	struct rlimit fsz;
 	int fd, r;
@@ -51,12 +52,34 @@ aiop__shm_map(const char *name, size_t size, void **out)
 		return r;
 	}
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	r = -errno;
-	close(fd);
-	if (p == MAP_FAILED)
+	if (p == MAP_FAILED) {
+		r = -errno;
+		close(fd);
 		return r;
+	}
 	*out = p;
+	*fd_out = fd;
 	return 0;
+}
+
+/* A handle's base over a mapping it now owns (with its fd); the shared
+ * header is the caller's to fill or to have checked. */
+void
+aiop__obj_init(struct aiop__obj *o, unsigned type, void *map, size_t size,
+	       int fd)
+{
+	o->shm = map;
+	o->size = size;
+	o->type = (uint16_t)type;
+	o->fd = fd;
+}
+
+size_t
+aiop__page_round(size_t size)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+	return (size + pg - 1) / pg * pg;
 }
 
 static const char *const obj_names[AIOP__T_MAX] = {
@@ -81,10 +104,9 @@ static int
 obj_new(unsigned type, size_t shm_size, size_t handle_size,
 	void **handle_out)
 {
-	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
 	struct aiop__obj *o;
 	void *map;
-	int r;
+	int r, fd;
 
 	if (!handle_out || type == 0 || type >= AIOP__T_MAX)
 		return -EINVAL;
@@ -93,18 +115,16 @@ obj_new(unsigned type, size_t shm_size, size_t handle_size,
 	r = aiop__domain_ensure();
 	if (r < 0)
 		return r;
-	shm_size = (shm_size + pg - 1) / pg * pg;
+	shm_size = aiop__page_round(shm_size);
 	o = calloc(1, handle_size);
 	if (!o)
 		return -ENOMEM;
-	r = aiop__shm_map(obj_names[type], shm_size, &map);
+	r = aiop__shm_map(obj_names[type], shm_size, &map, &fd);
 	if (r < 0) {
 		free(o);
 		return r;
 	}
-	o->shm = map;
-	o->size = shm_size;
-	o->type = (uint16_t)type;
+	aiop__obj_init(o, type, map, shm_size, fd);
 	atomic_store_explicit(&o->shm->size, (uint32_t)shm_size,
 			      memory_order_relaxed);
 	atomic_store_explicit(&o->shm->domain_id, aiop__dom.id,
@@ -127,6 +147,6 @@ aiop__obj_free(struct aiop__obj *o, unsigned type)
 	if (aiop__pending(o) > 0)
 		return -EBUSY;
 	o->hmagic = 0; /* best effort against a double free; no guarantee */
-	AIOP__SAVE_ERRNO(munmap(o->shm, o->size); free(o));
+	AIOP__SAVE_ERRNO(munmap(o->shm, o->size); close(o->fd); free(o));
 	return 0;
 }

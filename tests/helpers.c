@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,4 +146,20 @@ t_op_cb(struct ev_loop *loop, struct aiop_op *op, int result)
 	t->calls++;
 	if (t->in_start)
 		t->calls += 1000; /* makes "ran inside start" visible */
+}
+
+int
+t_fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
 }

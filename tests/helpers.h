@@ -27,6 +27,10 @@ int t_reap(pid_t pid, int timeout_ms);
 /* Zeroed MAP_SHARED|MAP_ANONYMOUS memory, inherited by children. */
 void *t_shared(size_t size);
 void t_unshared(void *p, size_t size);
+/* Open descriptors of this process (the count includes the directory's
+ * own descriptor, the same every time), or -1 without /proc. */
+int t_fd_count(void);
+
 /* Monotonic nanoseconds. */
 uint64_t t_now(void);
 /* Sleep for ms milliseconds. */

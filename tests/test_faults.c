@@ -268,8 +268,8 @@ fail_each_call(const struct maker *m, enum fault f)
 		armed = F_NONE;
 		if (!had_domain && aiop__dom.shm) {
 			/* the domain was made before the failure: it stays,
-			 * with its mapping and one eventfd per doorbell */
-			fds += aiop__dom.nbells;
+			 * with its memfd, mapping and an eventfd per bell */
+			fds += aiop__dom.nbells + 1;
 			maps++;
 		}
 		if (!fired) {

@@ -3,7 +3,6 @@
  * half-made object, a SIGBUS later or a signal that kills the caller. Each
  * case runs in a child so its limits die with it. */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -148,24 +147,6 @@ Test(resources, address_space_exhausted)
 #endif
 }
 
-/* Open descriptors of this process (the count includes the directory's
- * own descriptor, the same every time), or -1 without /proc. */
-static int
-fd_count(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 /* exit code of a child whose hard limit leaves no room to raise */
 #define T_FSIZE_HARD 77
 
@@ -212,24 +193,24 @@ fsize_small_objects(void *arg)
 		return rc;
 	/* first aiop call of this process: the domain's memory is over the
 	 * limit too; nothing is kept and the next call tries again */
-	fds = fd_count();
+	fds = t_fd_count();
 	if (fsize_set(&rl, 0) < 0)
 		return 91;
 	if (aiop_sem_new(&s, 1) != -ENOMEM)
 		return 1;
-	if (fd_count() != fds)
+	if (t_fd_count() != fds)
 		return 2;
 	if (fsize_set(&rl, rl.rlim_max) < 0)
 		return 92;
 	if (aiop_event_new(&e) != 0)
 		return 3;
 	/* a semaphore needs a page of memfd, one byte more than allowed */
-	fds = fd_count();
+	fds = t_fd_count();
 	if (fsize_set(&rl, (rlim_t)pg - 1) < 0)
 		return 93;
 	if (aiop_sem_new(&s, 1) != -ENOMEM)
 		return 4;
-	if (fd_count() != fds)
+	if (t_fd_count() != fds)
 		return 5;
 	if (aiop_event_set(e) != 0 || aiop_event_wait(e, 0) != 0)
 		return 6;
@@ -279,12 +260,12 @@ fsize_queue(void *arg)
 		return 1;
 	if (aiop_queue_new(&small, &little) != 0)
 		return 2;
-	fds = fd_count();
+	fds = t_fd_count();
 	if (fsize_set(&rl, 64u << 10) < 0)
 		return 91;
 	if (aiop_queue_new(&q, &big) != -ENOMEM)
 		return 3;
-	if (fd_count() != fds)
+	if (t_fd_count() != fds)
 		return 4;
 	/* the objects that exist still work: writing into a mapping is not
 	 * growing a file */

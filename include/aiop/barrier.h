@@ -70,6 +70,22 @@ AIOP_API int aiop_barrier_n_waiting(struct aiop_barrier *barrier);
 /** @return 1 if broken, 0 if not, or -EINVAL/-EPROTO */
 AIOP_API int aiop_barrier_broken(struct aiop_barrier *barrier);
 
+/**
+ * Send to another process over an AF_UNIX SEQPACKET/DGRAM socket.
+ * @return as aiop_lock_send (docs/sharing.md)
+ */
+AIOP_API int aiop_barrier_send(int sock, struct aiop_barrier *barrier,
+			       int64_t timeout_ns);
+
+/**
+ * Receive one sent with aiop_barrier_send(); checked as aiop_lock_recv
+ * checks. The received handle has no action (an action is a function
+ * of the process that made it).
+ * @return as aiop_lock_recv (-EBADMSG: not a message carrying this type)
+ */
+AIOP_API int aiop_barrier_recv(int sock, struct aiop_barrier **out,
+			       int64_t timeout_ns);
+
 #ifdef __cplusplus
 }
 #endif

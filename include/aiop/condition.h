@@ -83,6 +83,22 @@ AIOP_API int aiop_cond_notify(struct aiop_cond *cond, unsigned n);
 /** Wake every waiter. @return as aiop_cond_notify */
 AIOP_API int aiop_cond_notify_all(struct aiop_cond *cond);
 
+/**
+ * Send to another process over an AF_UNIX SEQPACKET/DGRAM socket.
+ * @return as aiop_lock_send (docs/sharing.md)
+ */
+AIOP_API int aiop_cond_send(int sock, struct aiop_cond *cond,
+			    int64_t timeout_ns);
+
+/**
+ * Receive one sent with aiop_cond_send(); checked as aiop_lock_recv
+ * checks. The condition travels with its lock; the received handle
+ * owns its copy of the lock handle (freed with it).
+ * @return as aiop_lock_recv (-EBADMSG: not a message carrying this type)
+ */
+AIOP_API int aiop_cond_recv(int sock, struct aiop_cond **out,
+			    int64_t timeout_ns);
+
 #ifdef __cplusplus
 }
 #endif

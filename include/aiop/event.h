@@ -47,6 +47,21 @@ AIOP_API int aiop_event_wait(struct aiop_event *event, int64_t timeout_ns);
 /** @return 0 if set, -EAGAIN if not, -EINVAL, -EPROTO */
 AIOP_API int aiop_event_try_wait(struct aiop_event *event);
 
+/**
+ * Send to another process over an AF_UNIX SEQPACKET/DGRAM socket.
+ * @return as aiop_lock_send (docs/sharing.md)
+ */
+AIOP_API int aiop_event_send(int sock, struct aiop_event *event,
+			     int64_t timeout_ns);
+
+/**
+ * Receive one sent with aiop_event_send(); checked as aiop_lock_recv
+ * checks.
+ * @return as aiop_lock_recv (-EBADMSG: not a message carrying this type)
+ */
+AIOP_API int aiop_event_recv(int sock, struct aiop_event **out,
+			     int64_t timeout_ns);
+
 #ifdef __cplusplus
 }
 #endif

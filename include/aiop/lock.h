@@ -53,6 +53,39 @@ AIOP_API int aiop_lock_release(struct aiop_lock *lock);
 /** @return 1 if held, 0 if free, or -EINVAL/-EPROTO (a snapshot). */
 AIOP_API int aiop_lock_locked(struct aiop_lock *lock);
 
+/**
+ * Send the lock to another process over an AF_UNIX socket (SOCK_SEQPACKET
+ * or SOCK_DGRAM), as one message carrying its memory and this process's
+ * doorbells (docs/sharing.md). The handle stays valid here.
+ * @param sock a connected socket (or a DGRAM socket with a default peer)
+ * @param timeout_ns how long to wait for room in the socket; 0 = try,
+ *        AIOP_FOREVER
+ * @return 0; -EAGAIN (timeout 0, socket full); -ETIMEDOUT; -EINVAL bad
+ *         handle or timeout; -EPROTO corrupt object; -ENOTSOCK, -EBADF;
+ *         -EPROTOTYPE not an AF_UNIX SEQPACKET/DGRAM socket; -EPIPE the
+ *         peer is gone; other -errno from sendmsg
+ */
+AIOP_API int aiop_lock_send(int sock, struct aiop_lock *lock,
+			    int64_t timeout_ns);
+
+/**
+ * Receive a lock sent with aiop_lock_send(). Everything received is
+ * checked before it is used: memory that is not a sealed memfd of this
+ * user, of exactly the size and type announced, is refused, and so are
+ * doorbells that are not non-blocking eventfds (docs/sharing.md). A
+ * process with no aiop object yet joins the sender's domain.
+ * @param out receives a new handle (free it with aiop_lock_free)
+ * @param timeout_ns how long to wait for a message; 0 = try, AIOP_FOREVER
+ * @return 0; -EAGAIN (timeout 0, nothing there); -ETIMEDOUT; -EINVAL (out
+ *         NULL, bad timeout); -EBADMSG not a message carrying a Lock
+ *         (it is consumed); -EPROTO the memory or doorbells were refused,
+ *         or another ABI; -EXDEV this process already belongs to another
+ *         domain; -EMFILE no room for the fds; -EPIPE the peer closed;
+ *         -ENOMEM; -ENOTSOCK, -EBADF, -EPROTOTYPE as for send
+ */
+AIOP_API int aiop_lock_recv(int sock, struct aiop_lock **out,
+			    int64_t timeout_ns);
+
 #ifdef __cplusplus
 }
 #endif

@@ -231,6 +231,21 @@ AIOP_API int aiop_queue_try_join(struct aiop_queue *q);
  */
 
 /** @return 0, -EINVAL, -ENOMEM, -EMFILE */
+/**
+ * Send to another process over an AF_UNIX SEQPACKET/DGRAM socket.
+ * @return as aiop_lock_send (docs/sharing.md)
+ */
+AIOP_API int aiop_queue_send(int sock, struct aiop_queue *q,
+			     int64_t timeout_ns);
+
+/**
+ * Receive one sent with aiop_queue_send(); checked as aiop_lock_recv
+ * checks. A JoinableQueue stays joinable.
+ * @return as aiop_lock_recv (-EBADMSG: not a message carrying this type)
+ */
+AIOP_API int aiop_queue_recv(int sock, struct aiop_queue **out,
+			     int64_t timeout_ns);
+
 AIOP_API int aiop_simplequeue_new(struct aiop_simplequeue **out);
 /** @return as aiop_queue_free */
 AIOP_API int aiop_simplequeue_free(struct aiop_simplequeue *sq);
@@ -250,6 +265,21 @@ AIOP_API int aiop_simplequeue_try_get(struct aiop_simplequeue *sq, void *buf,
 AIOP_API int aiop_simplequeue_empty(struct aiop_simplequeue *sq);
 /** @return as aiop_queue_close */
 AIOP_API int aiop_simplequeue_close(struct aiop_simplequeue *sq);
+
+/**
+ * Send to another process over an AF_UNIX SEQPACKET/DGRAM socket.
+ * @return as aiop_lock_send (docs/sharing.md)
+ */
+AIOP_API int aiop_simplequeue_send(int sock, struct aiop_simplequeue *sq,
+				   int64_t timeout_ns);
+
+/**
+ * Receive one sent with aiop_simplequeue_send(); checked as aiop_lock_recv
+ * checks.
+ * @return as aiop_lock_recv (-EBADMSG: not a message carrying this type)
+ */
+AIOP_API int aiop_simplequeue_recv(int sock, struct aiop_simplequeue **out,
+				   int64_t timeout_ns);
 
 #ifdef __cplusplus
 }

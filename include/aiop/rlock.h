@@ -55,6 +55,21 @@ AIOP_API int aiop_rlock_release(struct aiop_rlock *rlock);
  */
 AIOP_API int aiop_rlock_depth(struct aiop_rlock *rlock);
 
+/**
+ * Send to another process over an AF_UNIX SEQPACKET/DGRAM socket.
+ * @return as aiop_lock_send (docs/sharing.md)
+ */
+AIOP_API int aiop_rlock_send(int sock, struct aiop_rlock *rlock,
+			     int64_t timeout_ns);
+
+/**
+ * Receive one sent with aiop_rlock_send(); checked as aiop_lock_recv
+ * checks.
+ * @return as aiop_lock_recv (-EBADMSG: not a message carrying this type)
+ */
+AIOP_API int aiop_rlock_recv(int sock, struct aiop_rlock **out,
+			     int64_t timeout_ns);
+
 #ifdef __cplusplus
 }
 #endif

@@ -58,6 +58,21 @@ AIOP_API int aiop_sem_release(struct aiop_sem *sem);
 /** @return the current value (a snapshot) or -EINVAL/-EPROTO */
 AIOP_API int aiop_sem_get_value(struct aiop_sem *sem);
 
+/**
+ * Send to another process over an AF_UNIX SEQPACKET/DGRAM socket.
+ * @return as aiop_lock_send (docs/sharing.md)
+ */
+AIOP_API int aiop_sem_send(int sock, struct aiop_sem *sem,
+			   int64_t timeout_ns);
+
+/**
+ * Receive one sent with aiop_sem_send(); checked as aiop_lock_recv
+ * checks. A bounded semaphore keeps its bound.
+ * @return as aiop_lock_recv (-EBADMSG: not a message carrying this type)
+ */
+AIOP_API int aiop_sem_recv(int sock, struct aiop_sem **out,
+			   int64_t timeout_ns);
+
 #ifdef __cplusplus
 }
 #endif
