@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Write the seed corpora of fuzz_objects (tests/fuzz/corpus/) and
-fuzz_queue (tests/fuzz/corpus-queue/).
+"""Write the seed corpora of fuzz_objects (tests/fuzz/corpus/),
+fuzz_queue (tests/fuzz/corpus-queue/) and fuzz_recv
+(tests/fuzz/corpus-recv/).
 
 Input formats: see the comments at the top of fuzz_objects.c and
 fuzz_queue.c. Each fuzz_objects seed is a
@@ -16,7 +17,11 @@ queue (the target then checks every result against its model) or on an
 image of the queue's header and ring built here: records of every kind and
 owner across a wrap, dead and live holders, and corrupt words.
 
-    python3 tests/fuzz/gen_corpus.py [outdir [queue_outdir]]
+Each fuzz_recv seed is one message for one receiver: a faithful one (the
+real objects' fds, this process's domain) and variants with forged
+memory, wrong doorbells, another domain, a short header.
+
+    python3 tests/fuzz/gen_corpus.py [outdir [queue_outdir [recv_outdir]]]
 """
 import os
 import struct
@@ -605,6 +610,75 @@ def write_queue_corpus(out):
     print(f"{len(seeds)} seeds, {total} bytes in {out}")
 
 
+# ---- fuzz_recv (format: top of fuzz_recv.c) ------------------------------
+
+R_F_OUR_DOMAIN, R_F_LEN, R_F_OUR_NBELLS = 1, 2, 4
+# receivers (recvs in fuzz_recv.c): type, sub, flags, sizes, object kinds
+# (index into the target's g_objs: lock, rlock, sem, event, cond, the
+# cond's rlock, barrier of 3, queue of 4096 bytes; 4 KiB pages)
+T_QUEUE = 8
+RECVS = [(T_LOCK, 0, 0, [4096], [0]), (T_RLOCK, 0, 0, [4096], [1]),
+         (T_SEM, 0, 0, [4096], [2]), (T_EVENT, 0, 0, [4096], [3]),
+         (T_COND, T_RLOCK, 0, [4096, 4096], [4, 5]),
+         (T_BARRIER, 0, 0, [4096], [6]), (T_QUEUE, 0, 0, [8192], [7]),
+         (T_QUEUE, 0, 1, [8192], [7])]
+R_NAMES = ["lock", "rlock", "sem", "event", "cond", "barrier", "queue",
+           "squeue"]
+K_DOMAIN, K_BELL, K_FORGED, K_PIPE, K_EVENTFD, K_NULL, K_SOCK = (
+    8, 9, 10, 11, 12, 13, 14)
+
+
+def r_seed(r, objs=None, bells=None, dom=K_DOMAIN, flags=None,
+           wire_patch=None, img=b"", nbells=64):
+    t, sub, wflags, sizes, kinds = RECVS[r]
+    objs = kinds if objs is None else objs
+    bells = [K_BELL | (i % 16) << 4 for i in range(nbells)] \
+        if bells is None else bells
+    sz = sizes + [0] * (2 - len(sizes))
+    wire = struct.pack("<IHHHHHHQQQ", 0x776f6961, 1, t, sub, wflags,
+                       len(sizes), nbells, 0, sz[0], sz[1])
+    if wire_patch:
+        wire = wire_patch(wire)
+    fds = list(objs) + [dom] + list(bells)
+    f = R_F_OUR_DOMAIN | R_F_OUR_NBELLS if flags is None else flags
+    return bytes([r, f]) + wire + bytes([40, len(fds)]) + bytes(fds) + img
+
+
+def write_recv_corpus(out):
+    os.makedirs(out, exist_ok=True)
+    seeds = {}
+    for r, name in enumerate(R_NAMES):
+        seeds[name] = r_seed(r)
+        nobj = len(RECVS[r][4])
+        # forged copies: faithful, unsealed, one page more, write-sealed
+        for hi, what in ((0, "copy"), (1, "unsealed"), (4, "bigger"),
+                         (3, "wsealed")):
+            seeds[f"{name}-{what}"] = r_seed(
+                r, objs=[K_FORGED | hi << 4] * nobj)
+    seeds["lock-xor-ident"] = r_seed(0, objs=[K_FORGED],
+                                     img=bytes([0, 0, 0, 0, 0, 0, 1]))
+    seeds["queue-xor-capacity"] = r_seed(
+        6, objs=[K_FORGED], img=bytes(24) + bytes([0, 1]))
+    seeds["lock-pipe-bell"] = r_seed(0, bells=[K_PIPE | 1 << 4] * 64)
+    seeds["lock-blocking-bell"] = r_seed(0, bells=[K_EVENTFD] * 64)
+    # another domain, the object's header saying the same: -EXDEV
+    seeds["lock-foreign"] = r_seed(
+        0, objs=[K_FORGED], img=bytes(16) + bytes([0x55]),
+        wire_patch=lambda w: w[:16] + bytes([0x55]) + w[17:])
+    seeds["lock-forged-domain"] = r_seed(0, dom=K_FORGED)
+    seeds["lock-as-event"] = r_seed(3, objs=[0])
+    seeds["lock-short"] = r_seed(0, flags=R_F_OUR_DOMAIN | R_F_OUR_NBELLS |
+                                 R_F_LEN)[:42] + bytes([12]) + \
+        r_seed(0)[43:]
+    seeds["lock-null-sock"] = r_seed(0, objs=[K_NULL], dom=K_SOCK)
+    total = 0
+    for name, data in sorted(seeds.items()):
+        with open(os.path.join(out, name), "wb") as fh:
+            fh.write(data)
+        total += len(data)
+    print(f"{len(seeds)} seeds, {total} bytes in {out}")
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus")
@@ -688,6 +762,8 @@ def main():
     print(f"{len(seeds)} seeds, {total} bytes in {out}")
     write_queue_corpus(sys.argv[2] if len(sys.argv) > 2 else
                        os.path.join(here, "corpus-queue"))
+    write_recv_corpus(sys.argv[3] if len(sys.argv) > 3 else
+                      os.path.join(here, "corpus-recv"))
 
 
 if __name__ == "__main__":

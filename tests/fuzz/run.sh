@@ -9,6 +9,8 @@
 #             smoke run), shared evenly by the targets:
 #               fuzz_objects  every primitive but the queue (corpus/)
 #               fuzz_queue    the message queue (corpus-queue/)
+#               fuzz_recv     receiving an object from a hostile sender
+#                             (corpus-recv/)
 #
 # Long runs, e.g. one hour on both CPUs:
 #   tests/fuzz/run.sh 3600
@@ -29,7 +31,8 @@
 # (see the libFuzzer documentation); keep it small.
 #
 # Environment: BUILD_DIR (default build-fuzz, relative to the source root),
-# CC (default clang), FUZZ_TARGETS (default "fuzz_objects fuzz_queue").
+# CC (default clang), FUZZ_TARGETS (default "fuzz_objects fuzz_queue
+# fuzz_recv").
 set -eu
 
 secs=${1:-20}
@@ -52,7 +55,7 @@ if [ ! -f "$build/build.ninja" ]; then
 		exit 1
 	}
 fi
-targets=${FUZZ_TARGETS:-fuzz_objects fuzz_queue}
+targets=${FUZZ_TARGETS:-fuzz_objects fuzz_queue fuzz_recv}
 ntargets=$(echo $targets | wc -w)
 share=$((secs / ntargets))
 [ "$share" -gt 0 ] || share=1
@@ -75,6 +78,7 @@ fuzz_one() { # $1 = target, then extra libFuzzer flags
 	case $name in
 	fuzz_objects) seeds=corpus maxlen=4400 ;;
 	fuzz_queue) seeds=corpus-queue maxlen=4609 ;; # flags+script+image
+	fuzz_recv) seeds=corpus-recv maxlen=8400 ;; # header+fds+8 KiB image
 	*) echo "fuzz: unknown target $name" >&2; return 1 ;;
 	esac
 	bin=$build/tests/fuzz/$name
