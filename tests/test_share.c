@@ -826,8 +826,15 @@ Test(share, bad_arguments_and_sockets)
 			   sizeof(sndbuf));
 		for (i = 0; i < 100000 && r == 0; i++)
 			r = aiop_lock_send(sv[0], l, 0);
-		cr_assert_eq(r, -EAGAIN);
-		cr_assert_eq(aiop_lock_send(sv[0], l, 20 * T_MS), -ETIMEDOUT);
+		/* a user that is not root may first reach the kernel's
+		 * bound on fds in flight (RLIMIT_NOFILE): passed through */
+		if (r == -ETOOMANYREFS)
+			cr_log_info("fds in flight bound after %d sends", i - 1);
+		else
+			cr_assert_eq(r, -EAGAIN);
+		if (r == -EAGAIN)
+			cr_assert_eq(aiop_lock_send(sv[0], l, 20 * T_MS),
+				     -ETIMEDOUT);
 		/* the queued messages are received (and freed) in order */
 		for (int k = 0; k < i - 1; k++) {
 			cr_assert_eq(aiop_lock_recv(sv[1], &got, 0), 0);
