@@ -209,6 +209,23 @@ check(struct aiop_barrier *b)
 	return aiop__obj_check(b ? &b->o : NULL, AIOP__T_BARRIER);
 }
 
+/* parties is the handle's trusted copy, taken from the header once
+ * (aiop_barrier_new() writes it there, a receiver checks it); the size
+ * must be the one new() maps for it. A received barrier has no action
+ * (it is per process). */
+static int
+barrier_attach(struct aiop__obj *o)
+{
+	uint32_t parties = S(o)->parties;
+
+	if (parties == 0 || parties > AIOP_BARRIER_PARTIES_MAX ||
+	    o->size != aiop__page_round(sizeof(struct barrier_shm) +
+					parties * sizeof(uint64_t)))
+		return -EPROTO;
+	B(o)->parties = parties;
+	return 0;
+}
+
 AIOP_API int
 aiop_barrier_new(struct aiop_barrier **out, unsigned parties,
 		 aiop_barrier_action action, void *action_arg)
@@ -226,7 +243,7 @@ aiop_barrier_new(struct aiop_barrier **out, unsigned parties,
 		return r;
 	aiop__waitq_init(&S(&b->o)->wq);
 	S(&b->o)->parties = parties;
-	b->parties = parties;
+	(void)barrier_attach(&b->o); /* valid: checked above */
 	b->action = action;
 	b->action_arg = action_arg;
 	*out = b;
@@ -340,21 +357,6 @@ aiop_barrier_broken(struct aiop_barrier *barrier)
 }
 
 /* ---- to and from other processes (share.c) ---------------------------- */
-
-/* parties is the handle's trusted copy; the size must be the one new()
- * maps for it. A received barrier has no action (it is per process). */
-static int
-barrier_attach(struct aiop__obj *o)
-{
-	uint32_t parties = S(o)->parties;
-
-	if (parties == 0 || parties > AIOP_BARRIER_PARTIES_MAX ||
-	    o->size != aiop__page_round(sizeof(struct barrier_shm) +
-					parties * sizeof(uint64_t)))
-		return -EPROTO;
-	B(o)->parties = parties;
-	return 0;
-}
 
 static const struct aiop__share_type barrier_share = {
 	.type = AIOP__T_BARRIER,

@@ -189,8 +189,7 @@ static int
 domain_create(void)
 {
 	struct aiop__domain_shm *shm;
-	/* whole pages, like every object: a receiver checks it so */
-	size_t size = aiop__page_round(sizeof(*shm));
+	size_t size = aiop__domain_shm_size();
 	int i, n = env_doorbells(), r, fd;
 	uint64_t id = 0;
 
@@ -224,10 +223,11 @@ domain_create(void)
 	return 0;
 }
 
+/* whole pages, like every object: a receiver checks it so */
 size_t
 aiop__domain_shm_size(void)
 {
-	return sizeof(struct aiop__domain_shm);
+	return aiop__page_round(sizeof(struct aiop__domain_shm));
 }
 
 uint32_t

@@ -161,6 +161,8 @@ aiop__pending(struct aiop__obj *o)
 int aiop__obj_new(unsigned type, size_t shm_size, size_t handle_size,
 		  void **handle_out);
 int aiop__obj_free(struct aiop__obj *o, unsigned type);
+/* unmap, close and free a handle, checked or not (may change errno) */
+void aiop__obj_destroy(struct aiop__obj *o);
 int aiop__shm_map(const char *name, size_t size, void **out, int *fd_out);
 void aiop__obj_init(struct aiop__obj *o, unsigned type, void *map,
 		    size_t size, int fd);
@@ -205,7 +207,7 @@ int aiop__domain_ensure(void);
 int aiop__domain_join(const struct aiop__domain *d);
 /* Is this process in a domain? Then *r = 1 if it is `id`, else -EXDEV. */
 bool aiop__domain_joined(uint64_t id, int *r);
-size_t aiop__domain_shm_size(void);
+size_t aiop__domain_shm_size(void); /* the mapping: whole pages */
 uint32_t aiop__domain_shm_nbells(const struct aiop__domain *d);
 int aiop__bell_claim(void);
 void aiop__bell_release(int bell);

@@ -1656,13 +1656,45 @@ check(struct aiop_queue *q, bool simple)
 	return r;
 }
 
+/* the header's pages, then the ring */
+#define RING_OFF ((sizeof(struct q_shm) + 4095) & ~(size_t)4095)
+
+/*
+ * The handle's trusted copies come from the header's informational ones,
+ * once (queue_new() writes them, a receiver checks them), and only if
+ * queue_new() could have made them: a capacity that is a power of two in
+ * range, a msg_max it allows, known flags, and a size that is exactly the
+ * header's pages plus the ring, in whole pages.
+ */
+static int
+queue_attach(struct aiop__obj *o)
+{
+	struct aiop_queue *q = (struct aiop_queue *)o;
+	uint32_t cap = Q(q)->capacity, mmax = Q(q)->msg_max;
+	uint32_t maxsize = Q(q)->maxsize, flags = Q(q)->flags;
+
+	if (cap < 4096 || cap > AIOP_QUEUE_CAPACITY_MAX || (cap & (cap - 1)) ||
+	    mmax == 0 || mmax > cap / 2 - 32 || maxsize > INT32_MAX ||
+	    (flags & ~AIOP_QUEUE_JOINABLE) ||
+	    o->size != aiop__page_round(RING_OFF + cap))
+		return -EPROTO;
+	q->cap = cap;
+	q->mask = cap - 1;
+	q->shift = (unsigned)__builtin_ctz(cap);
+	q->msg_max = mmax;
+	q->maxsize = maxsize;
+	q->flags = flags;
+	q->ring = (unsigned char *)o->shm + RING_OFF;
+	return 0;
+}
+
 static int
 queue_new(struct aiop_queue **out, const struct aiop_queue_attr *attr,
 	  bool simple)
 {
 	struct aiop_queue_attr a = {0};
 	struct aiop_queue *q;
-	size_t cap, mmax, off;
+	size_t cap, mmax;
 	unsigned shift = 12;
 	int r;
 
@@ -1682,22 +1714,16 @@ queue_new(struct aiop_queue **out, const struct aiop_queue_attr *attr,
 	mmax = a.msg_max ? a.msg_max : AIOP_QUEUE_MSG_MAX_DEFAULT;
 	if (mmax > cap / 2 - 32)
 		mmax = cap / 2 - 32;
-	off = (sizeof(struct q_shm) + 4095) & ~(size_t)4095;
-	r = aiop__obj_new(AIOP__T_QUEUE, off + cap, sizeof(*q), (void **)&q);
+	r = aiop__obj_new(AIOP__T_QUEUE, RING_OFF + cap, sizeof(*q),
+			  (void **)&q);
 	if (r < 0)
 		return r;
-	q->cap = cap;
-	q->mask = cap - 1;
-	q->shift = shift;
-	q->msg_max = (uint32_t)mmax;
-	q->maxsize = a.maxsize;
-	q->flags = a.flags;
-	q->simple = simple;
-	q->ring = (unsigned char *)q->o.shm + off;
 	Q(q)->capacity = (uint32_t)cap;
 	Q(q)->msg_max = (uint32_t)mmax;
 	Q(q)->maxsize = a.maxsize;
 	Q(q)->flags = a.flags;
+	(void)queue_attach(&q->o); /* valid: checked above */
+	q->simple = simple;
 	aiop__waitq_init(&Q(q)->not_empty);
 	aiop__waitq_init(&Q(q)->not_full);
 	aiop__waitq_init(&Q(q)->all_done);
@@ -1722,42 +1748,10 @@ aiop_queue_free(struct aiop_queue *q)
 
 /* ---- to and from other processes (share.c) ---------------------------- */
 
-/*
- * The handle's trusted copies come from the header's informational ones,
- * once, and only if queue_new() could have made them: a capacity that is
- * a power of two in range, a msg_max it allows, known flags, and a size
- * that is exactly the header's pages plus the ring.
- */
-static int
-queue_attach(struct aiop__obj *o)
-{
-	struct aiop_queue *q = (struct aiop_queue *)o;
-	size_t off = (sizeof(struct q_shm) + 4095) & ~(size_t)4095;
-	uint32_t cap = Q(q)->capacity, mmax = Q(q)->msg_max;
-	uint32_t maxsize = Q(q)->maxsize, flags = Q(q)->flags;
-	unsigned shift = 12;
-
-	if (cap < 4096 || cap > AIOP_QUEUE_CAPACITY_MAX || (cap & (cap - 1)) ||
-	    mmax == 0 || mmax > cap / 2 - 32 || maxsize > INT32_MAX ||
-	    (flags & ~AIOP_QUEUE_JOINABLE) || o->size != off + cap)
-		return -EPROTO;
-	while (((size_t)1 << shift) < cap)
-		shift++;
-	q->cap = cap;
-	q->mask = cap - 1;
-	q->shift = shift;
-	q->msg_max = mmax;
-	q->maxsize = maxsize;
-	q->flags = flags;
-	q->ring = (unsigned char *)o->shm + off;
-	return 0;
-}
-
 static const struct aiop__share_type queue_share = {
 	.type = AIOP__T_QUEUE,
 	.handle_size = sizeof(struct aiop_queue),
-	.max_size = ((sizeof(struct q_shm) + 4095) & ~(size_t)4095) +
-		    AIOP_QUEUE_CAPACITY_MAX,
+	.max_size = RING_OFF + AIOP_QUEUE_CAPACITY_MAX,
 	.attach = queue_attach,
 };
 
@@ -1765,8 +1759,7 @@ static const struct aiop__share_type simplequeue_share = {
 	.type = AIOP__T_QUEUE,
 	.flags = AIOP__WIRE_SIMPLE,
 	.handle_size = sizeof(struct aiop_queue),
-	.max_size = ((sizeof(struct q_shm) + 4095) & ~(size_t)4095) +
-		    AIOP_QUEUE_CAPACITY_MAX,
+	.max_size = RING_OFF + AIOP_QUEUE_CAPACITY_MAX,
 	.attach = queue_attach,
 };
 

@@ -67,6 +67,21 @@ static const struct aiop__waitdesc sem_wait = {
 	.recheck_ns = AIOP__RECHECK_NS,
 };
 
+/* The bound is the handle's trusted copy, taken from the header once:
+ * sem_new() writes it there, a receiver checks it. */
+static int
+sem_attach(struct aiop__obj *o)
+{
+	struct aiop_sem *s = (struct aiop_sem *)o;
+	uint32_t bound = S(o)->bound;
+
+	if (o->size != aiop__page_round(sizeof(struct sem_shm)) ||
+	    bound > AIOP_SEM_VALUE_MAX)
+		return -EPROTO;
+	s->limit = bound;
+	return 0;
+}
+
 static int
 sem_new(struct aiop_sem **out, unsigned value, bool bounded)
 {
@@ -79,9 +94,9 @@ sem_new(struct aiop_sem **out, unsigned value, bool bounded)
 			  (void **)&s);
 	if (r < 0)
 		return r;
-	s->limit = bounded ? value : AIOP_SEM_VALUE_MAX;
+	S(&s->o)->bound = bounded ? value : AIOP_SEM_VALUE_MAX;
+	(void)sem_attach(&s->o); /* valid: checked above */
 	aiop__waitq_init(&S(&s->o)->wq);
-	S(&s->o)->bound = s->limit;
 	atomic_store(&S(&s->o)->value, value);
 	*out = s;
 	return 0;
@@ -158,20 +173,6 @@ aiop_sem_get_value(struct aiop_sem *sem)
 }
 
 /* ---- to and from other processes (share.c) ---------------------------- */
-
-/* the bound is the handle's trusted copy: take it from the header once */
-static int
-sem_attach(struct aiop__obj *o)
-{
-	struct aiop_sem *s = (struct aiop_sem *)o;
-	uint32_t bound = S(o)->bound;
-
-	if (o->size != aiop__page_round(sizeof(struct sem_shm)) ||
-	    bound > AIOP_SEM_VALUE_MAX)
-		return -EPROTO;
-	s->limit = bound;
-	return 0;
-}
 
 static const struct aiop__share_type sem_share = {
 	.type = AIOP__T_SEM,

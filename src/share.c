@@ -89,7 +89,8 @@ sock_io(int sock, bool out, struct msghdr *msg, int64_t timeout_ns,
 	uint64_t deadline)
 {
 	for (;;) {
-		ssize_t n = out ? sendmsg(sock, msg, MSG_DONTWAIT | MSG_NOSIGNAL)
+		ssize_t n = out ? sendmsg(sock, msg,
+					  MSG_DONTWAIT | MSG_NOSIGNAL)
 				: recvmsg(sock, msg,
 					  MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 		int r;
@@ -225,7 +226,7 @@ int
 aiop__share_domain_check(const struct aiop__wire *w, const int *fds,
 			 struct aiop__domain *d)
 {
-	size_t size = aiop__page_round(aiop__domain_shm_size());
+	size_t size = aiop__domain_shm_size();
 	void *map;
 	int r;
 
@@ -238,18 +239,17 @@ aiop__share_domain_check(const struct aiop__wire *w, const int *fds,
 	d->id = w->domain_id;
 	d->nbells = w->nbells;
 	d->fd = fds[0];
-	if (aiop__domain_shm_nbells(d) != w->nbells) {
-		munmap(map, size);
-		return -EPROTO;
-	}
+	if (aiop__domain_shm_nbells(d) != w->nbells)
+		goto refused;
 	for (int i = 0; i < w->nbells; i++) {
-		if (!is_doorbell(fds[1 + i])) {
-			munmap(map, size);
-			return -EPROTO;
-		}
+		if (!is_doorbell(fds[1 + i]))
+			goto refused;
 		d->efd[i] = fds[1 + i];
 	}
 	return 0;
+refused:
+	munmap(map, size);
+	return -EPROTO;
 }
 
 /* 0 joined; 1 already in it (the fds stay the caller's); < 0 refused */
@@ -266,7 +266,7 @@ domain_take(const struct aiop__wire *w, const int *fds)
 		return r;
 	r = aiop__domain_join(&d);
 	if (r != 0)
-		munmap(d.shm, aiop__page_round(aiop__domain_shm_size()));
+		munmap(d.shm, aiop__domain_shm_size());
 	return r;
 }
 
@@ -293,16 +293,6 @@ wire_checked(const struct aiop__wire *w, int nfd,
 		if ((*t2)->type == w->sub && (*t2)->flags == 0)
 			*t2_out = *t2;
 	return *t2_out ? 0 : -EBADMSG;
-}
-
-static void
-handle_drop(struct aiop__obj *o)
-{
-	if (!o)
-		return;
-	munmap(o->shm, o->size);
-	close(o->fd);
-	free(o);
 }
 
 /* Map, check and attach object i of the message; it then owns its fd */
@@ -435,8 +425,9 @@ out:
 	for (i = 0; i < nfd; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-	handle_drop(h[0]);
-	handle_drop(h[1]);
+	for (i = 0; i < AIOP__WIRE_OBJS_MAX; i++)
+		if (h[i])
+			aiop__obj_destroy(h[i]);
 	return r;
 }
 

@@ -147,6 +147,14 @@ aiop__obj_free(struct aiop__obj *o, unsigned type)
 	if (aiop__pending(o) > 0)
 		return -EBUSY;
 	o->hmagic = 0; /* best effort against a double free; no guarantee */
-	AIOP__SAVE_ERRNO(munmap(o->shm, o->size); close(o->fd); free(o));
+	AIOP__SAVE_ERRNO(aiop__obj_destroy(o));
 	return 0;
+}
+
+void
+aiop__obj_destroy(struct aiop__obj *o)
+{
+	munmap(o->shm, o->size);
+	close(o->fd);
+	free(o);
 }

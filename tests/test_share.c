@@ -720,7 +720,7 @@ maker_child(void *arg)
 Test(share, a_forged_domain_is_not_joined)
 {
 	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-	size_t dsize = aiop__page_round(aiop__domain_shm_size());
+	size_t dsize = aiop__domain_shm_size();
 	int fds[AIOP__WIRE_FDS_MAX], n, pp[2], bad, rc;
 	struct aiop__wire w;
 	struct aiop_lock *l;
@@ -829,7 +829,8 @@ Test(share, bad_arguments_and_sockets)
 		/* a user that is not root may first reach the kernel's
 		 * bound on fds in flight (RLIMIT_NOFILE): passed through */
 		if (r == -ETOOMANYREFS)
-			cr_log_info("fds in flight bound after %d sends", i - 1);
+			cr_log_info("fds in flight bound after %d sends",
+				    i - 1);
 		else
 			cr_assert_eq(r, -EAGAIN);
 		if (r == -EAGAIN)

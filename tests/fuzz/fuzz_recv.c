@@ -10,9 +10,10 @@
  * aiop_X_recv() takes it. Checked whatever came: no crash, no ASan/UBSan
  * report, a documented result, no fd left open that was not the handle's
  * (counted in /proc/self/fd), errno untouched; a received handle works
- * for a try call and frees. AIOP_FUZZ_VERBOSE=1 prints each result. The same fds also go through the check a
+ * for a try call and frees. The same fds also go through the check a
  * process without a domain runs before joining one
  * (aiop__share_domain_check), since this process already has one.
+ * AIOP_FUZZ_VERBOSE=1 prints each result.
  *
  * Input layout:
  *   [0]       receiver (mod 8, see recvs[])
@@ -178,8 +179,7 @@ make_fd(uint8_t k, int idx, int recv, const uint8_t *img, size_t ilen,
 		*own = true;
 		if (b)
 			return forged(b->shm, b->size, img, ilen, hi);
-		return forged(aiop__dom.shm,
-			      aiop__page_round(aiop__domain_shm_size()), img,
+		return forged(aiop__dom.shm, aiop__domain_shm_size(), img,
 			      ilen, hi);
 	}
 	case 11:
@@ -355,7 +355,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (w.nbells >= 1 && w.nbells <= AIOP__DOORBELLS_MAX &&
 		    nfd >= first + 1 + w.nbells && w.domain_id != 0 &&
 		    aiop__share_domain_check(&w, fds + first, &d) == 0)
-			munmap(d.shm, aiop__page_round(aiop__domain_shm_size()));
+			munmap(d.shm, aiop__domain_shm_size());
 	}
 	for (int i = 0; i < nfd; i++)
 		if (own[i])
