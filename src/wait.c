@@ -191,7 +191,14 @@ spin(struct aiop__obj *obj, struct aiop__waitq *wq,
 			break;
 	}
 	if (mode == AIOP_SPIN_AUTO) {
-		uint64_t nb = budget / 2;
+		/* half the object's budget, not of this spin's: a spin capped
+		 * by a coro start (5 us) or a timeout says nothing of longer
+		 * ones, and halving its cap cut a blocking peer's 10 us to
+		 * 2.5 us, which failed and slept in turn (design.md 4) */
+		uint64_t nb = atomic_load_explicit(&wq->spin_ns,
+						   memory_order_relaxed);
+
+		nb = (nb > SPIN_MAX_NS ? SPIN_MAX_NS : nb) / 2;
 		atomic_store_explicit(&wq->spin_ns,
 				      (uint32_t)(nb < 250 ? 0 : nb),
 				      memory_order_relaxed);

@@ -181,6 +181,56 @@ Test(errors, hostile_waitq_words)
 	cr_assert_eq(aiop_lock_free(l), 0);
 }
 
+static void
+on_capped(struct ev_loop *loop, struct aiop_op *op, int res)
+{
+	(void)loop;
+	*(int *)op->data = res;
+}
+
+/*
+ * A spin that fails halves the object's budget, not its own: a coro start
+ * spins at most 5 us and a short timeout caps a spin too, but neither says
+ * a 20 us spin would fail. Halving the cap took a blocking peer's budget
+ * from 10 to 2.5 us; its spins then failed and slept as well.
+ */
+Test(errors, a_capped_spin_halves_the_budget_not_its_cap)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct aiop_lock *l;
+	struct t_lock_shm *s;
+	struct aiop_op op = {0};
+	int res = 1;
+
+	if (aiop__spin_single_cpu())
+		cr_skip_test("one CPU: the engine never spins");
+	cr_assert_eq(aiop_spin_set(AIOP_SPIN_AUTO, 0), 0);
+	cr_assert_eq(aiop_lock_new(&l), 0);
+	s = (struct t_lock_shm *)hdr_of(l);
+	cr_assert_eq(aiop_lock_acquire(l, 0), 0); /* held: every spin fails */
+
+	atomic_store(&s->wq.spin_ns, 20000);
+	op.data = &res;
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &op, l, AIOP_FOREVER,
+					    on_capped),
+		     0);
+	cr_assert_eq(atomic_load(&s->wq.spin_ns), 10000,
+		     "a 5 us coro spin failed: 20 us halved, not 5 us");
+	cr_assert_eq(aiop_op_cancel(&op), 0);
+	for (int i = 0; i < 100 && res == 1; i++)
+		ev_run(loop, EVRUN_NOWAIT);
+	cr_assert_eq(res, -ECANCELED);
+
+	atomic_store(&s->wq.spin_ns, 20000);
+	cr_assert_eq(aiop_lock_acquire(l, 2000), -ETIMEDOUT);
+	cr_assert_eq(atomic_load(&s->wq.spin_ns), 10000,
+		     "a spin cut to a 2 us timeout halves the budget too");
+
+	cr_assert_eq(aiop_lock_release(l), 0);
+	cr_assert_eq(aiop_lock_free(l), 0);
+	ev_loop_destroy(loop);
+}
+
 Test(errors, hostile_owner_word_is_recovered)
 {
 	struct aiop_lock *l;
