@@ -2,11 +2,16 @@
 /* Peer death: a holder killed with SIGKILL must not wedge the others (the
  * next acquirer gets -EOWNERDEAD); a killed waiter must not hurt anyone. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 static struct aiop_lock *L;
 static struct aiop_rlock *R;
@@ -358,4 +363,115 @@ Test(death, rlock_cancelled_recovery_under_a_recursive_grant)
 	cr_assert_eq(aiop_rlock_release(R), 0);
 	cr_assert_eq(aiop_rlock_free(R), 0);
 	ev_loop_destroy(loop);
+}
+
+/*
+ * The liveness probe itself (design.md 5). A leader thread that left while
+ * its process runs on is dead for a thread probe: a Lock it held is
+ * abandoned. A thread pidfd (Linux 6.9) does not report that case, which
+ * is one reason the probe reads /proc/TID/stat.
+ */
+
+/* Bounded, so that a failed test leaves no process behind for long. */
+static void *
+park(void *arg)
+{
+	(void)arg;
+	sleep(20);
+	_exit(0);
+}
+
+static void *
+t_tid_thread(void *arg)
+{
+	__atomic_store_n((int *)arg, (int)syscall(SYS_gettid),
+			 __ATOMIC_SEQ_CST);
+	for (;;)
+		pause();
+	return NULL;
+}
+
+/* Wait until /proc says this task is a zombie (a leader thread that left
+ * shows Z while its process runs on). */
+static bool
+t_wait_zombie(pid_t pid, int max_ms)
+{
+	char path[48], buf[512], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (int i = 0; i < max_ms; i++) {
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		buf[n] = '\0';
+		p = strrchr(buf, ')');
+		if (p && p[1] == ' ' && p[2] == 'Z')
+			return true;
+		t_msleep(1);
+	}
+	return false;
+}
+
+/* The main thread leaves, another thread lives on: the leader is a zombie
+ * while the process runs. */
+static int
+leader_exits(void *arg)
+{
+	pthread_t t;
+
+	(void)arg;
+	if (pthread_create(&t, NULL, park, NULL) != 0)
+		return 1;
+	pthread_exit(NULL);
+}
+
+static void
+probe_cases(void)
+{
+	pthread_t t;
+	pid_t pid, tid = 0;
+	int *flag = t_shared(64);
+	bool zombie, alive;
+
+	cr_assert(aiop__tid_alive(getpid()));
+	cr_assert_not(aiop__tid_alive(0));
+	cr_assert_not(aiop__tid_alive(-1));
+
+	/* a thread of ours: alive; joined, its tid is gone */
+	cr_assert_eq(pthread_create(&t, NULL, t_tid_thread, &tid), 0);
+	cr_assert(t_wait_flag((volatile int *)&tid, 5000));
+	cr_assert(aiop__tid_alive(tid), "a live thread");
+	pthread_cancel(t);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_not(aiop__tid_alive(tid), "an exited thread");
+
+	/* a process: alive, a zombie (dead), reaped (dead) */
+	pid = t_fork(hold_forever, flag);
+	cr_assert(t_wait_flag(flag, 5000));
+	cr_assert(aiop__tid_alive(pid), "a live process");
+	kill(pid, SIGKILL);
+	cr_assert(t_wait_zombie(pid, 5000));
+	cr_assert_not(aiop__tid_alive(pid), "a zombie is dead");
+	cr_assert_eq(t_reap(pid, T_REAP_MS), -SIGKILL);
+	cr_assert_not(aiop__tid_alive(pid), "a reaped process");
+	t_unshared(flag, 64);
+
+	/* a thread probe of a leader that exited: dead, although its
+	 * process runs on */
+	pid = t_fork(leader_exits, NULL);
+	zombie = t_wait_zombie(pid, 5000);
+	alive = aiop__tid_alive(pid);
+	kill(pid, SIGKILL);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), -SIGKILL);
+	cr_assert(zombie);
+	cr_assert_not(alive, "the leader thread left");
+}
+
+Test(death, the_liveness_probe)
+{
+	cr_assert_eq(aiop_lock_new(&L), 0); /* hold_forever's lock */
+	probe_cases();
+	cr_assert_eq(aiop_lock_free(L), 0);
 }
