@@ -67,6 +67,16 @@ T_TRY = 0
 T_FOREVER = 255  # coro only
 
 
+def write_seeds(seeds, out):
+    """Write each seed to its file in out and say how many were written."""
+    total = 0
+    for name, data in sorted(seeds.items()):
+        with open(os.path.join(out, name), "wb") as fh:
+            fh.write(data)
+        total += len(data)
+    print(f"{len(seeds)} seeds, {total} bytes in {out}")
+
+
 def ident(t):
     return 0x706f6961 | (1 << 32) | (t << 48)
 
@@ -602,12 +612,7 @@ def write_queue_corpus(out):
         QS_TRY_PUT, L7, QS_RESERVE, 0, L16, 0, QS_RESERVE, 1, L16, 0,
         QS_TRY_PUT, L100, QS_ABORT, 0, QS_ABORT, 1,
         QS_GET_MANY, C4096, 3, QS_SIZES])
-    total = 0
-    for name, data in sorted(seeds.items()):
-        with open(os.path.join(out, name), "wb") as fh:
-            fh.write(data)
-        total += len(data)
-    print(f"{len(seeds)} seeds, {total} bytes in {out}")
+    write_seeds(seeds, out)
 
 
 # ---- fuzz_recv (format: top of fuzz_recv.c) ------------------------------
@@ -671,12 +676,7 @@ def write_recv_corpus(out):
                                  R_F_LEN)[:42] + bytes([12]) + \
         r_seed(0)[43:]
     seeds["lock-null-sock"] = r_seed(0, objs=[K_NULL], dom=K_SOCK)
-    total = 0
-    for name, data in sorted(seeds.items()):
-        with open(os.path.join(out, name), "wb") as fh:
-            fh.write(data)
-        total += len(data)
-    print(f"{len(seeds)} seeds, {total} bytes in {out}")
+    write_seeds(seeds, out)
 
 
 def main():
@@ -754,12 +754,7 @@ def main():
     seeds["bar1-restart"] = seed(BAR1, keep | F_RESTART_CB | F_SCRIBBLE_CB,
                                  script_coro(BAR1),
                                  image(BAR1, default_fields(BAR1)))
-    total = 0
-    for name, data in sorted(seeds.items()):
-        with open(os.path.join(out, name), "wb") as fh:
-            fh.write(data)
-        total += len(data)
-    print(f"{len(seeds)} seeds, {total} bytes in {out}")
+    write_seeds(seeds, out)
     write_queue_corpus(sys.argv[2] if len(sys.argv) > 2 else
                        os.path.join(here, "corpus-queue"))
     write_recv_corpus(sys.argv[3] if len(sys.argv) > 3 else
