@@ -2,9 +2,9 @@
 /*
  * Condition (docs/design.md 8.1): one 64-bit word, changed only by CAS,
  *   grp:16 (id of the open group) | open:16 | closed:16 | sig:16
- * New waiters join the open group. notify(n) signals closed waiters first;
- * if they are too few it closes the open group (they become eligible, grp
- * moves on). Only a waiter whose group is closed may take a signal, so a
+ * New waiters join the open group. notify(n) closes the open group (its
+ * waiters become eligible, grp moves on) and signals up to n eligible
+ * waiters. Only a waiter whose group is closed may take a signal, so a
  * waiter that arrives after a notify (the notifier itself, say) never takes
  * it. A wait is a two-phase op for the engine: phase 0 takes a signal (on
  * the condition's queue), phase 1 re-takes the lock (on the lock's queue).
@@ -81,7 +81,13 @@ mk(uint16_t grp, uint32_t open, uint32_t closed, uint32_t sig)
 	       (uint64_t)closed << 16 | sig;
 }
 
-/* notify(n): returns how many waiters were signalled. */
+/*
+ * notify(n): returns how many waiters were signalled. Every waiter
+ * registered before it becomes eligible: the open group is closed even
+ * when enough closed waiters are counted, because some of those may be
+ * dead (a killed waiter stays counted) and a signal meant for them must be
+ * there for a live one to take (design.md 8.1).
+ */
 static int
 notify_n(struct aiop__obj *o, uint32_t n)
 {
@@ -90,12 +96,14 @@ notify_n(struct aiop__obj *o, uint32_t n)
 	uint32_t open, closed, sig, k;
 	uint16_t grp;
 
+	if (n == 0)
+		return 0;
 	do {
 		grp = F_GRP(cur);
 		open = F_OPEN(cur);
 		closed = F_CLOSED(cur);
 		sig = F_SIG(cur);
-		if (closed < n && open > 0 && closed + open <= F_MAX) {
+		if (open > 0 && closed + open <= F_MAX) {
 			closed += open; /* everyone waiting now is eligible */
 			open = 0;
 			grp++;
@@ -258,27 +266,36 @@ cond_cancel(struct aiop__obj *o, void *args)
 }
 
 /* A granted op (lock held again, callback not run) is cancelled: it keeps
- * the lock, but a notification it consumed goes to another waiter. */
-static void
+ * the lock, but a notification it consumed goes to another waiter. A lock
+ * it took over from a dead holder stays with it too, so its callback must
+ * still say so: -EOWNERDEAD wins over -ECANCELED, as for a waiting op
+ * cancelled (cond_cancel) whose re-take finds the holder dead. */
+static int
 cond_undo(struct aiop__obj *o, void *args, int result)
 {
 	struct cond_args *a = args;
 
-	(void)result;
 	if (a->took)
 		(void)notify_n(o, 1);
 	a->took = 0;
+	return result == -EOWNERDEAD ? -EOWNERDEAD : -ECANCELED;
 }
 
-static const struct aiop__waitdesc cond_wait_desc = {
-	.attempt = cond_attempt,
-	.undo = cond_undo,
-	.recheck_ns = AIOP__RECHECK_OWNER_NS,
-	.wq_of = cond_wq_of,
-	.expire = cond_expire,
-	.cancel = cond_cancel,
-	.begin = cond_begin,
-	.no_try = true, /* a wait releases the lock: it cannot be a try */
+/* a wait releases the lock: it cannot be a try (no_try) */
+#define COND_WAIT_HOOKS                                                      \
+	.attempt = cond_attempt, .undo = cond_undo,                          \
+	.recheck_ns = AIOP__RECHECK_OWNER_NS, .wq_of = cond_wq_of,           \
+	.expire = cond_expire, .cancel = cond_cancel, .begin = cond_begin,   \
+	.no_try = true
+
+static const struct aiop__waitdesc cond_wait_desc = { COND_WAIT_HOOKS };
+
+/* wait_for: an attempt whose predicate is still false registers the op in
+ * the open group again, newer than ops behind it in a loop's list; its
+ * failure then says nothing about theirs (they may hold closed groups) */
+static const struct aiop__waitdesc cond_wait_for_desc = {
+	COND_WAIT_HOOKS,
+	.regroups = true,
 };
 
 static int
@@ -440,6 +457,12 @@ aiop_cond_release(struct aiop_cond *cond)
 		       : aiop_rlock_release((struct aiop_rlock *)cond->lock);
 }
 
+static inline const struct aiop__waitdesc *
+desc_of(const struct cond_args *a)
+{
+	return a->mode == MODE_WAIT_FOR ? &cond_wait_for_desc : &cond_wait_desc;
+}
+
 static int
 wait_common(struct aiop_cond *cond, struct cond_args *a, int64_t timeout_ns)
 {
@@ -450,7 +473,7 @@ wait_common(struct aiop_cond *cond, struct cond_args *a, int64_t timeout_ns)
 	r = cond_begin(&cond->o, a);
 	if (r < 0)
 		return r;
-	return aiop__wait(&cond->o, &S(&cond->o)->wq, &cond_wait_desc, a,
+	return aiop__wait(&cond->o, &S(&cond->o)->wq, desc_of(a), a,
 			  timeout_ns);
 }
 
@@ -516,7 +539,7 @@ coro_common(struct ev_loop *loop, struct aiop_op *op, struct aiop_cond *cond,
 	    struct cond_args *a, int64_t timeout_ns, aiop_op_cb cb)
 {
 	return aiop__coro_start(loop, op, &cond->o, &S(&cond->o)->wq,
-				&cond_wait_desc, a, sizeof(*a), timeout_ns, cb);
+				desc_of(a), a, sizeof(*a), timeout_ns, cb);
 }
 
 AIOP_API int

@@ -109,10 +109,10 @@ struct aiop__obj {
 				     (aiop_X_send, design.md 10) */
 	size_t size;              /* mapping length (local, trusted) */
 	struct aiop__shm_hdr *shm;
-	_Atomic int npending;     /* coro ops of this process on it ... */
-	unsigned pend_gen;        /* ... counted in this fork generation */
-	_Atomic uint64_t stamp;   /* dispatcher pass marker (wait.c) ... */
-	_Atomic(void *) stamp_wq; /* ... and the wait queue it is for */
+	/* coro ops of this process pending on it: fork generation << 32 |
+	 * count, one word, so that loops in two threads starting their first
+	 * op on it at once cannot lose a count (wait.c) */
+	_Atomic uint64_t pend;
 };
 
 /* The handle, process-local and trusted: its mapping may be written. */
@@ -150,11 +150,12 @@ static inline int
 aiop__pending(struct aiop__obj *o)
 {
 	extern _Atomic unsigned aiop__fork_gen;
+	uint64_t v = atomic_load(&o->pend);
 
-	if (o->pend_gen != atomic_load_explicit(&aiop__fork_gen,
-					       memory_order_relaxed))
+	if ((uint32_t)(v >> 32) != atomic_load_explicit(&aiop__fork_gen,
+							memory_order_relaxed))
 		return 0;
-	return atomic_load(&o->npending);
+	return (int)(uint32_t)v;
 }
 
 /* shm.c */
@@ -284,7 +285,9 @@ extern struct aiop__counters aiop__cnt;
  *          done with an error. It wakes others itself if it frees anything.
  *          It may move the op to another phase by updating args.
  * undo:    give back what a granted result took (cancel of a granted coro
- *          op); may be NULL when nothing was taken.
+ *          op) and return the result the callback then gets: -ECANCELED,
+ *          or -EOWNERDEAD when the op keeps a lock taken over from a dead
+ *          holder (Condition); may be NULL when nothing was taken.
  * recheck_ns: bound on each sleep, so a dead holder or a wake-up swallowed
  *          by a dead waiter is noticed (docs/design.md section 5).
  * Optional, for multi-phase waits (design.md section 8):
@@ -296,6 +299,7 @@ extern struct aiop__counters aiop__cnt;
  * begin:   coro start only, after every check that can fail and before the
  *          first attempt; < 0 aborts the start with nothing changed.
  * no_try:  timeout 0 means a minimal wait, not a try (Condition, Barrier).
+ * regroups: a failed attempt may have registered the op anew.
  * finish:  coro only: runs just before the callback with the result the
  *          attempt gave, and returns the one the callback gets. An attempt
  *          may leave its grant half done (a message claimed, not yet
@@ -305,7 +309,7 @@ extern struct aiop__counters aiop__cnt;
  */
 struct aiop__waitdesc {
 	int (*attempt)(struct aiop__obj *obj, void *args, unsigned flags);
-	void (*undo)(struct aiop__obj *obj, void *args, int result);
+	int (*undo)(struct aiop__obj *obj, void *args, int result);
 	int64_t recheck_ns;
 	struct aiop__waitq *(*wq_of)(struct aiop__obj *obj, void *args);
 	int (*expire)(struct aiop__obj *obj, void *args);
@@ -315,6 +319,10 @@ struct aiop__waitdesc {
 	/* a wait that commits (it releases a lock, or arrives) has no try
 	 * form: the engine turns timeout 0 into a minimal wait */
 	bool no_try;
+	/* an attempt that fails may have registered the op anew, behind
+	 * younger ops (a Condition's wait_for whose predicate is still
+	 * false): its failure says nothing about them (design.md 2.3) */
+	bool regroups;
 };
 
 /* Lock and RLock as seen by Condition (lock.c, rlock.c). */

@@ -87,26 +87,31 @@ lock_release_checked(struct aiop__obj *o)
 	return lock_released(o, prev);
 }
 
-/* Give back what was granted. A recovery from a dead holder is given back
- * as "abandoned", so the next acquirer still learns about the death. */
+/* Give back what was granted to this thread. A recovery from a dead holder
+ * is given back as "abandoned", so the next acquirer still learns about the
+ * death. Only if it is still ours: any process may release a Lock, and one
+ * that did so between a coro grant and its cancel (and maybe another that
+ * took it since) must not have it released under it. */
 void
 aiop__owner_give_back(_Atomic uint32_t *owner, struct aiop__waitq *wq,
 		      int result)
 {
-	if (result == 0)
-		atomic_store(owner, 0);
-	else if (result == -EOWNERDEAD)
-		atomic_store(owner, AIOP__OWNER_ABANDONED);
-	else
+	uint32_t me = (uint32_t)aiop__tid();
+
+	if (result != 0 && result != -EOWNERDEAD)
+		return;
+	if (!atomic_compare_exchange_strong(
+		    owner, &me, result == 0 ? 0 : AIOP__OWNER_ABANDONED))
 		return;
 	aiop__wake(wq, 1);
 }
 
-static void
+static int
 lock_undo(struct aiop__obj *o, void *args, int result)
 {
 	(void)args;
 	aiop__owner_give_back(&S(o)->owner, &S(o)->wq, result);
+	return -ECANCELED;
 }
 
 static const struct aiop__waitdesc lock_wait = {

@@ -1566,7 +1566,7 @@ q_finish(struct aiop__obj *o, void *args, int res)
 	return second_half(q, a);
 }
 
-static void
+static int
 q_undo(struct aiop__obj *o, void *args, int result)
 {
 	struct aiop_queue *q = (struct aiop_queue *)o;
@@ -1574,7 +1574,7 @@ q_undo(struct aiop__obj *o, void *args, int result)
 
 	(void)result;
 	if (!a->granted)
-		return;
+		return -ECANCELED;
 	a->granted = 0;
 	switch (a->op) {
 	case QO_PUT:
@@ -1588,6 +1588,7 @@ q_undo(struct aiop__obj *o, void *args, int result)
 		unclaim_run(q, a->pos, a->op == QO_GETV ? a->n : 1);
 		break;
 	}
+	return -ECANCELED;
 }
 
 static const struct aiop__waitdesc put_wait = {

@@ -78,7 +78,7 @@ rlock_release(struct aiop__obj *o)
 	return 0;
 }
 
-static void
+static int
 rlock_undo(struct aiop__obj *o, void *args, int result)
 {
 	(void)args;
@@ -90,6 +90,7 @@ rlock_undo(struct aiop__obj *o, void *args, int result)
 					 memory_order_relaxed);
 	if (result == 0 || result == -EOWNERDEAD)
 		(void)rlock_release(o);
+	return -ECANCELED;
 }
 
 static const struct aiop__waitdesc rlock_wait = {

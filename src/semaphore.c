@@ -53,12 +53,13 @@ sem_release(struct aiop_sem *sem)
 	return 0;
 }
 
-static void
+static int
 sem_undo(struct aiop__obj *o, void *args, int result)
 {
 	(void)args;
 	if (result == 0)
 		(void)sem_release((struct aiop_sem *)o);
+	return -ECANCELED;
 }
 
 static const struct aiop__waitdesc sem_wait = {

@@ -54,7 +54,6 @@ struct aiop__reg {
 
 static struct aiop__reg *regs;
 static _Atomic(struct aiop__reg *) bell_reg[AIOP__DOORBELLS_MAX];
-static _Atomic uint64_t pass_ctr; /* dispatcher pass stamps, never reused */
 static __thread struct aiop__reg *t_reg;
 static __thread unsigned t_probe;
 
@@ -492,6 +491,31 @@ op_wq(struct aiop_op *op)
 			: (struct aiop__waitq *)op->aiop_wq;
 }
 
+/* Count a coro op of this process on obj (aiop__pending()). A count of
+ * another fork generation came with fork: it starts again at 1. */
+static void
+pend_add(struct aiop__obj *obj)
+{
+	uint64_t g = cur_gen(), v = atomic_load(&obj->pend), nv;
+
+	do {
+		nv = v >> 32 == g ? v + 1 : g << 32 | 1;
+	} while (!atomic_compare_exchange_weak(&obj->pend, &v, nv));
+}
+
+/* Uncount a delivered op: started in this generation (a parent's op is
+ * never delivered in a child), so the count is ours and above 0. */
+static void
+pend_drop(struct aiop__obj *obj)
+{
+	uint64_t v = atomic_load(&obj->pend);
+
+	do {
+		if (v >> 32 != cur_gen() || (uint32_t)v == 0)
+			return;
+	} while (!atomic_compare_exchange_weak(&obj->pend, &v, v - 1));
+}
+
 static void
 queue_done(struct aiop__reg *r, struct aiop_op *op, int res)
 {
@@ -505,22 +529,24 @@ queue_done(struct aiop__reg *r, struct aiop_op *op, int res)
 	r->done_tail = op;
 }
 
-/* Take a waiting op off the list. If it was the last op of this process
- * waiting on its object, clear our armed bit: a producer then need not ring
- * a loop that is no longer waiting (design.md 2.3). */
+/* Take a waiting op off the list. If it was the loop's last waiting op,
+ * clear our armed bit on its queue: a producer then need not ring a loop
+ * that no longer waits (design.md 2.3). Not while other ops of the loop
+ * wait: one of them may wait on the same queue (a Condition's re-take
+ * waits on its lock's queue; a second handle of an object maps its queue
+ * at another address), and a bit cleared under it would leave its
+ * wake-up to the recheck. A bit left set costs one needless ring. */
 static void
 unwait(struct aiop__reg *r, struct aiop_op *op)
 {
-	struct aiop__obj *obj = op->aiop_obj;
-
 	list_unlink(op);
 	ev_timer_stop(r->loop, &op->aiop_timer);
 	r->nwaiting--;
 	if (op_desc(op)->recheck_ns == AIOP__RECHECK_OWNER_NS)
 		r->nowner--;
-	if (aiop__pending(obj) == 1 && r->bell >= 0) {
-		/* only this op pending on the handle in this process */
+	if (r->nwaiting == 0 && r->bell >= 0) {
 		struct aiop__waitq *wq = op_wq(op);
+
 		atomic_fetch_and(&wq->armed[r->bell / 64],
 				 ~(1ull << (r->bell % 64)));
 	}
@@ -537,7 +563,7 @@ deliver(struct aiop__reg *r, struct aiop_op *op, int res)
 		res = d->finish(obj, op->aiop_args, res);
 	op->aiop_state = OP_DONE;
 	op->aiop_result = res;
-	atomic_fetch_sub(&obj->npending, 1);
+	pend_drop(obj);
 	cb(r->loop, op, res);
 }
 
@@ -599,14 +625,38 @@ reg_watch(struct aiop__reg *r)
 	}
 }
 
+/*
+ * The (handle, queue) pairs whose op failed in this pass: an op behind on
+ * the same pair would fail the same way (design.md 2.3). Kept on the
+ * stack, not in the handle, which loops in several threads may share. With
+ * more pairs than slots an op is attempted needlessly, never skipped
+ * wrongly.
+ */
+#define SKIP_SLOTS 8
+
+struct skip {
+	struct aiop__obj *obj;
+	struct aiop__waitq *wq;
+};
+
+static bool
+skipped(const struct skip *sk, unsigned n, const struct aiop__obj *obj,
+	const struct aiop__waitq *wq)
+{
+	for (unsigned i = 0; i < n && i < SKIP_SLOTS; i++)
+		if (sk[i].obj == obj && sk[i].wq == wq)
+			return true;
+	return false;
+}
+
 /* One pass over the waiting ops, oldest first (design.md 2.3). */
 static void
 pass_waiting(struct aiop__reg *r, unsigned flags)
 {
+	struct skip sk[SKIP_SLOTS];
+	unsigned nsk = 0;
 	struct aiop_op cursor;
 	struct aiop_op *op;
-	uint64_t stamp = atomic_fetch_add_explicit(&pass_ctr, 1,
-						   memory_order_relaxed) + 1;
 
 	cursor.aiop_state = OP_CURSOR;
 	op = r->wait.aiop_next;
@@ -616,10 +666,7 @@ pass_waiting(struct aiop__reg *r, unsigned flags)
 		int res;
 
 		if (op->aiop_state != OP_WAITING ||
-		    (atomic_load_explicit(&obj->stamp, memory_order_relaxed) ==
-			     stamp &&
-		     atomic_load_explicit(&obj->stamp_wq,
-					  memory_order_relaxed) == op_wq(op))) {
+		    skipped(sk, nsk, obj, op_wq(op))) {
 			op = op->aiop_next;
 			continue;
 		}
@@ -630,11 +677,14 @@ pass_waiting(struct aiop__reg *r, unsigned flags)
 		}
 		if (res == -EAGAIN) {
 			/* later ops on this handle waiting on this queue would
-			 * fail the same way; the queue is armed for them */
-			atomic_store_explicit(&obj->stamp_wq, op_wq(op),
-					      memory_order_relaxed);
-			atomic_store_explicit(&obj->stamp, stamp,
-					      memory_order_relaxed);
+			 * fail the same way; the queue is armed for them. Not
+			 * after an attempt that may have registered the op
+			 * anew, behind them (a Condition's wait_for) */
+			if (!d->regroups) {
+				sk[nsk % SKIP_SLOTS] =
+					(struct skip){obj, op_wq(op)};
+				nsk++;
+			}
 			op = op->aiop_next;
 			continue;
 		}
@@ -936,11 +986,7 @@ aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
 		memcpy(op->aiop_args, args, args_size);
 	if (d->begin && (res = d->begin(obj, op->aiop_args)) < 0)
 		return res;
-	if (obj->pend_gen != cur_gen()) { /* the count came with fork */
-		atomic_store(&obj->npending, 0);
-		obj->pend_gen = cur_gen();
-	}
-	atomic_fetch_add(&obj->npending, 1);
+	pend_add(obj);
 
 	res = d->attempt(obj, op->aiop_args, 0);
 	if (res == -EAGAIN && timeout_ns == 0) {
@@ -1014,11 +1060,14 @@ aiop_op_cancel(struct aiop_op *op)
 		return 0;
 	case OP_QUEUED:
 		d = op_desc(op);
+		/* a second cancel finds -ECANCELED; or -EOWNERDEAD again from
+		 * an undo that keeps the grant (Condition), which is
+		 * idempotent: it passed its notification on already */
 		if (op->aiop_result != -ECANCELED) {
-			if (d->undo)
-				d->undo(op->aiop_obj, op->aiop_args,
-					op->aiop_result);
-			op->aiop_result = -ECANCELED;
+			op->aiop_result =
+				d->undo ? d->undo(op->aiop_obj, op->aiop_args,
+						  op->aiop_result)
+					: -ECANCELED;
 		}
 		return 0;
 	case OP_DONE:

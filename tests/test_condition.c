@@ -3,6 +3,7 @@
  * notify(n)/notify_all, wait_for, timeouts, cancel, peer death. */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -461,4 +462,197 @@ Test(cond, ping_pong_on_one_condition, .init = setup, .fini = teardown)
 	cr_assert_eq(aiop_cond_wait(C, 5 * T_SEC), 0);
 	cr_assert_eq(aiop_cond_release(C), 0);
 	cr_assert_eq(t_reap(p, T_REAP_MS), 0);
+}
+
+/* ---- found by review: a wait_for that registers anew, a leaving op that
+ * disarms a re-take, a dead waiter that takes a later notify ------------- */
+
+static int
+never_true(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+struct skip_case {
+	struct t_op w1, w2;
+	uint64_t t_notify, t_w2;
+};
+static struct skip_case *SK;
+
+static void
+skip_w1_cb(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	t_op_cb(loop, op, result);
+	aiop_cond_release(C);
+}
+
+static void
+skip_w2_cb(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	t_op_cb(loop, op, result);
+	SK->t_w2 = t_now();
+	aiop_cond_release(C);
+	aiop_op_cancel(&SK->w1.op); /* ends W1: it re-takes the lock */
+}
+
+static void
+skip_notify(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	cr_assert_eq(aiop_cond_acquire(C, 5 * T_SEC), 0);
+	SK->t_notify = t_now();
+	cr_assert_eq(aiop_cond_notify_all(C), 2);
+	cr_assert_eq(aiop_cond_release(C), 0);
+}
+
+/*
+ * W1 (wait_for, predicate false) and W2 (wait) wait on one loop;
+ * notify_all gives each a notification. W1 takes its own, finds the
+ * predicate false and registers again, in the new open group: its attempt
+ * fails. The loop's pass used to take that failure for W2's too and skip
+ * it, in every pass, so W2 ran only at its deadline (never, with none).
+ */
+Test(cond, a_wait_for_that_waits_again_hides_no_later_waiter,
+     .init = setup, .fini = teardown)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct skip_case sk = { 0 };
+
+	SK = &sk;
+	for (int i = 0; i < 3; i++) {
+		ev_timer t;
+
+		memset(&sk, 0, sizeof(sk));
+		cr_assert_eq(aiop_cond_acquire(C, AIOP_FOREVER), 0);
+		cr_assert_eq(aiop_cond_coro_wait_for(loop, &sk.w1.op, C,
+						     never_true, NULL,
+						     AIOP_FOREVER, skip_w1_cb),
+			     0);
+		cr_assert_eq(aiop_cond_acquire(C, AIOP_FOREVER), 0);
+		cr_assert_eq(aiop_cond_coro_wait(loop, &sk.w2.op, C,
+						 AIOP_FOREVER, skip_w2_cb),
+			     0);
+		ev_timer_init(&t, skip_notify, 0.005, 0.);
+		ev_timer_start(loop, &t);
+		cr_assert(t_run(loop, 10000), "W2 never ran (round %d)", i);
+		cr_assert_eq(sk.w2.calls, 1);
+		cr_assert_eq(sk.w2.result, 0);
+		cr_assert_eq(sk.w1.calls, 1);
+		cr_assert_eq(sk.w1.result, -ECANCELED);
+		cr_assert_lt(sk.t_w2 - sk.t_notify, T_SEC,
+			     "W2 ran %.1f ms after the notify",
+			     (sk.t_w2 - sk.t_notify) / 1e6);
+	}
+	ev_loop_destroy(loop);
+}
+
+struct retake {
+	int notified, release, rings;
+};
+
+static struct aiop_cond *CL; /* over a plain Lock */
+
+static int
+notify_then_release_on_cue(void *arg)
+{
+	struct retake *rt = arg;
+	struct aiop_stats st;
+
+	if (aiop_cond_acquire(CL, 5 * T_SEC) != 0)
+		return 1;
+	if (aiop_cond_notify(CL, 1) != 1)
+		return 2;
+	__atomic_store_n(&rt->notified, 1, __ATOMIC_SEQ_CST);
+	if (!t_wait_flag(&rt->release, 10000))
+		return 3;
+	aiop_stats_reset();
+	if (aiop_cond_release(CL) != 0)
+		return 4;
+	aiop_stats_get(&st);
+	rt->rings = (int)st.doorbell_rings;
+	return 0;
+}
+
+static void
+release_cl(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	t_op_cb(loop, op, result);
+	aiop_cond_release(CL);
+}
+
+/*
+ * A Condition wait re-taking its Lock waits on the Lock's queue. Another op
+ * of the same loop on the Lock's own handle leaves (times out): it was the
+ * last op on that handle, and its leaving used to clear the loop's armed
+ * bit on the Lock's queue, which the re-take still needed. The release
+ * then rang nobody, and the re-take waited for the 100 ms recheck.
+ */
+Test(cond, a_leaving_op_does_not_disarm_a_retake)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct retake *rt = t_shared(sizeof(*rt));
+	struct aiop_lock *lk;
+	struct t_op w = { 0 }, a = { 0 };
+	uint64_t t0;
+	pid_t p;
+
+	cr_assert_eq(aiop_lock_new(&lk), 0);
+	cr_assert_eq(aiop_cond_new_lock(&CL, lk), 0);
+	cr_assert_eq(aiop_cond_acquire(CL, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_cond_coro_wait(loop, &w.op, CL, AIOP_FOREVER,
+					 release_cl), 0);
+	p = t_fork(notify_then_release_on_cue, rt);
+	cr_assert(t_wait_flag(&rt->notified, 10000));
+	/* the child holds the lock: A waits, then times out; meanwhile the
+	 * loop's pass moves W on to re-taking the lock */
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &a.op, lk, 20 * T_MS,
+					    t_op_cb), 0);
+	t0 = t_now();
+	while (!a.calls && t_now() - t0 < 10 * T_SEC)
+		ev_run(loop, EVRUN_ONCE);
+	cr_assert_eq(a.result, -ETIMEDOUT);
+	cr_assert_eq(w.calls, 0);
+	__atomic_store_n(&rt->release, 1, __ATOMIC_SEQ_CST);
+	cr_assert(t_run(loop, 10000));
+	cr_assert_eq(w.calls, 1);
+	cr_assert_eq(w.result, 0);
+	cr_assert_eq(t_reap(p, T_REAP_MS), 0);
+	cr_assert_eq(rt->rings, 1, "the release must ring the loop");
+	cr_assert_eq(aiop_cond_free(CL), 0);
+	cr_assert_eq(aiop_lock_free(lk), 0);
+	t_unshared(rt, sizeof(*rt));
+	ev_loop_destroy(loop);
+}
+
+/*
+ * D and X wait; D is stopped, notify(1) makes both eligible and X takes the
+ * notification; D is killed, still counted as an eligible waiter. Then W
+ * waits and notify(1) comes: it used to go to D's count only (enough
+ * eligible waiters were counted, so W's group stayed open) and W, the only
+ * live waiter registered before it, could not take it.
+ */
+Test(cond, a_dead_waiter_does_not_take_a_later_notify, .init = setup,
+     .fini = teardown)
+{
+	pid_t d = t_fork(waiter, (void *)(intptr_t)60000), x, w;
+
+	wait_ready(1);
+	x = t_fork(waiter, (void *)(intptr_t)10000);
+	wait_ready(2);
+	cr_assert_eq(kill(d, SIGSTOP), 0);
+	cr_assert_eq(aiop_cond_acquire(C, 5 * T_SEC), 0);
+	cr_assert_eq(aiop_cond_notify(C, 1), 1);
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert_eq(t_reap(x, T_REAP_MS), 0, "X took the first notify");
+	cr_assert_eq(kill(d, SIGKILL), 0);
+	cr_assert_eq(t_reap(d, T_REAP_MS), -SIGKILL);
+	w = t_fork(waiter, (void *)(intptr_t)5000);
+	wait_ready(3);
+	cr_assert_eq(aiop_cond_acquire(C, 5 * T_SEC), 0);
+	cr_assert_eq(aiop_cond_notify(C, 1), 1);
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert_eq(t_reap(w, T_REAP_MS), 0, "W must get the notify");
 }

@@ -308,6 +308,107 @@ Test(death, cancelled_recovery_keeps_the_notice)
 	ev_loop_destroy(loop);
 }
 
+/* ---- a Condition wait decided with -EOWNERDEAD, cancelled before its
+ * callback: the lock stays with it, and so must the notice ----------------- */
+
+struct cdead {
+	int held, go;
+};
+static struct aiop_lock *L2;
+static struct aiop_cond *CV;
+static struct aiop_event *EV;
+static struct t_op XO, YO, WO;
+
+/* holds L2, then takes L, notifies the waiter, and dies holding both */
+static int
+notify_and_die(void *arg)
+{
+	struct cdead *cd = arg;
+
+	if (aiop_lock_acquire(L2, 5 * T_SEC) != 0)
+		return 1;
+	__atomic_store_n(&cd->held, 1, __ATOMIC_SEQ_CST);
+	if (!t_wait_flag(&cd->go, 10000))
+		return 2;
+	if (aiop_cond_acquire(CV, 5 * T_SEC) != 0 ||
+	    aiop_cond_notify(CV, 1) != 1)
+		return 3;
+	raise(SIGKILL);
+	return 4;
+}
+
+static void
+cdead_w_cb(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	t_op_cb(loop, op, result);
+	cr_assert_eq(aiop_lock_locked(L), 1, "the wait holds the lock again");
+}
+
+/* Y runs before W's callback, whose result is decided: it cancels W */
+static void
+cdead_y_cb(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	t_op_cb(loop, op, result);
+	cr_assert(aiop_op_pending(&WO.op));
+	cr_assert_eq(aiop_op_cancel(&WO.op), 0);
+}
+
+/* X (older than W) recovers L2 in the same probe pass and starts Y */
+static void
+cdead_x_cb(struct ev_loop *loop, struct aiop_op *op, int result)
+{
+	t_op_cb(loop, op, result);
+	cr_assert_eq(aiop_lock_release(L2), 0);
+	cr_assert_eq(aiop_event_coro_wait(loop, &YO.op, EV, 0, cdead_y_cb), 0);
+}
+
+/*
+ * A Condition wait that took its lock over from a dead holder keeps the
+ * lock when it is cancelled before its callback ran (a Condition wait
+ * always returns holding it). Its callback used to get -ECANCELED and the
+ * next acquirer 0: nobody learnt that the holder had died. -EOWNERDEAD now
+ * wins, as it does for a waiting op cancelled whose re-take finds the
+ * holder dead.
+ */
+Test(death, cancelled_decided_condition_wait_keeps_the_notice)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct cdead *cd = t_shared(sizeof(*cd));
+	pid_t p;
+
+	memset(&XO, 0, sizeof(XO));
+	memset(&YO, 0, sizeof(YO));
+	memset(&WO, 0, sizeof(WO));
+	cr_assert_eq(aiop_lock_new(&L), 0);
+	cr_assert_eq(aiop_lock_new(&L2), 0);
+	cr_assert_eq(aiop_cond_new_lock(&CV, L), 0);
+	cr_assert_eq(aiop_event_new(&EV), 0);
+	cr_assert_eq(aiop_event_set(EV), 0);
+	p = t_fork(notify_and_die, cd);
+	cr_assert(t_wait_flag(&cd->held, 10000));
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &XO.op, L2, 10 * T_SEC,
+					    cdead_x_cb), 0);
+	cr_assert_eq(aiop_cond_acquire(CV, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_cond_coro_wait(loop, &WO.op, CV, 10 * T_SEC,
+					 cdead_w_cb), 0);
+	__atomic_store_n(&cd->go, 1, __ATOMIC_SEQ_CST);
+	cr_assert_eq(t_reap(p, T_REAP_MS), -SIGKILL);
+	cr_assert(t_run(loop, 10000));
+	cr_assert_eq(XO.result, -EOWNERDEAD);
+	cr_assert_eq(YO.result, 0);
+	cr_assert_eq(WO.calls, 1);
+	cr_assert_eq(WO.result, -EOWNERDEAD, "the notice reaches the callback");
+	cr_assert_eq(aiop_cond_release(CV), 0);
+	cr_assert_eq(aiop_lock_try_acquire(L), 0, "healthy again");
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(aiop_cond_free(CV), 0);
+	cr_assert_eq(aiop_event_free(EV), 0);
+	cr_assert_eq(aiop_lock_free(L2), 0);
+	cr_assert_eq(aiop_lock_free(L), 0);
+	t_unshared(cd, sizeof(*cd));
+	ev_loop_destroy(loop);
+}
+
 static int
 rlock_busy(void *arg)
 {

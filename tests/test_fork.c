@@ -2,6 +2,8 @@
 /* fork(): handles stay valid in children; what is per process (pending ops,
  * loop registrations, doorbells) does not leak into the child. */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -140,4 +142,108 @@ Test(fork, child_reusing_loop_never_runs_parents_ops)
 	cr_assert_eq(aiop_sem_free(S), 0);
 	ev_loop_destroy(LOOP);
 	t_unshared(SEEN, sizeof(*SEEN));
+}
+
+/* ---- the pending count of a handle, started on in two threads at once -- */
+
+static struct aiop_sem *TS;
+static pthread_barrier_t TB;
+static int t_go[2];
+static int t_rounds;
+
+struct tside {
+	int me;
+	struct ev_loop *loop;
+	struct t_op op;
+	int bad;
+};
+
+static void
+tside_wait_done(struct tside *t)
+{
+	uint64_t t0 = t_now();
+
+	while (!t->op.calls && t_now() - t0 < 10 * T_SEC)
+		ev_run(t->loop, EVRUN_ONCE);
+	if (t->op.result != -ECANCELED)
+		t->bad++;
+}
+
+static void *
+tside_run(void *arg)
+{
+	struct tside *t = arg;
+
+	t->loop = ev_loop_new(0);
+	for (int i = 0; i < t_rounds; i++) {
+		pthread_barrier_wait(&TB); /* a fresh TS */
+		memset(&t->op, 0, sizeof(t->op));
+		/* both first starts on the handle at the same instant */
+		__atomic_store_n(&t_go[t->me], i + 1, __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&t_go[!t->me], __ATOMIC_SEQ_CST) < i + 1)
+			;
+		if (aiop_sem_coro_acquire(t->loop, &t->op.op, TS, AIOP_FOREVER,
+					  t_op_cb) != 0)
+			t->bad++;
+		pthread_barrier_wait(&TB); /* both started */
+		if (t->me == 0) {
+			aiop_op_cancel(&t->op.op);
+			tside_wait_done(t);
+		}
+		pthread_barrier_wait(&TB); /* main tries the free */
+		pthread_barrier_wait(&TB);
+		if (t->me == 1) {
+			aiop_op_cancel(&t->op.op);
+			tside_wait_done(t);
+		}
+		pthread_barrier_wait(&TB); /* main frees */
+	}
+	aiop_loop_detach(t->loop);
+	ev_loop_destroy(t->loop);
+	return NULL;
+}
+
+/*
+ * Two loops in two threads make their first coro start on a handle at the
+ * same instant. The count of pending ops was reset for a new fork
+ * generation (which a fresh handle also is) apart from its increment, so
+ * one thread could wipe the other's: free() then succeeded under a pending
+ * op (a use-after-free when that op was cancelled). It failed within 200
+ * rounds here.
+ */
+Test(fork, first_starts_in_two_threads_both_count)
+{
+	struct tside side[2] = { { .me = 0 }, { .me = 1 } };
+	pthread_t th[2];
+	int busy = 0;
+
+	t_rounds = 1000;
+	pthread_barrier_init(&TB, NULL, 3);
+	for (int k = 0; k < 2; k++)
+		cr_assert_eq(pthread_create(&th[k], NULL, tside_run, &side[k]),
+			     0);
+	for (int i = 0; i < t_rounds; i++) {
+		int r;
+
+		cr_assert_eq(aiop_sem_new(&TS, 0), 0);
+		pthread_barrier_wait(&TB);
+		pthread_barrier_wait(&TB);
+		pthread_barrier_wait(&TB);
+		/* thread 1's op is still pending */
+		r = aiop_sem_free(TS);
+		/* a lost count: stop here, before thread 1 cancels its op on
+		 * the freed handle (the test process ends with its threads) */
+		cr_assert_neq(r, 0, "free succeeded under a pending op (%d)",
+			      i);
+		busy += r == -EBUSY;
+		pthread_barrier_wait(&TB);
+		pthread_barrier_wait(&TB);
+		cr_assert_eq(aiop_sem_free(TS), 0);
+	}
+	for (int k = 0; k < 2; k++) {
+		pthread_join(th[k], NULL);
+		cr_assert_eq(side[k].bad, 0);
+	}
+	cr_assert_eq(busy, t_rounds);
+	pthread_barrier_destroy(&TB);
 }

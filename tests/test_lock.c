@@ -216,6 +216,54 @@ Test(lock, coro_cancel_granted_gives_it_back)
 	ev_loop_destroy(loop);
 }
 
+struct relay {
+	int taken, done;
+};
+
+/* releases the lock (any process may) and takes it for itself */
+static int
+release_and_take(void *arg)
+{
+	struct relay *rl = arg;
+	int r;
+
+	if (aiop_lock_release(L) != 0 || aiop_lock_acquire(L, 0) != 0)
+		return 1;
+	__atomic_store_n(&rl->taken, 1, __ATOMIC_SEQ_CST);
+	if (!t_wait_flag(&rl->done, 10000))
+		return 2;
+	r = aiop_lock_release(L);
+	return r == 0 ? 0 : r == -EPERM ? 3 : 4;
+}
+
+/*
+ * A coro acquire is granted; before its callback, another process releases
+ * the lock and takes it. Cancelling the grant must not release the lock
+ * under that process: the undo gives the lock back only if it is still
+ * the loop thread's (it used to store 0 whatever the owner).
+ */
+Test(lock, a_cancelled_grant_spares_a_later_holder)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct relay *rl = t_shared(sizeof(*rl));
+	struct t_op a = { 0 };
+	pid_t p;
+
+	cr_assert_eq(start_acquire(loop, &a, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_lock_locked(L), 1, "granted at start");
+	p = t_fork(release_and_take, rl);
+	cr_assert(t_wait_flag(&rl->taken, 10000));
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(aiop_lock_locked(L), 1, "still the child's");
+	__atomic_store_n(&rl->done, 1, __ATOMIC_SEQ_CST);
+	cr_assert_eq(t_reap(p, T_REAP_MS), 0, "the child's release worked");
+	cr_assert_eq(aiop_lock_locked(L), 0);
+	t_unshared(rl, sizeof(*rl));
+	ev_loop_destroy(loop);
+}
+
 Test(lock, coro_double_start_is_ebusy)
 {
 	struct ev_loop *loop = ev_loop_new(0);
