@@ -854,7 +854,9 @@ passed_on(struct aiop_queue *q, unsigned n)
  * Reserve n records (lens[i] bytes each) in one go. On success *first is
  * the first record's position; the records follow it, with at most one
  * PAD record where they wrap. -EMSGSIZE if they can never fit; -ENOBUFS
- * if they do not fit now (*needw: the `need` word after our request);
+ * if they do not fit now (*needw: the `need` word after our request). A
+ * batch that fits only from the start of a lap goes there, behind a PAD
+ * to the end of this lap, published first;
  * -EAGAIN if maxsize messages are queued or plock is held too long.
  */
 static int
@@ -862,12 +864,13 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 	unsigned n, uint64_t *first, uint64_t *needw)
 {
 	struct q_shm *s = Q(q);
-	uint64_t rel, tail, p, need, nfin, nres, nres0;
+	uint64_t rel, tail, p, need, sum, lead = 0, nfin, nres, nres0;
 	uint32_t self = me();
 	int r;
 
 	if ((r = plock_take(q)) < 0)
 		return r;
+again:
 	if (atomic_load_explicit(&s->closed, memory_order_relaxed)) {
 		r = -EPIPE;
 		goto out;
@@ -881,18 +884,27 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 	tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
 	rel = atomic_load_explicit(&s->rel_seen, memory_order_relaxed);
 	p = tail;
+	sum = 0;
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t rs = rsize_of(v ? v[i].iov_len : one_len);
 
 		if (q->cap - (p & q->mask) < rs)
 			p += q->cap - (p & q->mask); /* PAD to the end */
 		p += rs;
+		sum += rs;
 	}
 	need = p - tail;
-	if (need > q->cap) {
-		r = -EMSGSIZE;
+	if (sum > q->cap) {
+		r = -EMSGSIZE; /* never fits, wherever the tail stands */
 		goto out;
 	}
+	/* A batch that would fit from the start of a lap but not from here
+	 * (the PADs where its messages wrap make it longer than the ring):
+	 * first a PAD to the end of the lap, alone, then the batch from the
+	 * start (again:). It used to get -EMSGSIZE, by where the tail stood */
+	lead = need > q->cap ? q->cap - (tail & q->mask) : 0;
+	if (lead)
+		need = lead;
 	/* nres as a holder that died may have left it (nres_now()) */
 	nres0 = atomic_load_explicit(&s->nres, memory_order_relaxed);
 	nres = nres_fix(tail,
@@ -934,6 +946,29 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 			goto out;
 		}
 	}
+	if (AIOP_UNLIKELY(nres != nres0))
+		atomic_store_explicit(&s->nres, nres, memory_order_release);
+	if (AIOP_UNLIKELY(lead)) {
+		/* the lead PAD, published alone (the journal says nres did
+		 * not move); then the batch, from the start of the lap */
+		struct rec *rc = REC(q, tail);
+
+		atomic_store_explicit(&rc->len, 0, memory_order_relaxed);
+		atomic_store_explicit(&rc->rsize, (uint32_t)lead,
+				      memory_order_relaxed);
+		atomic_store_explicit(&rc->st, mk(q, tail, K_PAD, 0),
+				      memory_order_release);
+		atomic_store_explicit(&s->j_tail, (uint32_t)(tail + lead),
+				      memory_order_release);
+		atomic_store_explicit(&s->j_nres, (uint32_t)nres,
+				      memory_order_release);
+		atomic_store_explicit(&s->tail, tail + lead,
+				      memory_order_release);
+		/* release passes it now if nothing is queued before it (no
+		 * consumer would come by to move it) */
+		advance_release(q, false, false);
+		goto again;
+	}
 	p = tail;
 	for (unsigned i = 0; i < n; i++) {
 		size_t len = v ? v[i].iov_len : one_len;
@@ -963,8 +998,6 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 	}
 	/* the journal, then tail, then nres (nres_fix()): each store
 	 * ordered after the one before (release: plain stores on x86) */
-	if (AIOP_UNLIKELY(nres != nres0))
-		atomic_store_explicit(&s->nres, nres, memory_order_release);
 	atomic_store_explicit(&s->j_tail, (uint32_t)p, memory_order_release);
 	atomic_store_explicit(&s->j_nres, (uint32_t)(nres + n),
 			      memory_order_release);

@@ -669,6 +669,53 @@ Test(queue, put_many_all_or_none)
 	cr_assert_eq(aiop_queue_free(Q), 0);
 }
 
+/*
+ * A batch that fits the ring from the start of a lap, but not from where
+ * the tail stands (its messages would wrap, and the PAD makes it longer
+ * than the ring), goes to the start of the next lap behind a PAD. It used
+ * to get -EMSGSIZE ("can never fit") at 242 of the 256 tail positions of
+ * this ring (found by a review helper), even a blocking put into an empty
+ * ring.
+ */
+Test(queue, a_batch_that_fits_from_a_lap_start_fits_from_anywhere)
+{
+	static char big[2000], out[2048];
+	struct iovec two[2] = { { big, 2000 }, { big, 2000 } };
+	size_t lens[2];
+
+	for (unsigned k = 0; k < SMALL_CAP / 16; k++) {
+		Q = new_queue(SMALL_CAP, 0, 0);
+		for (unsigned i = 0; i < k; i++) { /* the tail at 16 k */
+			cr_assert_eq(aiop_queue_try_put(Q, "", 0), 0);
+			cr_assert_eq(aiop_queue_try_get(Q, out, sizeof(out),
+							NULL), 0);
+		}
+		big[0] = (char)k;
+		/* empty: fits at once, from wherever the tail stands */
+		cr_assert_eq(aiop_queue_put_many(Q, two, 2, T_SEC), 2,
+			     "tail at %u", 16 * k);
+		cr_assert_eq(aiop_queue_try_get_many(Q, out, sizeof(out),
+						     lens, 2), 1);
+		cr_assert_eq(lens[0], 2000);
+		cr_assert_eq(out[0], (char)k);
+		cr_assert_eq(aiop_queue_try_get(Q, out, sizeof(out), NULL),
+			     2000);
+		cr_assert_eq(aiop_queue_empty(Q), 1);
+		/* not empty: it waits for room, and fits once there is */
+		cr_assert_eq(aiop_queue_try_put(Q, big, 16), 0);
+		if (aiop_queue_try_put_many(Q, two, 2) == -EAGAIN) {
+			cr_assert_eq(aiop_queue_try_get(Q, out, sizeof(out),
+							NULL), 16);
+			cr_assert_eq(aiop_queue_try_put_many(Q, two, 2), 2,
+				     "tail at %u", 16 * k);
+		}
+		while (aiop_queue_try_get(Q, out, sizeof(out), NULL) >= 0)
+			;
+		cr_assert_eq(aiop_queue_empty(Q), 1);
+		cr_assert_eq(aiop_queue_free(Q), 0);
+	}
+}
+
 Test(queue, waits_on_empty_are_bounded)
 {
 	char buf[16];

@@ -26,7 +26,8 @@ extern "C" {
 struct aiop_queue;
 struct aiop_simplequeue;
 
-/** Default ring size in bytes (room for 8 messages of 2 MiB in flight). */
+/** Default ring size in bytes: 16 MiB, room for 7 messages of 2 MiB in
+ * flight (each also takes a 16-byte header). */
 #define AIOP_QUEUE_CAPACITY_DEFAULT (16u << 20)
 /** Default largest message in bytes. */
 #define AIOP_QUEUE_MSG_MAX_DEFAULT (2u << 20)

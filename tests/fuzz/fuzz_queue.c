@@ -462,6 +462,25 @@ mrel_lazy(void)
 	return k < mn ? mq[k].pos : mtail;
 }
 
+/* Where a batch laid out from mtail ends (a PAD where one would cross the
+ * end of the ring); *sum: its records' bytes alone. */
+static uint64_t
+mlayout(const size_t *lens, unsigned n, uint64_t *sum)
+{
+	uint64_t p = mtail;
+
+	*sum = 0;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t rs = rsize_of(lens[i]);
+
+		if (QCAP - (p & (QCAP - 1)) < rs)
+			p += QCAP - (p & (QCAP - 1));
+		p += rs;
+		*sum += rs;
+	}
+	return p;
+}
+
 /*
  * A put of n messages with release at rel: its result as the library must
  * give it (ok for success), in the order the checks are made: a bad
@@ -471,7 +490,7 @@ mrel_lazy(void)
 static int
 mput_result(const size_t *lens, unsigned n, int64_t t, uint64_t rel, int ok)
 {
-	uint64_t p = mtail, need;
+	uint64_t need, sum;
 	int busy = t == 0 ? -EAGAIN : -ETIMEDOUT;
 
 	if (t < 0)
@@ -481,15 +500,8 @@ mput_result(const size_t *lens, unsigned n, int64_t t, uint64_t rel, int ok)
 			return -EMSGSIZE;
 	if (mclosed)
 		return -EPIPE;
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t rs = rsize_of(lens[i]);
-
-		if (QCAP - (p & (QCAP - 1)) < rs)
-			p += QCAP - (p & (QCAP - 1));
-		p += rs;
-	}
-	need = p - mtail;
-	if (need > QCAP)
+	need = mlayout(lens, n, &sum) - mtail; /* above QCAP: mlead() */
+	if (sum > QCAP)
 		return -EMSGSIZE;
 	if (cur->maxsize) {
 		if (n > cur->maxsize)
@@ -500,6 +512,29 @@ mput_result(const size_t *lens, unsigned n, int64_t t, uint64_t rel, int ok)
 	if (need > QCAP - (mtail - rel))
 		return busy;
 	return ok;
+}
+
+/*
+ * A batch that fits from the start of a lap but not from mtail: reserve()
+ * first publishes a PAD to the end of the lap (when there is room for it,
+ * and whether or not the batch then fits) and moves release over the PADs
+ * and FREE records at the front. Whether it did, the real tail says.
+ */
+static void
+mlead(const size_t *lens, unsigned n)
+{
+	uint64_t sum, lead, p = mlayout(lens, n, &sum);
+
+	if (sum > QCAP || p - mtail <= QCAP ||
+	    atomic_load(&S()->tail) == mtail)
+		return;
+	if (mn + 1 > MAXENT)
+		die("model: more than %d records", MAXENT);
+	lead = QCAP - (mtail & (QCAP - 1));
+	mq[mn++] = (struct ment){ .pos = mtail, .rsize = (uint32_t)lead,
+				  .st = M_PAD };
+	mtail += lead;
+	mpop();
 }
 
 /* The model predicted `want`, the library said `r`. */
@@ -1360,6 +1395,7 @@ op_put_many_n(unsigned n, const uint8_t *lb)
 		 aiop_queue_try_put_many(cur->q, v, n));
 	want_range("try_put_many", r, n, n);
 	if (model_on) {
+		mlead(lens, n);
 		mput_expect("try_put_many", r, lens, n, 0, (int)n);
 		if (r > 0)
 			(void)mput_do(lens, seqs, n, M_COMMIT);
