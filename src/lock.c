@@ -91,7 +91,9 @@ lock_release_checked(struct aiop__obj *o)
  * is given back as "abandoned", so the next acquirer still learns about the
  * death. Only if it is still ours: any process may release a Lock, and one
  * that did so between a coro grant and its cancel (and maybe another that
- * took it since) must not have it released under it. */
+ * took it since) must not have it released under it. The word holds a
+ * thread, not a grant: a hold this thread took again meanwhile is released
+ * (a documented limit, lock.md). */
 void
 aiop__owner_give_back(_Atomic uint32_t *owner, struct aiop__waitq *wq,
 		      int result)

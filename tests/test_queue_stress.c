@@ -15,6 +15,7 @@
  */
 #include <criterion/criterion.h>
 #include <sched.h>
+#include <sys/sysinfo.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
+#include "queue_shm.h"
 
 #define NPROD 4
 #define NCONS 4
@@ -813,4 +816,91 @@ Test(queue_stress, producers_killed)
 	cr_assert_eq(aiop_queue_qsize(Q), 0);
 	cr_assert_eq(aiop_queue_free(Q), 0);
 	t_unshared(S, sizeof(*S));
+}
+
+/* ---- a lead PAD (design.md 9.2) is never left in front of release ------- */
+
+static void
+pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	if (get_nprocs() < 2)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	(void)sched_setaffinity(0, sizeof(set), &set);
+}
+
+static int
+drain_until_closed(void *arg)
+{
+	static char buf[4096];
+	struct aiop_queue *lq = arg;
+
+	pin_to(1);
+	for (;;) {
+		int r = aiop_queue_get(lq, buf, sizeof(buf), NULL, 30 * T_SEC);
+
+		if (r == -EPIPE)
+			return 0;
+		if (r < 0)
+			return 1;
+	}
+}
+
+/*
+ * A put_many of two 2000-byte messages into a 4 KiB ring after a message
+ * of random size: most need a lead PAD, published while the consumer takes
+ * that message. The producer published `tail` past the PAD and read
+ * `release`; the consumer moved `release` up to the PAD and read `tail`.
+ * With a plain store of tail both could read the other's old value, and
+ * neither moved `release` over the PAD: the batch, which fits an empty
+ * ring, waited for the producer's 100 ms probe (24-146 of 20 000 puts
+ * timed out at 30 ms with the queue empty, found by review). The check on
+ * a timeout: the queue is still empty 20 ms later and release still
+ * stands exactly at a lead PAD.
+ */
+Test(queue_stress, a_lead_pad_is_never_left_before_release)
+{
+	struct aiop_queue_attr a = { .capacity = 4096 };
+	static char big[2000];
+	struct iovec two[2] = { { big, 2000 }, { big, 2000 } };
+	struct aiop_queue *lq;
+	struct q_shm *sh;
+	uint64_t seed = 1, t0 = t_now();
+	int stuck = 0, n = 0;
+	pid_t c;
+
+	cr_assert_eq(aiop_queue_new(&lq, &a), 0);
+	sh = (struct q_shm *)((struct aiop__obj *)lq)->shm;
+	c = t_fork(drain_until_closed, lq);
+	pin_to(0);
+	for (; n < 20000 && t_now() - t0 < 20 * T_SEC; n++) {
+		int r;
+
+		cr_assert_eq(aiop_queue_put(lq, big, t_rand(&seed) % 1900,
+					    10 * T_SEC), 0);
+		r = aiop_queue_put_many(lq, two, 2, 30 * T_MS);
+		if (r == -ETIMEDOUT) {
+			uint64_t rel, tail;
+
+			/* a consumer between its two moves of release is
+			 * there for a moment; the stuck state stays */
+			t_msleep(20);
+			rel = atomic_load(&sh->release);
+			tail = atomic_load(&sh->tail);
+
+			if (aiop_queue_qsize(lq) == 0 && (tail & 4095) == 0 &&
+			    tail - rel == 4096 - (rel & 4095))
+				stuck++;
+			r = aiop_queue_put_many(lq, two, 2, 10 * T_SEC);
+		}
+		cr_assert_eq(r, 2, "put_many: %d", r);
+	}
+	cr_assert_eq(aiop_queue_close(lq), 0);
+	cr_assert_eq(t_reap(c, T_REAP_MS), 0);
+	cr_assert_eq(stuck, 0, "%d of %d batches waited with the queue empty",
+		     stuck, n);
+	cr_assert_eq(aiop_queue_free(lq), 0);
 }
