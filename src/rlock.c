@@ -19,6 +19,10 @@ struct rlock_shm {
 
 struct aiop_rlock {
 	struct aiop__obj o;
+	/* the tid of an owner whose -EOWNERDEAD grant has not reached its
+	 * caller yet (a coro grant whose callback has not run), else 0:
+	 * levels it takes on top of that grant are told too (untold()) */
+	_Atomic uint32_t untold;
 };
 
 #define NOTICE 0x80000000u /* above AIOP_RLOCK_DEPTH_MAX */
@@ -28,6 +32,23 @@ static inline struct rlock_shm *
 S(struct aiop__obj *o)
 {
 	return (struct rlock_shm *)o->shm;
+}
+
+static inline struct aiop_rlock *
+H(struct aiop__obj *o)
+{
+	return (struct aiop_rlock *)o;
+}
+
+/* The recovery's notice reached the caller (or was taken back): forget it.
+ * Only our own mark is cleared. */
+static inline void
+told(struct aiop__obj *o)
+{
+	uint32_t me = (uint32_t)aiop__tid();
+
+	if (atomic_load_explicit(&H(o)->untold, memory_order_relaxed) == me)
+		atomic_store_explicit(&H(o)->untold, 0, memory_order_relaxed);
 }
 
 /* Does the calling thread own it? (also the Condition's owned hook) */
@@ -50,11 +71,24 @@ rlock_attempt(struct aiop__obj *o, void *args, unsigned flags)
 		if ((d & ~NOTICE) >= AIOP_RLOCK_DEPTH_MAX)
 			return -EOVERFLOW;
 		atomic_store_explicit(&s->depth, d + 1, memory_order_relaxed);
-		return 0;
+		/* a level on top of a recovery whose -EOWNERDEAD has not
+		 * reached its caller (a coro grant, callback pending): it is
+		 * told too, or a holder could use what the dead one left
+		 * without knowing, if that grant were then cancelled */
+		return atomic_load_explicit(&H(o)->untold,
+					    memory_order_relaxed) == me
+			       ? -EOWNERDEAD
+			       : 0;
 	}
 	r = aiop__owner_take(&s->owner, flags);
-	if (r == 0 || r == -EOWNERDEAD)
+	if (r == 0 || r == -EOWNERDEAD) {
 		atomic_store_explicit(&s->depth, 1, memory_order_relaxed);
+		if (r == -EOWNERDEAD)
+			atomic_store_explicit(&H(o)->untold, me,
+					      memory_order_relaxed);
+		else
+			told(o); /* a mark a cancelled grant left */
+	}
 	return r;
 }
 
@@ -73,6 +107,7 @@ rlock_release(struct aiop__obj *o)
 	}
 	/* the last level, or a corrupt 0: release fully */
 	atomic_store_explicit(&s->depth, 0, memory_order_relaxed);
+	told(o);
 	aiop__owner_give_back(&s->owner, &s->wq,
 			      (d & NOTICE) ? -EOWNERDEAD : 0);
 	return 0;
@@ -85,17 +120,30 @@ rlock_undo(struct aiop__obj *o, void *args, int result)
 	/* one level (maybe a recursive one); a cancelled recovery keeps its
 	 * notice for whoever acquires after the last level (NOTICE). Only
 	 * the owner writes the depth: the grant made us the owner */
-	if (result == -EOWNERDEAD && owned(o))
+	if (result == -EOWNERDEAD && owned(o)) {
 		atomic_fetch_or_explicit(&S(o)->depth, NOTICE,
 					 memory_order_relaxed);
+		told(o); /* levels granted on top were told themselves */
+	}
 	if (result == 0 || result == -EOWNERDEAD)
 		(void)rlock_release(o);
 	return -ECANCELED;
 }
 
+/* coro: the result reaches its callback now */
+static int
+rlock_finish(struct aiop__obj *o, void *args, int result)
+{
+	(void)args;
+	if (result == -EOWNERDEAD)
+		told(o);
+	return result;
+}
+
 static const struct aiop__waitdesc rlock_wait = {
 	.attempt = rlock_attempt,
 	.undo = rlock_undo,
+	.finish = rlock_finish,
 	.recheck_ns = AIOP__RECHECK_OWNER_NS,
 };
 
@@ -135,6 +183,8 @@ aiop_rlock_try_acquire(struct aiop_rlock *rlock)
 	/* a dead owner is only looked for once a try has failed */
 	if (r == -EAGAIN && (f = aiop__try_flags()) != 0)
 		r = rlock_attempt(&rlock->o, NULL, f);
+	if (r == -EOWNERDEAD)
+		told(&rlock->o);
 	return r;
 }
 
@@ -145,8 +195,11 @@ aiop_rlock_acquire(struct aiop_rlock *rlock, int64_t timeout_ns)
 
 	if (r < 0)
 		return r;
-	return aiop__wait(&rlock->o, &S(&rlock->o)->wq, &rlock_wait, NULL,
-			  timeout_ns);
+	r = aiop__wait(&rlock->o, &S(&rlock->o)->wq, &rlock_wait, NULL,
+		       timeout_ns);
+	if (r == -EOWNERDEAD)
+		told(&rlock->o);
+	return r;
 }
 
 AIOP_API int
@@ -234,6 +287,9 @@ ish_restore(struct aiop__obj *o, uint32_t depth)
 	struct rlock_shm *s = S(o);
 	uint32_t d = atomic_load_explicit(&s->depth, memory_order_relaxed);
 
+	/* the Condition wait that re-took it reports -EOWNERDEAD itself
+	 * (a cancel keeps it, condition.c) */
+	told(o);
 	if (depth > 1 && (d & ~NOTICE) + (depth - 1) <= AIOP_RLOCK_DEPTH_MAX)
 		atomic_store_explicit(&s->depth, d + depth - 1,
 				      memory_order_relaxed);
