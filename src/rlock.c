@@ -81,14 +81,12 @@ rlock_attempt(struct aiop__obj *o, void *args, unsigned flags)
 			       : 0;
 	}
 	r = aiop__owner_take(&s->owner, flags);
-	if (r == 0 || r == -EOWNERDEAD) {
+	if (r == 0 || r == -EOWNERDEAD)
 		atomic_store_explicit(&s->depth, 1, memory_order_relaxed);
-		if (r == -EOWNERDEAD)
-			atomic_store_explicit(&H(o)->untold, me,
-					      memory_order_relaxed);
-		else
-			told(o); /* a mark a cancelled grant left */
-	}
+	/* a fresh grant finds no mark of ours: the last release, an undo
+	 * or the delivery of the notice cleared it (told()) */
+	if (r == -EOWNERDEAD)
+		atomic_store_explicit(&H(o)->untold, me, memory_order_relaxed);
 	return r;
 }
 
