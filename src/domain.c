@@ -44,6 +44,7 @@ static pid_t cached_pid;
 
 __thread pid_t aiop__t_tid __attribute__((tls_model("initial-exec")));
 __thread unsigned aiop__t_gen __attribute__((tls_model("initial-exec")));
+__thread uint32_t aiop__t_serial __attribute__((tls_model("initial-exec")));
 
 /* aiop__tid() (internal.h) when this thread has not asked since the last
  * fork (or ever) */

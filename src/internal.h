@@ -43,7 +43,7 @@ aiop__restore_errno(int **saved)
 /* ---- shared-memory header: first bytes of every object ---------------- */
 
 #define AIOP__SHM_MAGIC 0x706f6961u /* "aiop" */
-#define AIOP__ABI 1u
+#define AIOP__ABI 2u /* 2: a Lock's owner word carries a grant serial */
 
 enum aiop__type {
 	AIOP__T_DOMAIN = 1,
@@ -240,18 +240,45 @@ bool aiop__tid_alive(pid_t tid);
  * thread, so a loop of failing tries does not turn into syscalls. */
 unsigned aiop__try_flags(void);
 
-/* lock.c: take a free owner word, or (PROBE) one whose owner died. */
-int aiop__owner_take(_Atomic uint32_t *owner, unsigned flags);
+/*
+ * Owner words (Lock, RLock): the holder's tid in the low 22 bits (pid_max is
+ * at most 2^22), 0 = free. A Lock's word also carries a grant serial in the
+ * high 10 bits, the holding thread's count of the holds it took, so that a
+ * cancelled coro grant gives back its own hold and never a later one of
+ * the same thread (design.md 2.3). An RLock's word is the bare tid.
+ */
+#define AIOP__OWNER_TID_MASK 0x003fffffu
+#define AIOP__OWNER_SERIAL_SHIFT 22
+extern __thread uint32_t aiop__t_serial
+	__attribute__((tls_model("initial-exec")));
+
+static inline uint32_t
+aiop__owner_tid(uint32_t word)
+{
+	return word & AIOP__OWNER_TID_MASK;
+}
+
+/* the word this thread's next Lock hold writes */
+static inline uint32_t
+aiop__owner_word(void)
+{
+	return (uint32_t)aiop__tid() |
+	       (aiop__t_serial << AIOP__OWNER_SERIAL_SHIFT);
+}
+
+/* lock.c: write `word` into a free owner word, or (PROBE) into one whose
+ * owner died; 0, -EOWNERDEAD or -EAGAIN. */
+int aiop__owner_take(_Atomic uint32_t *owner, uint32_t word, unsigned flags);
 
 /*
  * Owner value of a lock whose holder died and whose recovery was given back
  * (a cancelled coro acquire that had got -EOWNERDEAD): the next acquirer
- * takes it at once with -EOWNERDEAD, so the notice is never lost. Above any
- * thread id (pid_max is at most 2^22).
+ * takes it at once with -EOWNERDEAD, so the notice is never lost. Its tid
+ * bits are 0, so no holder's word equals it.
  */
 #define AIOP__OWNER_ABANDONED 0x40000000u
 void aiop__owner_give_back(_Atomic uint32_t *owner, struct aiop__waitq *wq,
-			   int result);
+			   int result, uint32_t word);
 
 /* ---- counters (error.c) ----------------------------------------------- */
 

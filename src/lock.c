@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Lock: shared state is the owner's kernel tid (0 = free). Any process may
- * release. A dead owner is found by the engine's periodic PROBE attempt and
- * the lock is taken over with -EOWNERDEAD (docs/design.md 5).
+ * Lock: shared state is the owner word (internal.h): the holder's kernel
+ * tid and a grant serial, 0 = free. Any process may release. A dead owner
+ * is found by the engine's periodic PROBE attempt and the lock is taken
+ * over with -EOWNERDEAD (docs/design.md 5).
  */
 #include "aiop/ev.h"
 #include "internal.h"
@@ -17,36 +18,52 @@ struct aiop_lock {
 	struct aiop__obj o;
 };
 
+/* a coro acquire's op arguments: the word its grant wrote */
+struct lock_args {
+	uint32_t word;
+};
+
 static inline struct lock_shm *
 S(struct aiop__obj *o)
 {
 	return (struct lock_shm *)o->shm;
 }
 
-/* Take a free lock, or (on a probe) one whose owner died. Shared by RLock. */
+/* Take a free lock, or (on a probe) one whose owner died. Shared by RLock,
+ * whose word is the bare tid. */
 int
-aiop__owner_take(_Atomic uint32_t *owner, unsigned flags)
+aiop__owner_take(_Atomic uint32_t *owner, uint32_t word, unsigned flags)
 {
-	uint32_t me = (uint32_t)aiop__tid();
 	uint32_t cur = atomic_load_explicit(owner, memory_order_relaxed);
+	uint32_t tid;
 
-	if (cur == 0 && atomic_compare_exchange_strong(owner, &cur, me))
+	if (cur == 0 && atomic_compare_exchange_strong(owner, &cur, word))
 		return 0;
 	if (cur == AIOP__OWNER_ABANDONED &&
-	    atomic_compare_exchange_strong(owner, &cur, me))
+	    atomic_compare_exchange_strong(owner, &cur, word))
 		return -EOWNERDEAD;
-	if ((flags & AIOP__ATT_PROBE) && cur != 0 && cur != me &&
-	    !aiop__tid_alive((pid_t)cur) &&
-	    atomic_compare_exchange_strong(owner, &cur, me))
+	tid = aiop__owner_tid(cur);
+	if ((flags & AIOP__ATT_PROBE) && cur != 0 &&
+	    tid != aiop__owner_tid(word) && !aiop__tid_alive((pid_t)tid) &&
+	    atomic_compare_exchange_strong(owner, &cur, word))
 		return -EOWNERDEAD;
 	return -EAGAIN;
 }
 
+/* args: a coro acquire's struct lock_args, or NULL (blocking, try, and a
+ * Condition re-taking its lock, which never gives a grant back) */
 static int
 lock_attempt(struct aiop__obj *o, void *args, unsigned flags)
 {
-	(void)args;
-	return aiop__owner_take(&S(o)->owner, flags);
+	uint32_t word = aiop__owner_word();
+	int r = aiop__owner_take(&S(o)->owner, word, flags);
+
+	if (r != -EAGAIN) {
+		aiop__t_serial++; /* this thread's next hold differs */
+		if (args)
+			((struct lock_args *)args)->word = word;
+	}
+	return r;
 }
 
 /* The owner word was just cleared; prev is what it held. */
@@ -87,23 +104,22 @@ lock_release_checked(struct aiop__obj *o)
 	return lock_released(o, prev);
 }
 
-/* Give back what was granted to this thread. A recovery from a dead holder
- * is given back as "abandoned", so the next acquirer still learns about the
- * death. Only if it is still ours: any process may release a Lock, and one
- * that did so between a coro grant and its cancel (and maybe another that
- * took it since) must not have it released under it. The word holds a
- * thread, not a grant: a hold this thread took again meanwhile is released
- * (a documented limit, lock.md). */
+/* Give back what was granted: `word`, the owner word the grant wrote. A
+ * recovery from a dead holder is given back as "abandoned", so the next
+ * acquirer still learns about the death. Only if the word is still there:
+ * any process may release a Lock, and one that did so between a coro grant
+ * and its cancel must not have a hold taken since released under it, by
+ * another process or by this very thread (a Lock's word carries a serial
+ * per hold; it would take exactly 1024 holds of this thread in between to
+ * look the same). */
 void
 aiop__owner_give_back(_Atomic uint32_t *owner, struct aiop__waitq *wq,
-		      int result)
+		      int result, uint32_t word)
 {
-	uint32_t me = (uint32_t)aiop__tid();
-
 	if (result != 0 && result != -EOWNERDEAD)
 		return;
 	if (!atomic_compare_exchange_strong(
-		    owner, &me, result == 0 ? 0 : AIOP__OWNER_ABANDONED))
+		    owner, &word, result == 0 ? 0 : AIOP__OWNER_ABANDONED))
 		return;
 	aiop__wake(wq, 1);
 }
@@ -111,8 +127,8 @@ aiop__owner_give_back(_Atomic uint32_t *owner, struct aiop__waitq *wq,
 static int
 lock_undo(struct aiop__obj *o, void *args, int result)
 {
-	(void)args;
-	aiop__owner_give_back(&S(o)->owner, &S(o)->wq, result);
+	aiop__owner_give_back(&S(o)->owner, &S(o)->wq, result,
+			      ((struct lock_args *)args)->word);
 	return -ECANCELED;
 }
 
@@ -181,12 +197,13 @@ aiop_lock_coro_acquire(struct ev_loop *loop, struct aiop_op *op,
 		       struct aiop_lock *lock, int64_t timeout_ns,
 		       aiop_op_cb cb)
 {
+	struct lock_args a = { 0 };
 	int r = aiop__obj_check(lock ? &lock->o : NULL, AIOP__T_LOCK);
 
 	if (r < 0)
 		return r;
 	return aiop__coro_start(loop, op, &lock->o, &S(&lock->o)->wq,
-				&lock_wait, NULL, 0, timeout_ns, cb);
+				&lock_wait, &a, sizeof(a), timeout_ns, cb);
 }
 
 AIOP_API int
@@ -238,7 +255,8 @@ ish_wq(struct aiop__obj *o)
 static bool
 ish_owned(struct aiop__obj *o)
 {
-	return atomic_load(&S(o)->owner) == (uint32_t)aiop__tid();
+	return aiop__owner_tid(atomic_load(&S(o)->owner)) ==
+	       (uint32_t)aiop__tid();
 }
 
 static int

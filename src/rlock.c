@@ -80,7 +80,7 @@ rlock_attempt(struct aiop__obj *o, void *args, unsigned flags)
 			       ? -EOWNERDEAD
 			       : 0;
 	}
-	r = aiop__owner_take(&s->owner, flags);
+	r = aiop__owner_take(&s->owner, me, flags);
 	if (r == 0 || r == -EOWNERDEAD)
 		atomic_store_explicit(&s->depth, 1, memory_order_relaxed);
 	/* a fresh grant finds no mark of ours: the last release, an undo
@@ -107,7 +107,8 @@ rlock_release(struct aiop__obj *o)
 	atomic_store_explicit(&s->depth, 0, memory_order_relaxed);
 	told(o);
 	aiop__owner_give_back(&s->owner, &s->wq,
-			      (d & NOTICE) ? -EOWNERDEAD : 0);
+			      (d & NOTICE) ? -EOWNERDEAD : 0,
+			      (uint32_t)aiop__tid());
 	return 0;
 }
 

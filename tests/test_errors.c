@@ -238,9 +238,15 @@ Test(errors, hostile_owner_word_is_recovered)
 
 	cr_assert_eq(aiop_lock_new(&l), 0);
 	s = (struct t_lock_shm *)hdr_of(l);
-	atomic_store(&s->owner, 0x7ffffff0u); /* no such thread */
-	cr_assert_eq(aiop_lock_acquire(l, 5 * T_SEC), -EOWNERDEAD);
-	cr_assert_eq(aiop_lock_release(l), 0);
+	/* no such thread; a serial with tid bits 0 (not "abandoned") */
+	static const uint32_t forged[] = { 0x7ffffff0u, 0x00c00000u };
+
+	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+		atomic_store(&s->owner, forged[i]);
+		cr_assert_eq(aiop_lock_acquire(l, 5 * T_SEC), -EOWNERDEAD,
+			     "owner word %#x", forged[i]);
+		cr_assert_eq(aiop_lock_release(l), 0);
+	}
 	cr_assert_eq(aiop_lock_free(l), 0);
 }
 

@@ -264,6 +264,42 @@ Test(lock, a_cancelled_grant_spares_a_later_holder)
 	ev_loop_destroy(loop);
 }
 
+/*
+ * The same, but the loop's own thread takes the lock again after it was
+ * released under the grant: the cancel must still leave that hold alone.
+ * The owner word carries a serial per hold; with the tid alone the cancel
+ * released this thread's later hold (a documented limit until then).
+ */
+Test(lock, a_cancelled_grant_spares_the_same_threads_later_hold)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 }, b = { 0 };
+
+	for (int round = 0; round < 3; round++) {
+		cr_assert_eq(start_acquire(loop, &a, AIOP_FOREVER), 0);
+		cr_assert_eq(aiop_lock_release(L), 0, "released under it");
+		if (round == 0) {
+			cr_assert_eq(aiop_lock_try_acquire(L), 0);
+		} else if (round == 1) {
+			cr_assert_eq(aiop_lock_acquire(L, T_SEC), 0);
+		} else {
+			/* a second op of the same loop, granted too */
+			cr_assert_eq(start_acquire(loop, &b, AIOP_FOREVER),
+				     0);
+		}
+		cr_assert_eq(aiop_op_cancel(&a.op), 0);
+		cr_assert(t_run(loop, 5000));
+		cr_assert_eq(a.result, -ECANCELED);
+		if (round == 2)
+			cr_assert_eq(b.result, 0, "the later op holds it");
+		cr_assert_eq(aiop_lock_locked(L), 1,
+			     "round %d: the later hold was released", round);
+		cr_assert_eq(aiop_lock_release(L), 0);
+		cr_assert_eq(aiop_lock_release(L), -EPERM);
+	}
+	ev_loop_destroy(loop);
+}
+
 Test(lock, coro_double_start_is_ebusy)
 {
 	struct ev_loop *loop = ev_loop_new(0);

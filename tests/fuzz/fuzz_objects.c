@@ -715,7 +715,8 @@ lock_owned_by_me(void)
 		(shm_bytes(o) + sizeof(struct aiop__shm_hdr) +
 		 sizeof(struct aiop__waitq));
 
-	return atomic_load(owner) == (uint32_t)my_tid;
+	/* the tid bits (a Lock's word also carries a grant serial) */
+	return (atomic_load(owner) & 0x3fffffu) == (uint32_t)my_tid;
 }
 
 static void
