@@ -127,6 +127,9 @@ head_lower(struct aiop_queue *q, uint64_t pos)
  */
 #define PLOCK_WAIT_NS 1000000u
 
+/* `closed` as set by a close() that could not take plock (queue_close()) */
+#define CLOSED_UNLOCKED 2u
+
 static uint64_t plock_settle(struct aiop_queue *q);
 
 static int
@@ -194,6 +197,12 @@ plock_drop(struct aiop_queue *q)
 	if (AIOP_UNLIKELY(atomic_load(&s->plock_wait)) &&
 	    atomic_exchange(&s->plock_wait, 0))
 		aiop__wake(&s->not_full, AIOP__WAKE_ALL);
+	/* consumers of a close that could not take plock wait for it to be
+	 * free (get_attempt()): the same Dekker pair, on plock and their
+	 * waiter words. (`closed` sits on the header line, which every call
+	 * reads anyway.) */
+	if (AIOP_UNLIKELY(atomic_load(&s->closed) == CLOSED_UNLOCKED))
+		aiop__wake(&s->not_empty, AIOP__WAKE_ALL);
 }
 
 /* ---- counts that survive a death ----------------------------------------- */
@@ -872,7 +881,10 @@ reserve(struct aiop_queue *q, const struct iovec *v, size_t one_len,
 	if ((r = plock_take(q)) < 0)
 		return r;
 again:
-	if (atomic_load_explicit(&s->closed, memory_order_relaxed)) {
+	/* seq_cst, after plock's CAS: a consumer that reads `closed` set by
+	 * a close that could not take plock and then plock free sees our
+	 * reservation, or we see `closed` (get_attempt()) */
+	if (atomic_load(&s->closed)) {
 		r = -EPIPE;
 		goto out;
 	}
@@ -1540,6 +1552,26 @@ put_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	return second_half(q, a);
 }
 
+/*
+ * A close that could not take plock (its holder, alive, kept it 1 ms:
+ * descheduled, stopped) proves "every put that will publish has reserved"
+ * only once plock is seen free after it: the holder may have passed its
+ * closed check and not yet published (found by review: its put succeeded
+ * after every consumer had drained and got -EPIPE). Read before the walk,
+ * so that the walk sees what a holder published before dropping plock. A
+ * dead holder publishes nothing more (a PROBE looks). A hostile peer that
+ * keeps a live tid in plock makes consumers wait for their deadline, as it
+ * does producers (plock_take()).
+ */
+static bool
+plock_busy(struct aiop_queue *q, unsigned flags)
+{
+	uint32_t h = atomic_load(&Q(q)->plock);
+
+	return h != 0 && (!(flags & AIOP__ATT_PROBE) ||
+			  aiop__tid_alive((pid_t)(h & TID_MASK)));
+}
+
 static int
 get_attempt(struct aiop__obj *o, void *args, unsigned flags)
 {
@@ -1548,21 +1580,24 @@ get_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	unsigned max = a->op == QO_GETV ? a->n : 1;
 	size_t cap = a->op == QO_PEEK ? SIZE_MAX : a->len;
 	struct claim c;
+	uint32_t cl;
 	int r;
 
 	r = claim(q, &c, cap, max, flags);
 	if (r == -EAGAIN && !c.saw_res &&
-	    atomic_load_explicit(&Q(q)->closed, memory_order_acquire)) {
+	    (cl = atomic_load(&Q(q)->closed)) != 0) {
 		/* closed: every put that will ever publish has reserved by
 		 * now, and we see its reservation. Look again (it may have
 		 * landed after our first look); -EPIPE is final, so first
 		 * give back what dead consumers hold (claims sit behind the
-		 * hint, so walk from release) */
+		 * hint, so walk from release). */
+		bool held = cl == CLOSED_UNLOCKED && plock_busy(q, flags);
+
 		r = claim(q, &c, cap, max, flags);
 		if (r == -EAGAIN && !c.saw_res && qsize(q) > 0 &&
 		    !(flags & AIOP__ATT_PROBE))
 			r = claim(q, &c, cap, max, AIOP__ATT_PROBE);
-		if (r == -EAGAIN && !c.saw_res)
+		if (r == -EAGAIN && !c.saw_res && !held)
 			r = -EPIPE;
 	}
 	if (r == -EAGAIN &&
@@ -1572,7 +1607,12 @@ get_attempt(struct aiop__obj *o, void *args, unsigned flags)
 		/* nothing for us: room held back for a batch goes now */
 		aiop__wake(&Q(q)->not_full, AIOP__WAKE_ALL);
 	if (r == -EMSGSIZE) {
-		if (a->lens)
+		/* a coro op writes the caller's memory only just before its
+		 * callback (q_finish()), never inside its start call nor
+		 * before a cancel: keep the size until then */
+		if (a->coro)
+			a->pos = c.first_len;
+		else if (a->lens)
 			a->lens[0] = c.first_len;
 		/* we take nothing: another consumer may fit it */
 		aiop__wake(&Q(q)->not_empty, 1);
@@ -1598,8 +1638,12 @@ q_finish(struct aiop__obj *o, void *args, int res)
 	struct aiop_queue *q = (struct aiop_queue *)o;
 	struct qargs *a = args;
 
-	if (!a->granted)
+	if (!a->granted) {
+		if (res == -EMSGSIZE && a->lens &&
+		    (a->op == QO_GET || a->op == QO_GETV))
+			a->lens[0] = (size_t)a->pos;
 		return res;
+	}
 	a->granted = 0;
 	return second_half(q, a);
 }
@@ -2108,9 +2152,12 @@ queue_close(struct aiop_queue *q)
 	int r;
 
 	/* under plock: a put that passed the closed check has published
-	 * its reservation before we return, so consumers see it */
+	 * its reservation before we return, so consumers see it. If the
+	 * holder keeps plock (plock_take() gives up after 1 ms), consumers
+	 * wait for it to be free before they believe the queue empty
+	 * (plock_busy()), and its plock_drop() wakes them */
 	r = plock_take(q);
-	atomic_store(&s->closed, 1);
+	atomic_store(&s->closed, r == 0 ? 1u : CLOSED_UNLOCKED);
 	if (r == 0)
 		plock_drop(q);
 	aiop__wake(&s->not_empty, AIOP__WAKE_ALL);

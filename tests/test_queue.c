@@ -1812,6 +1812,35 @@ Test(queue_coro, get_emsgsize_keeps_message)
 	end_loop(loop);
 }
 
+/* *msg_len is written just before the -EMSGSIZE callback: not inside the
+ * start call, and not at all for an op cancelled meanwhile (it was written
+ * by the attempt in the start call; found by review) */
+Test(queue_coro, get_emsgsize_writes_msg_len_only_for_its_callback)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 };
+	char buf[4];
+	size_t n = 777;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(put_s(Q, "too long"), 0);
+	for (int cancel = 1; cancel >= 0; cancel--) {
+		memset(&a, 0, sizeof(a));
+		n = 777;
+		START(&a, aiop_queue_coro_get(loop, &a.op, Q, buf, sizeof(buf),
+					      &n, T_SEC, t_op_cb));
+		cr_assert_eq(n, 777, "written inside the start call");
+		if (cancel)
+			cr_assert_eq(aiop_op_cancel(&a.op), 0);
+		cr_assert(t_run(loop, 5000));
+		cr_assert_eq(a.result, cancel ? -ECANCELED : -EMSGSIZE);
+		cr_assert_eq(n, cancel ? 777 : 8);
+	}
+	assert_next(Q, "too long");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	end_loop(loop);
+}
+
 Test(queue_coro, put_paths)
 {
 	struct ev_loop *loop = new_loop();

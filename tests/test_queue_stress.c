@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -903,4 +904,84 @@ Test(queue_stress, a_lead_pad_is_never_left_before_release)
 	cr_assert_eq(stuck, 0, "%d of %d batches waited with the queue empty",
 		     stuck, n);
 	cr_assert_eq(aiop_queue_free(lq), 0);
+}
+
+/*
+ * close() racing a producer stopped while it holds the reservation lock
+ * (SIGSTOP here; a preemption longer than 1 ms does the same). close gives
+ * up on plock after 1 ms. The producer may have passed its closed check
+ * already: its put then still publishes, so consumers must not have been
+ * told "-EPIPE, nothing more" before it did (found by review: they were,
+ * and the message sat in a queue everybody had left, 61 of 100 rounds).
+ * Every put that returned 0 is received, and once -EPIPE comes, nothing
+ * comes after it.
+ */
+struct close_race {
+	struct aiop_queue *q;
+	long puts_ok;
+};
+
+static int
+put_until_closed(void *arg)
+{
+	struct close_race *cr = arg;
+	int r;
+
+	while ((r = aiop_queue_try_put(cr->q, "m", 1)) == 0 || r == -EAGAIN)
+		if (r == 0)
+			__atomic_add_fetch(&cr->puts_ok, 1, __ATOMIC_SEQ_CST);
+	return r == -EPIPE ? 0 : 1;
+}
+
+Test(queue_stress, close_while_a_producer_holds_the_lock)
+{
+	struct aiop_queue_attr a = { .capacity = 1 << 20 };
+	struct close_race *cr = t_shared(sizeof(*cr));
+	uint64_t seed = 7, t0 = t_now();
+	int slow = 0, rounds = 0;
+
+	for (; rounds < 60 && t_now() - t0 < 30 * T_SEC; rounds++) {
+		long got = 0;
+		int r, st, late;
+		char b[8];
+		pid_t p;
+
+		cr_assert_eq(aiop_queue_new(&cr->q, &a), 0);
+		cr->puts_ok = 0;
+		p = t_fork(put_until_closed, cr);
+		usleep(200 + t_rand(&seed) % 800);
+		cr_assert_eq(kill(p, SIGSTOP), 0);
+		cr_assert_eq(waitpid(p, &st, WUNTRACED), p);
+		uint64_t c0 = t_now();
+		cr_assert_eq(aiop_queue_close(cr->q), 0);
+		late = t_now() - c0 > T_MS;
+		slow += late;
+		/* drain while the producer is stopped: -EPIPE here would be
+		 * final, so it must not come while a put may still land */
+		while ((r = aiop_queue_try_get(cr->q, b, sizeof(b), NULL)) >=
+		       0)
+			got++;
+		cr_assert(r == -EPIPE || r == -EAGAIN, "try_get: %d", r);
+		cr_assert_eq(kill(p, SIGCONT), 0);
+		cr_assert_eq(t_reap(p, T_REAP_MS), 0, "the producer's end");
+		if (r == -EPIPE)
+			cr_assert_eq(aiop_queue_try_get(cr->q, b, sizeof(b),
+							NULL),
+				     -EPIPE,
+				     "round %d: a message after -EPIPE (close "
+				     "gave up on plock: %d)",
+				     rounds, late);
+		while ((r = aiop_queue_get(cr->q, b, sizeof(b), NULL,
+					   T_SEC)) >= 0)
+			got++;
+		cr_assert_eq(r, -EPIPE, "round %d: get %d", rounds, r);
+		cr_assert_eq(got, cr->puts_ok,
+			     "round %d: %ld received, %ld put (close gave up "
+			     "on plock: %d)",
+			     rounds, got, cr->puts_ok, late);
+		cr_assert_eq(aiop_queue_free(cr->q), 0);
+	}
+	cr_log_info("%d of %d closes found the producer holding plock", slow,
+		    rounds);
+	t_unshared(cr, sizeof(*cr));
 }
