@@ -61,19 +61,23 @@ next_gen(uint64_t s, bool by_reset)
 	return (hist << 32) | (uint16_t)(g + 1);
 }
 
-/* Break generation g if it is still current; wake everyone. Returns
- * false if g had already ended (released or reset) and nothing changed. */
-static bool
+/* Break generation g if it is still current; wake everyone. Returns 1 if
+ * this call broke it, 0 if it was broken already, -1 if g had already
+ * ended (released or reset) and nothing changed. */
+static int
 break_gen(struct aiop__obj *o, uint16_t g)
 {
 	_Atomic uint64_t *st = &S(o)->st;
 	uint64_t s = atomic_load(st);
+	int r = 0;
 
 	while (GEN(s) == g && !BROKEN(s))
-		if (atomic_compare_exchange_weak(st, &s, s | BROKEN_BIT))
+		if (atomic_compare_exchange_weak(st, &s, s | BROKEN_BIT)) {
+			r = 1;
 			break;
+		}
 	aiop__wake(&S(o)->wq, AIOP__WAKE_ALL);
-	return GEN(s) == g;
+	return GEN(s) == g ? r : -1;
 }
 
 /* Outcome for a party of generation g, or -EAGAIN if still pending. */
@@ -144,8 +148,18 @@ barrier_attempt(struct aiop__obj *o, void *args, unsigned flags)
 		for (;;) {
 			if (BROKEN(s))
 				return -EPIPE;
-			if (COUNT(s) >= b->parties)
-				return -EAGAIN; /* full: wait for the next */
+			if (COUNT(s) >= b->parties) {
+				/* full: wait for the next generation; but if
+				 * its parties all died (the last one in its
+				 * action), nobody else would ever look */
+				if (!(flags & AIOP__ATT_PROBE) ||
+				    !dead_party(o, s))
+					return -EAGAIN;
+				if (break_gen(o, GEN(s)) >= 0)
+					return -EPIPE;
+				s = atomic_load(st); /* it ended: again */
+				continue;
+			}
 			if (atomic_compare_exchange_weak(st, &s,
 							 s + (1ull << 16)))
 				break;
@@ -161,8 +175,11 @@ barrier_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	}
 	r = outcome(s, a);
 	if (r == -EAGAIN && (flags & AIOP__ATT_PROBE) && dead_party(o, s)) {
-		break_gen(o, a->gen);
-		return -EPIPE;
+		/* the probe takes a while: a release that landed meanwhile
+		 * wins (the generation was never broken) */
+		if (break_gen(o, a->gen) >= 0)
+			return -EPIPE;
+		return outcome(atomic_load(st), a);
 	}
 	return r;
 }
@@ -178,7 +195,8 @@ leave_broken(struct aiop__obj *o, void *args, int why)
 	r = outcome(atomic_load(&S(o)->st), a);
 	if (r != -EAGAIN)
 		return r; /* released or broken in the meantime */
-	if (!break_gen(o, a->gen)) /* released just now: that wins */
+	/* released, reset or broken by another just now: that wins */
+	if (break_gen(o, a->gen) < 1)
 		return outcome(atomic_load(&S(o)->st), a);
 	return why;
 }
@@ -201,6 +219,11 @@ static const struct aiop__waitdesc barrier_wait_desc = {
 	.expire = barrier_expire,
 	.cancel = barrier_cancel,
 	.no_try = true, /* arriving commits: it cannot be a try */
+	/* an attempt that fails may have arrived (phase 0 -> 1): a younger op
+	 * of the same handle, still outside a full barrier, may now be able
+	 * to arrive and complete the generation, so a failure proves nothing
+	 * for the ops behind it (design.md 2.3) */
+	.regroups = true,
 };
 
 static int

@@ -670,12 +670,21 @@ pass_waiting(struct aiop__reg *r, unsigned flags)
 			op = op->aiop_next;
 			continue;
 		}
+		/* the cursor goes in first: an attempt may run user code (a
+		 * barrier's action, a predicate) that cancels this very op,
+		 * which unlinks it and queues its -ECANCELED */
+		list_insert_before(op->aiop_next, &cursor);
 		res = d->attempt(obj, op->aiop_args, flags);
-		if (res == -EAGAIN) {
+		if (res == -EAGAIN && op->aiop_state == OP_WAITING) {
 			arm(op_wq(op), r->bell);
 			res = d->attempt(obj, op->aiop_args, 0);
 		}
-		if (res == -EAGAIN) {
+		if (op->aiop_state != OP_WAITING) {
+			/* cancelled inside its attempt: its result is queued
+			 * already; give back what this attempt granted */
+			if (res != -EAGAIN && d->undo)
+				(void)d->undo(obj, op->aiop_args, res);
+		} else if (res == -EAGAIN) {
 			/* later ops on this handle waiting on this queue would
 			 * fail the same way; the queue is armed for them. Not
 			 * after an attempt that may have registered the op
@@ -685,12 +694,10 @@ pass_waiting(struct aiop__reg *r, unsigned flags)
 					(struct skip){obj, op_wq(op)};
 				nsk++;
 			}
-			op = op->aiop_next;
-			continue;
+		} else {
+			unwait(r, op);
+			complete(r, op, res);
 		}
-		list_insert_before(op->aiop_next, &cursor);
-		unwait(r, op);
-		complete(r, op, res);
 		op = cursor.aiop_next;
 		list_unlink(&cursor);
 	}
@@ -1009,6 +1016,14 @@ aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
 				r->nowner++;
 			arm(op_wq(op), r->bell);
 			res = d->attempt(obj, op->aiop_args, 0);
+			if (op->aiop_state != OP_WAITING) {
+				/* cancelled from inside the attempt (user code:
+				 * a barrier's action): already queued */
+				if (res != -EAGAIN && d->undo)
+					(void)d->undo(obj, op->aiop_args, res);
+				reg_watch(r);
+				return 0;
+			}
 			if (res == -EAGAIN) {
 				if (timeout_ns > 0) {
 					/* from now, not the loop's time */

@@ -336,3 +336,152 @@ Test(barrier, no_pass_without_proof, .init = setup, .fini = teardown)
 	cr_assert_eq(a.result, -EPIPE);
 	ev_loop_destroy(loop);
 }
+
+/* ---- found by review (each fails on the code before its fix) ----------- */
+
+static int
+slow_action(void *arg)
+{
+	(void)arg;
+	__atomic_store_n(&SH->ready, 1, __ATOMIC_SEQ_CST);
+	t_msleep(300);
+	return 0;
+}
+
+static int
+wait_then_exit(void *arg)
+{
+	(void)arg;
+	return aiop_barrier_wait(B, 10 * T_SEC) < 0;
+}
+
+/*
+ * Two coro parties of one loop both start while the barrier is full (the
+ * last party of the generation runs its action). The older one arrives in
+ * the next generation and still has to wait: its failed attempt said
+ * nothing about the younger one, which completes the generation. The
+ * dispatcher used to skip the younger op after the older one failed (the
+ * per-pass skip), in every pass: both waited for their timeout.
+ */
+Test(barrier, two_loop_parties_that_find_it_full_meet, .init = setup,
+     .fini = teardown)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 }, b = { 0 };
+	pid_t p[2];
+
+	cr_assert_eq(aiop_barrier_new(&B, 2, slow_action, NULL), 0);
+	p[0] = t_fork(wait_then_exit, NULL);
+	p[1] = t_fork(wait_then_exit, NULL);
+	for (int i = 0; i < 5000 && !__atomic_load_n(&SH->ready,
+						      __ATOMIC_SEQ_CST); i++)
+		t_msleep(1);
+	cr_assert(SH->ready, "the generation's action runs");
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &a.op, B, 5 * T_SEC,
+					    t_op_cb), 0);
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &b.op, B, 5 * T_SEC,
+					    t_op_cb), 0);
+	cr_assert(t_run(loop, 8000));
+	cr_assert_eq((1 << a.result) | (1 << b.result), 3,
+		     "the loop's parties met: %d %d", a.result, b.result);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(t_reap(p[i], T_REAP_MS), 0);
+	ev_loop_destroy(loop);
+}
+
+static int
+hang_action(void *arg)
+{
+	(void)arg;
+	__atomic_store_n(&SH->ready, 1, __ATOMIC_SEQ_CST);
+	for (;;)
+		pause();
+	return 0;
+}
+
+/*
+ * Every party of a generation dies, the last one inside its action: the
+ * barrier stays full. The next caller cannot arrive, and it is the one
+ * who must find the dead parties (barrier.md: -EPIPE within about 100 ms).
+ * It used to wait for its timeout, forever with AIOP_FOREVER.
+ */
+Test(barrier, a_full_barrier_of_dead_parties_breaks, .init = setup,
+     .fini = teardown)
+{
+	for (unsigned parties = 1; parties <= 2; parties++) {
+		pid_t kid[2];
+		uint64_t t0;
+
+		SH->ready = 0;
+		cr_assert_eq(aiop_barrier_new(&B, parties, hang_action, NULL),
+			     0);
+		for (unsigned i = 0; i < parties; i++) {
+			kid[i] = t_fork(wait_then_exit, NULL);
+			while (i + 1 < parties &&
+			       aiop_barrier_n_waiting(B) < (int)i + 1)
+				t_msleep(1);
+		}
+		for (int i = 0; i < 5000 && !__atomic_load_n(
+						    &SH->ready,
+						    __ATOMIC_SEQ_CST); i++)
+			t_msleep(1);
+		for (unsigned i = 0; i < parties; i++) {
+			kill(kid[i], SIGKILL);
+			cr_assert_eq(t_reap(kid[i], T_REAP_MS), -SIGKILL);
+		}
+		t0 = t_now();
+		cr_assert_eq(aiop_barrier_wait(B, 3 * T_SEC), -EPIPE,
+			     "%u parties", parties);
+		cr_assert_lt(t_now() - t0, 2 * T_SEC, "promptly");
+		cr_assert_eq(aiop_barrier_broken(B), 1);
+		if (parties == 1)
+			cr_assert_eq(aiop_barrier_free(B), 0);
+	}
+}
+
+static struct aiop_op *to_cancel;
+
+static int
+cancel_action(void *arg)
+{
+	(void)arg;
+	if (to_cancel) /* the loop's process: cancel its own party */
+		SH->res[0] = aiop_op_cancel(to_cancel);
+	else /* the child: keep the barrier full a moment */
+		slow_action(NULL);
+	return 0;
+}
+
+/*
+ * A barrier's action runs inside the attempt of the party that arrives
+ * last. An action that cancels that very op (say, "cancel my pending
+ * parties") unlinked it under the dispatcher, which then completed it a
+ * second time: a crash. The op now gets one callback, -ECANCELED.
+ */
+Test(barrier, an_action_may_cancel_its_own_party, .init = setup,
+     .fini = teardown)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+	pid_t p;
+
+	to_cancel = NULL;
+	cr_assert_eq(aiop_barrier_new(&B, 1, cancel_action, NULL), 0);
+	SH->res[0] = 1;
+	p = t_fork(wait_then_exit, NULL);
+	for (int i = 0; i < 5000 && !__atomic_load_n(&SH->ready,
+						      __ATOMIC_SEQ_CST); i++)
+		t_msleep(1);
+	to_cancel = &a.op;
+	/* full now: the op waits and arrives from the loop's pass */
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &a.op, B, 5 * T_SEC,
+					    t_op_cb), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(SH->res[0], 0, "the cancel from the action");
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(aiop_op_pending(&a.op), 0);
+	cr_assert_eq(t_reap(p, T_REAP_MS), 0);
+	to_cancel = NULL;
+	ev_loop_destroy(loop);
+}

@@ -17,12 +17,14 @@
  *
  * The other tests here forge what a kill between a step and counting it
  * leaves in the counts, and check that the queue neither wedges nor
- * waits for its recheck because of it.
+ * waits for its recheck because of it. The last one slows every probe
+ * down to open a Barrier's window between its probe and a release.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -30,12 +32,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aiop/barrier.h"
 #include "aiop/queue.h"
 #include "helpers.h"
 #include "internal.h"
 #include "queue_shm.h"
 
 bool __real_aiop__tid_alive(pid_t tid);
+static _Atomic int probe_sleep_ms; /* every probe takes this long */
 bool __wrap_aiop__tid_alive(pid_t tid);
 
 static struct aiop_queue *q;
@@ -86,6 +90,9 @@ bool
 __wrap_aiop__tid_alive(pid_t tid)
 {
 	pid_t a = atomic_load(&armed_tid);
+
+	if (atomic_load(&probe_sleep_ms))
+		t_msleep(atomic_load(&probe_sleep_ms));
 
 	if (tid != 0 && tid == atomic_load(&lap_tid) &&
 	    atomic_exchange(&lap_tid, 0) == tid)
@@ -624,4 +631,48 @@ Test(queue_probe, a_lap_under_a_stalled_prober)
 	cr_assert_eq(aiop_queue_try_join(lap_q), -EAGAIN, "M is not done");
 	cr_assert_eq(aiop_queue_task_done(lap_q), 0, "M's task_done");
 	count_is_exact(lap_q);
+}
+
+/*
+ * A Barrier party's probe finds a dead party of its generation, while the
+ * last party arrives and releases the generation (the probe takes a
+ * while: a kill() and a /proc read, 200 ms here). The release wins: the
+ * prober gets its index. It used to get -EPIPE for a generation nobody
+ * broke, while the others passed it (found by review).
+ */
+static int
+arrive_late(void *arg)
+{
+	struct aiop_barrier *b = arg;
+
+	t_msleep(50);
+	return aiop_barrier_wait(b, 5 * T_SEC) == 2 ? 0 : 1;
+}
+
+static int
+arrive(void *arg)
+{
+	return aiop_barrier_wait(arg, AIOP_FOREVER);
+}
+
+Test(barrier_probe, a_release_during_a_probe_wins, .timeout = 30)
+{
+	struct aiop_barrier *b;
+	pid_t dead, late;
+	int r;
+
+	cr_assert_eq(aiop_barrier_new(&b, 3, NULL, NULL), 0);
+	dead = t_fork(arrive, b);
+	while (aiop_barrier_n_waiting(b) < 1)
+		t_msleep(1);
+	kill(dead, SIGKILL);
+	cr_assert_eq(t_reap(dead, T_REAP_MS), -SIGKILL);
+	atomic_store(&probe_sleep_ms, 200);
+	late = t_fork(arrive_late, b);
+	r = aiop_barrier_wait(b, 5 * T_SEC);
+	atomic_store(&probe_sleep_ms, 0);
+	cr_assert_eq(t_reap(late, T_REAP_MS), 0, "the last party passed");
+	cr_assert_eq(aiop_barrier_broken(b), 0, "nobody broke it");
+	cr_assert_eq(r, 1, "the prober passed too (got %d)", r);
+	cr_assert_eq(aiop_barrier_free(b), 0);
 }
