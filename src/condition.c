@@ -197,7 +197,7 @@ cond_attempt(struct aiop__obj *o, void *args, unsigned flags)
 {
 	struct aiop_cond *c = C(o);
 	struct cond_args *a = args;
-	int r;
+	int r, ok;
 
 	if (a->phase == 0) {
 		if (!take_signal(o, a->grp))
@@ -216,7 +216,13 @@ cond_attempt(struct aiop__obj *o, void *args, unsigned flags)
 		return r;
 	if (a->mode != MODE_WAIT_FOR || a->result == -ECANCELED)
 		return a->result;
-	if (a->pred(a->arg))
+	ok = a->pred(a->arg);
+	/* a predicate that cancelled its own op (cond_cancel(): its
+	 * notification is passed on, the callback gets -ECANCELED with the
+	 * lock held): do not wait again, nor report what was cancelled */
+	if (a->result == -ECANCELED)
+		return -ECANCELED;
+	if (ok)
 		return 1;
 	if (a->expired)
 		return 0;

@@ -656,3 +656,57 @@ Test(cond, a_dead_waiter_does_not_take_a_later_notify, .init = setup,
 	cr_assert_eq(aiop_cond_release(C), 0);
 	cr_assert_eq(t_reap(w, T_REAP_MS), 0, "W must get the notify");
 }
+
+/*
+ * A coro wait_for's predicate runs inside the op's attempt, with the lock
+ * held again. A predicate that cancels its own op: the cancel must hold.
+ * It used to be lost: a false predicate registered the op again (and the
+ * cancel had stopped its deadline, so it waited for good); a true one
+ * completed it with 1 after the cancel had passed its notification on.
+ */
+static struct aiop_op *pred_op;
+static int pred_calls, pred_value, pred_cancel_r;
+
+static int
+cancels_its_own_wait(void *arg)
+{
+	(void)arg;
+	if (++pred_calls == 1) /* in the start call: false, so it waits */
+		return 0;
+	if (pred_calls == 2)
+		pred_cancel_r = aiop_op_cancel(pred_op);
+	return pred_value;
+}
+
+Test(cond, a_predicate_may_cancel_its_own_wait, .init = setup,
+     .fini = teardown)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a;
+	int r;
+
+	for (pred_value = 0; pred_value <= 1; pred_value++) {
+		memset(&a, 0, sizeof(a));
+		pred_op = &a.op;
+		pred_calls = 0;
+		pred_cancel_r = 1;
+		cr_assert_eq(aiop_cond_acquire(C, AIOP_FOREVER), 0);
+		cr_assert_eq(aiop_cond_coro_wait_for(loop, &a.op, C,
+						     cancels_its_own_wait,
+						     NULL, 10 * T_SEC,
+						     t_op_cb),
+			     0);
+		cr_assert_eq(aiop_cond_acquire(C, T_SEC), 0, "released");
+		r = aiop_cond_notify(C, 1);
+		cr_assert_eq(r, 1, "notify: %d", r);
+		cr_assert_eq(aiop_cond_release(C), 0);
+		cr_assert(t_run(loop, 3000), "predicate %d: no callback",
+			  pred_value);
+		cr_assert_eq(pred_cancel_r, 0);
+		cr_assert_eq(a.calls, 1);
+		cr_assert_eq(a.result, -ECANCELED, "predicate %d: %d",
+			     pred_value, a.result);
+		cr_assert_eq(aiop_cond_release(C), 0, "held at the callback");
+	}
+	ev_loop_destroy(loop);
+}
