@@ -226,12 +226,6 @@ AIOP_API int aiop_queue_join(struct aiop_queue *q, int64_t timeout_ns);
 /** aiop_queue_join() without waiting. */
 AIOP_API int aiop_queue_try_join(struct aiop_queue *q);
 
-/*
- * SimpleQueue: a queue with the default ring, no maxsize and no timeouts
- * (put waits for room as long as it takes). Same guarantees as Queue.
- */
-
-/** @return 0, -EINVAL, -ENOMEM, -EMFILE */
 /**
  * Send to another process over an AF_UNIX SEQPACKET/DGRAM socket.
  * @return as aiop_lock_send (docs/sharing.md)
@@ -247,6 +241,12 @@ AIOP_API int aiop_queue_send(int sock, struct aiop_queue *q,
 AIOP_API int aiop_queue_recv(int sock, struct aiop_queue **out,
 			     int64_t timeout_ns);
 
+/*
+ * SimpleQueue: a queue with the default ring, no maxsize and no timeouts
+ * (put waits for room as long as it takes). Same guarantees as Queue.
+ */
+
+/** @return 0, -EINVAL, -ENOMEM, -EMFILE */
 AIOP_API int aiop_simplequeue_new(struct aiop_simplequeue **out);
 /** @return as aiop_queue_free */
 AIOP_API int aiop_simplequeue_free(struct aiop_simplequeue *sq);
