@@ -267,8 +267,10 @@ aiop__owner_word(void)
 }
 
 /* lock.c: write `word` into a free owner word, or (PROBE) into one whose
- * owner died; 0, -EOWNERDEAD or -EAGAIN. */
-int aiop__owner_take(_Atomic uint32_t *owner, uint32_t word, unsigned flags);
+ * owner died (the owner's tid: the word's tid_mask bits; an RLock passes
+ * UINT32_MAX, its word being the bare tid); 0, -EOWNERDEAD or -EAGAIN. */
+int aiop__owner_take(_Atomic uint32_t *owner, uint32_t word,
+		     uint32_t tid_mask, unsigned flags);
 
 /*
  * Owner value of a lock whose holder died and whose recovery was given back

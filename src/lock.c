@@ -32,7 +32,8 @@ S(struct aiop__obj *o)
 /* Take a free lock, or (on a probe) one whose owner died. Shared by RLock,
  * whose word is the bare tid. */
 int
-aiop__owner_take(_Atomic uint32_t *owner, uint32_t word, unsigned flags)
+aiop__owner_take(_Atomic uint32_t *owner, uint32_t word, uint32_t tid_mask,
+		 unsigned flags)
 {
 	uint32_t cur = atomic_load_explicit(owner, memory_order_relaxed);
 	uint32_t tid;
@@ -42,9 +43,11 @@ aiop__owner_take(_Atomic uint32_t *owner, uint32_t word, unsigned flags)
 	if (cur == AIOP__OWNER_ABANDONED &&
 	    atomic_compare_exchange_strong(owner, &cur, word))
 		return -EOWNERDEAD;
-	tid = aiop__owner_tid(cur);
+	/* an RLock's word is the bare tid (tid_mask ~0): bits above 22 name
+	 * no thread there, and a word with them is a dead owner's */
+	tid = cur & tid_mask;
 	if ((flags & AIOP__ATT_PROBE) && cur != 0 &&
-	    tid != aiop__owner_tid(word) && !aiop__tid_alive((pid_t)tid) &&
+	    tid != (word & tid_mask) && !aiop__tid_alive((pid_t)tid) &&
 	    atomic_compare_exchange_strong(owner, &cur, word))
 		return -EOWNERDEAD;
 	return -EAGAIN;
@@ -56,7 +59,8 @@ static int
 lock_attempt(struct aiop__obj *o, void *args, unsigned flags)
 {
 	uint32_t word = aiop__owner_word();
-	int r = aiop__owner_take(&S(o)->owner, word, flags);
+	int r = aiop__owner_take(&S(o)->owner, word, AIOP__OWNER_TID_MASK,
+				 flags);
 
 	if (r != -EAGAIN) {
 		aiop__t_serial++; /* this thread's next hold differs */

@@ -142,8 +142,14 @@ plock_take(struct aiop_queue *q)
 	for (unsigned i = 0;; i++) {
 		h = atomic_load_explicit(l, memory_order_relaxed);
 		if (h == 0) {
+			/* seq_cst, not acquire: reserve() then reads
+			 * `closed`, and a close that could not take plock
+			 * relies on that read not passing this write (the
+			 * Dekker pair of design.md 9.3; an acquire CAS lets
+			 * the load pass its store on ARMv8/POWER). The same
+			 * lock cmpxchg on x86 */
 			if (atomic_compare_exchange_weak_explicit(
-				    l, &h, self, memory_order_acquire,
+				    l, &h, self, memory_order_seq_cst,
 				    memory_order_relaxed))
 				return 0;
 			continue;
@@ -165,7 +171,7 @@ plock_take(struct aiop_queue *q)
 		if ((((i - 100) & 63) == 0 || late) &&
 		    (h == self || !aiop__tid_alive((pid_t)(h & TID_MASK))) &&
 		    atomic_compare_exchange_strong_explicit(
-			    l, &h, self, memory_order_acquire,
+			    l, &h, self, memory_order_seq_cst,
 			    memory_order_relaxed)) {
 			AIOP__COUNT(owner_probes);
 			/* its holder died: its work below tail was complete,

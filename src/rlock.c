@@ -80,7 +80,7 @@ rlock_attempt(struct aiop__obj *o, void *args, unsigned flags)
 			       ? -EOWNERDEAD
 			       : 0;
 	}
-	r = aiop__owner_take(&s->owner, me, flags);
+	r = aiop__owner_take(&s->owner, me, UINT32_MAX, flags);
 	if (r == 0 || r == -EOWNERDEAD)
 		atomic_store_explicit(&s->depth, 1, memory_order_relaxed);
 	/* a fresh grant finds no mark of ours: the last release, an undo

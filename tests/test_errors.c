@@ -250,6 +250,37 @@ Test(errors, hostile_owner_word_is_recovered)
 	cr_assert_eq(aiop_lock_free(l), 0);
 }
 
+/* The RLock's layout as src/rlock.c has it: its owner word is the bare
+ * tid, so bits above a tid's 22 name no thread (a dead owner's word). The
+ * Lock's serial decoding must not apply: a word whose low bits are a live
+ * thread's, even the caller's, was then never taken over (found by a
+ * review of the Lock serial). */
+struct t_rlock_shm {
+	struct aiop__shm_hdr hdr;
+	struct aiop__waitq wq;
+	_Atomic uint32_t owner;
+	_Atomic uint32_t depth;
+};
+
+Test(errors, hostile_rlock_owner_word_is_recovered)
+{
+	uint32_t me = (uint32_t)aiop__tid();
+	const uint32_t forged[] = { 0x7ffffff0u, 0x40000000u | me,
+				    0x80000000u | (uint32_t)getppid() };
+	struct aiop_rlock *l;
+	struct t_rlock_shm *s;
+
+	cr_assert_eq(aiop_rlock_new(&l), 0);
+	s = (struct t_rlock_shm *)hdr_of(l);
+	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+		atomic_store(&s->owner, forged[i]);
+		cr_assert_eq(aiop_rlock_acquire(l, 5 * T_SEC), -EOWNERDEAD,
+			     "owner word %#x", forged[i]);
+		cr_assert_eq(aiop_rlock_release(l), 0);
+	}
+	cr_assert_eq(aiop_rlock_free(l), 0);
+}
+
 struct t_sem_shm {
 	struct aiop__shm_hdr hdr;
 	struct aiop__waitq wq;
