@@ -127,9 +127,13 @@ pid_alive(pid_t pid)
 	AIOP__SAVE_ERRNO(return task_alive(pid, true));
 }
 
+/* dom_mu too: a fork while another thread creates or joins the domain
+ * must not leave the child a locked dom_mu (its first object would wait
+ * for it for ever). Lock order: dom_mu, then reg_mu. */
 static void
 fork_prepare(void)
 {
+	pthread_mutex_lock(&dom_mu);
 	pthread_mutex_lock(&aiop__reg_mu);
 }
 
@@ -137,6 +141,7 @@ static void
 fork_parent(void)
 {
 	pthread_mutex_unlock(&aiop__reg_mu);
+	pthread_mutex_unlock(&dom_mu);
 }
 
 static void
@@ -145,6 +150,15 @@ fork_child(void)
 	cached_pid = 0;
 	atomic_fetch_add(&aiop__fork_gen, 1);
 	pthread_mutex_unlock(&aiop__reg_mu);
+	pthread_mutex_unlock(&dom_mu);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void
+atfork_register(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 static void
@@ -181,7 +195,6 @@ env_doorbells(void)
 static void
 domain_installed(void)
 {
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	atexit(release_all_bells);
 	aiop__spin_env();
 }
@@ -251,6 +264,7 @@ aiop__domain_join(const struct aiop__domain *d)
 {
 	int r;
 
+	pthread_once(&atfork_once, atfork_register); /* before dom_mu */
 	pthread_mutex_lock(&dom_mu);
 	if (atomic_load_explicit(&dom_ready, memory_order_relaxed)) {
 		r = aiop__dom.id == d->id ? 1 : -EXDEV;
@@ -273,6 +287,7 @@ aiop__domain_ensure(void)
 					     memory_order_acquire)))
 		return 0;
 	saved = errno;
+	pthread_once(&atfork_once, atfork_register); /* before dom_mu */
 	pthread_mutex_lock(&dom_mu);
 	if (!atomic_load_explicit(&dom_ready, memory_order_relaxed)) {
 		r = domain_create();

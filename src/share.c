@@ -18,6 +18,10 @@
 #include "internal.h"
 #include "share_wire.h"
 
+#ifndef SCM_PIDFD
+#define SCM_PIDFD 0x04
+#endif
+
 #define SEALS_NEEDED (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #ifdef F_SEAL_FUTURE_WRITE
 #define SEALS_WRITE (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)
@@ -349,6 +353,16 @@ recv_one(int sock, struct aiop__wire *w, int *fds, int *nfd,
 	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
 		size_t k;
 
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_PIDFD &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+			int fd; /* SO_PASSPIDFD on the user's socket: the
+				 * message is ours, so is its pidfd */
+
+			memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);

@@ -33,9 +33,15 @@ struct aiop__wire {
 
 _Static_assert(sizeof(struct aiop__wire) == 40, "wire layout");
 
-/* Room for the most fds a message carries */
+/* Room for the most fds a message carries, and for what the kernel puts
+ * before them when the receiver's socket asks for it (the socket is the
+ * user's): SO_PASSCRED's ucred, SO_PASSPIDFD's pidfd, SO_PASSSEC's label */
+#define AIOP__CMSG_EXTRA                                                     \
+	(CMSG_SPACE(3 * sizeof(int)) + CMSG_SPACE(sizeof(int)) +             \
+	 CMSG_SPACE(256))
 union aiop__cmsg_buf {
-	char buf[CMSG_SPACE(sizeof(int) * AIOP__WIRE_FDS_MAX)];
+	char buf[CMSG_SPACE(sizeof(int) * AIOP__WIRE_FDS_MAX) +
+		 AIOP__CMSG_EXTRA];
 	struct cmsghdr align;
 };
 

@@ -231,8 +231,13 @@ ring(int bell)
 		return; /* garbage from shared memory: ignore */
 	r = atomic_load_explicit(&bell_reg[bell], memory_order_acquire);
 	if (r && r->gen == cur_gen() && r->bell == bell && r->loop &&
-	    r->tid == aiop__tid()) {
-		/* our own loop, on its own thread: no syscall needed */
+	    r->tid == aiop__tid() && r->nwaiting > 0) {
+		/* our own loop, on its own thread: no syscall needed. Only
+		 * while it has ops waiting: an idle loop may have moved to
+		 * another thread since (design.md 6) and r->tid is then the
+		 * old one until its next start; touching its watchers from
+		 * here would race with ev_run() there. An idle loop's bit is
+		 * a leftover: the write is harmless */
 		r->kicked = true;
 		reg_watch(r);
 		return;
@@ -877,11 +882,12 @@ reg_get(struct ev_loop *loop, struct aiop__reg **out)
 			 * it is never matched nor reused (its ops must keep
 			 * failing the generation check). It keeps its loop
 			 * pointer so its watchers can stop themselves in the
-			 * child's copy of that loop; this one we stop now. */
-			if (r->loop == loop && r->bell >= 0) {
-				reg_stop_all(r);
-				r->bell = -1;
-			}
+			 * child's copy of that loop, at their first callback.
+			 * They are not stopped from here: a loop at the same
+			 * address need not be that copy (the child destroyed
+			 * it and ev_loop_new() or ev_default_loop() gave the
+			 * memory back), and stopping watchers in a loop they
+			 * are not in corrupts it (libev asserts, or worse). */
 			continue;
 		}
 		if (r->loop == loop)

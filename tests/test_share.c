@@ -901,3 +901,58 @@ Test(share, no_room_for_the_fds)
 	peer_end(&p);
 	cr_assert_eq(aiop_lock_free(l), 0);
 }
+
+/* ---- the receiver's socket options (found by review) ------------------- */
+
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76
+#endif
+
+/*
+ * The socket is the user's, and its options may add control messages
+ * before the descriptors: SO_PASSCRED's credentials used to take room the
+ * largest message needs (a Condition with 128 doorbells was refused with
+ * -EMFILE, and consumed), and SO_PASSPIDFD's pidfd was left open by every
+ * receive.
+ */
+static int
+passcred_child(void *arg)
+{
+	struct peer *p = arg;
+	int one = 1, before = 0;
+
+	if (setsockopt(p->csock, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)))
+		return 80;
+	/* kernels before 6.5 lack it: the credentials alone still count */
+	(void)setsockopt(p->csock, SOL_SOCKET, SO_PASSPIDFD, &one,
+			 sizeof(one));
+	for (int i = 0; i < 3; i++) {
+		struct aiop_cond *c;
+		int r = aiop_cond_recv(p->csock, &c, WAIT);
+
+		if (r != 0)
+			return 10 + i;
+		if (aiop_cond_free(c) != 0)
+			return 20 + i;
+		if (i == 1) /* after the first: the domain is joined */
+			before = t_fd_count();
+		if (i == 2 && t_fd_count() != before)
+			return 30;
+	}
+	return 0;
+}
+
+Test(share, the_receivers_socket_options_cost_nothing)
+{
+	struct aiop_cond *c;
+	struct peer p;
+
+	cr_assert_eq(setenv("AIOP_DOORBELLS", "128", 1), 0);
+	p = peer_start(passcred_child);
+	cr_assert_eq(aiop_cond_new(&c), 0);
+	cr_assert_eq(aiop__dom.nbells, 128, "the largest message");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(aiop_cond_send(p.sock, c, WAIT), 0);
+	peer_end(&p);
+	cr_assert_eq(aiop_cond_free(c), 0);
+}
