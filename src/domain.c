@@ -161,6 +161,15 @@ atfork_register(void)
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+/* Before the first lock of dom_mu or aiop__reg_mu: aiop_loop_detach()
+ * takes reg_mu with no domain yet ("0, also for a loop that never used
+ * aiop"), and a fork meanwhile must not leave the child that lock held */
+void
+aiop__atfork_ensure(void)
+{
+	pthread_once(&atfork_once, atfork_register);
+}
+
 static void
 release_all_bells(void)
 {

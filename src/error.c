@@ -95,6 +95,8 @@ aiop__spin_env(void)
 		aiop_spin_set(AIOP_SPIN_OFF, 0);
 		return;
 	}
+	if (*s < '0' || *s > '9')
+		return; /* strtoll() would take " 5", "+5", "-0" */
 	v = strtoll(s, &end, 10);
 	if (!*end)
 		aiop_spin_set(AIOP_SPIN_FIXED, v); /* bad values: ignored */

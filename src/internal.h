@@ -202,6 +202,7 @@ extern _Atomic unsigned aiop__fork_gen;
 extern pthread_mutex_t aiop__reg_mu;
 
 int aiop__domain_ensure(void);
+void aiop__atfork_ensure(void);
 /* Adopt a received domain (share.c has checked its fds and mapping):
  * 0 adopted, 1 this process already is in it (nothing taken), -EXDEV it
  * is in another one. On 0 the domain owns d's fds and mapping. */
@@ -307,6 +308,9 @@ extern struct aiop__counters aiop__cnt;
 /* attempt() flags */
 #define AIOP__ATT_PROBE 1u /* periodic recheck: test peers for death */
 #define AIOP__ATT_LAST 2u  /* the attempt at the deadline */
+/* a poll of the engine's spin: fail at once rather than wait inside the
+ * attempt (the spin reads its clock only every 16 polls) */
+#define AIOP__ATT_SPIN 4u
 
 /*
  * What a primitive tells the engine about one kind of wait.

@@ -158,7 +158,7 @@ spin(struct aiop__obj *obj, struct aiop__waitq *wq,
 	for (unsigned i = 1;; i++) {
 		/* poll after every pause; read the clock every 16 polls */
 		aiop__cpu_relax();
-		r = d->attempt(obj, args, 0);
+		r = d->attempt(obj, args, AIOP__ATT_SPIN);
 		if (r == -EAGAIN && (i & 15) != 0)
 			continue;
 		if (r != -EAGAIN) {
@@ -680,9 +680,19 @@ pass_waiting(struct aiop__reg *r, unsigned flags)
 		 * which unlinks it and queues its -ECANCELED */
 		list_insert_before(op->aiop_next, &cursor);
 		res = d->attempt(obj, op->aiop_args, flags);
-		if (res == -EAGAIN && op->aiop_state == OP_WAITING) {
+		if (res == -EAGAIN && op->aiop_state == OP_WAITING &&
+		    r->gen == cur_gen()) {
 			arm(op_wq(op), r->bell);
 			res = d->attempt(obj, op->aiop_args, 0);
+		}
+		if (AIOP_UNLIKELY(r->gen != cur_gen())) {
+			/* the user code in the attempt forked, and this is
+			 * the child: the ops are the parent's. Give back what
+			 * the attempt took here, run nothing more */
+			if (res != -EAGAIN && d->undo)
+				(void)d->undo(obj, op->aiop_args, res);
+			list_unlink(&cursor);
+			return;
 		}
 		if (op->aiop_state != OP_WAITING) {
 			/* cancelled inside its attempt: its result is queued
@@ -705,6 +715,10 @@ pass_waiting(struct aiop__reg *r, unsigned flags)
 		}
 		op = cursor.aiop_next;
 		list_unlink(&cursor);
+		/* a callback that forked: in the child, the rest of the
+		 * list is the parent's ops (design.md 6) */
+		if (AIOP_UNLIKELY(r->gen != cur_gen()))
+			return;
 	}
 }
 
@@ -720,6 +734,8 @@ deliver_done(struct aiop__reg *r)
 		if (!r->done_head)
 			r->done_tail = NULL;
 		deliver(r, op, op->aiop_result);
+		if (AIOP_UNLIKELY(r->gen != cur_gen()))
+			return; /* the callback forked: the parent's results */
 		/* callbacks that restart ops complete again at once; bound
 		 * the time so other watchers of the loop still get served */
 		if ((++n & 31) == 0) {
@@ -763,6 +779,8 @@ io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	r->in_dispatch++;
 	pass_waiting(r, 0);
 	r->in_dispatch--;
+	if (reg_stale(r)) /* a callback forked: this is the child */
+		return;
 	reg_watch(r);
 }
 
@@ -777,12 +795,15 @@ check_cb(struct ev_loop *loop, ev_check *w, int revents)
 		return;
 	r->in_dispatch++;
 	deliver_done(r); /* first: those were decided before this pass */
-	if (r->kicked) {
+	if (r->kicked && !reg_stale(r)) {
 		r->kicked = false;
 		pass_waiting(r, 0);
-		deliver_done(r);
+		if (!reg_stale(r))
+			deliver_done(r);
 	}
 	r->in_dispatch--;
+	if (reg_stale(r)) /* a callback forked: this is the child */
+		return;
 	reg_watch(r);
 }
 
@@ -807,6 +828,8 @@ recheck_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	r->in_dispatch++;
 	pass_waiting(r, AIOP__ATT_PROBE);
 	r->in_dispatch--;
+	if (reg_stale(r)) /* a callback forked: this is the child */
+		return;
 	reg_watch(r);
 }
 
@@ -843,6 +866,8 @@ op_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	r->in_dispatch++;
 	complete(r, op, res);
 	r->in_dispatch--;
+	if (reg_stale(r)) /* a callback forked: this is the child */
+		return;
 	reg_watch(r);
 }
 
@@ -871,7 +896,11 @@ reg_get(struct ev_loop *loop, struct aiop__reg **out)
 	struct aiop__reg *r = t_reg, *spare = NULL;
 	int bell;
 
-	if (AIOP_LIKELY(r && r->loop == loop && r->gen == g)) {
+	/* the fast path only on the thread the registration names: a loop
+	 * that moved away and back (A, B, A) must have its tid written
+	 * again, or a waker on B takes ring()'s same-thread shortcut */
+	if (AIOP_LIKELY(r && r->loop == loop && r->gen == g &&
+			r->tid == aiop__tid())) {
 		*out = r;
 		return 0;
 	}
@@ -946,6 +975,7 @@ aiop_loop_detach(struct ev_loop *loop)
 
 	if (!loop)
 		return -EINVAL;
+	aiop__atfork_ensure(); /* before reg_mu (domain.c) */
 	pthread_mutex_lock(&aiop__reg_mu);
 	for (r = regs; r; r = r->next)
 		if (r->loop == loop && r->gen == g)
@@ -966,6 +996,10 @@ aiop_loop_detach(struct ev_loop *loop)
 }
 
 /* ---- coro: start and cancel -------------------------------------------- */
+
+static void start_attempts(struct ev_loop *loop, struct aiop__reg *r,
+			   struct aiop_op *op, struct aiop__obj *obj,
+			   const struct aiop__waitdesc *d, int64_t timeout_ns);
 
 int
 aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
@@ -1000,6 +1034,22 @@ aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
 	if (d->begin && (res = d->begin(obj, op->aiop_args)) < 0)
 		return res;
 	pend_add(obj);
+	/* the attempts below may run user code (a barrier's action, a
+	 * predicate): aiop_loop_detach() from there must find the loop busy,
+	 * as from a callback, even while nothing waits or is queued yet */
+	r->in_dispatch++;
+	start_attempts(loop, r, op, obj, d, timeout_ns);
+	r->in_dispatch--;
+	reg_watch(r);
+	return 0;
+}
+
+static void
+start_attempts(struct ev_loop *loop, struct aiop__reg *r, struct aiop_op *op,
+	       struct aiop__obj *obj, const struct aiop__waitdesc *d,
+	       int64_t timeout_ns)
+{
+	int res;
 
 	res = d->attempt(obj, op->aiop_args, 0);
 	if (res == -EAGAIN && timeout_ns == 0) {
@@ -1027,8 +1077,7 @@ aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
 				 * a barrier's action): already queued */
 				if (res != -EAGAIN && d->undo)
 					(void)d->undo(obj, op->aiop_args, res);
-				reg_watch(r);
-				return 0;
+				return;
 			}
 			if (res == -EAGAIN) {
 				if (timeout_ns > 0) {
@@ -1040,15 +1089,12 @@ aiop__coro_start(struct ev_loop *loop, struct aiop_op *op,
 						     after < 0 ? 0 : after, 0.);
 					ev_timer_start(loop, &op->aiop_timer);
 				}
-				reg_watch(r);
-				return 0;
+				return;
 			}
 			unwait(r, op);
 		}
 	}
 	queue_done(r, op, res);
-	reg_watch(r);
-	return 0;
 }
 
 AIOP_API int

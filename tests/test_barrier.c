@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -484,4 +485,43 @@ Test(barrier, an_action_may_cancel_its_own_party, .init = setup,
 	cr_assert_eq(t_reap(p, T_REAP_MS), 0);
 	to_cancel = NULL;
 	ev_loop_destroy(loop);
+}
+
+/*
+ * An action run by a start call's own attempt (the starter is the last
+ * party) that detaches the loop: nothing waited or was queued yet, so the
+ * detach succeeded and the start call went on with a detached
+ * registration: a crash (found by review). The start call's attempts now
+ * count as dispatch, as callbacks do: the detach gets -EBUSY.
+ */
+static struct ev_loop *detach_loop;
+
+static int
+detach_action(void *arg)
+{
+	(void)arg;
+	SH->res[1] = aiop_loop_detach(detach_loop);
+	return 0;
+}
+
+Test(barrier, an_action_in_a_start_call_cannot_detach_the_loop,
+     .init = setup, .fini = teardown)
+{
+	struct t_op a = { 0 };
+
+	detach_loop = ev_loop_new(0);
+	cr_assert_eq(aiop_barrier_new(&B, 1, detach_action, NULL), 0);
+	for (int i = 0; i < 2; i++) {
+		memset(&a, 0, sizeof(a));
+		SH->res[1] = 1;
+		cr_assert_eq(aiop_barrier_coro_wait(detach_loop, &a.op, B,
+						    AIOP_FOREVER, t_op_cb),
+			     0);
+		cr_assert_eq(SH->res[1], -EBUSY, "detach: %d", SH->res[1]);
+		cr_assert(t_run(detach_loop, 5000));
+		cr_assert_eq(a.calls, 1);
+		cr_assert_eq(a.result, 0);
+	}
+	cr_assert_eq(aiop_loop_detach(detach_loop), 0, "idle now");
+	ev_loop_destroy(detach_loop);
 }

@@ -330,6 +330,31 @@ Test(errors, spin_set)
 	cr_assert_eq(aiop_spin_set(AIOP_SPIN_AUTO, 0), 0);
 }
 
+/* AIOP_SPIN takes "off", "auto" or a decimal number 0..1000000; anything
+ * else is ignored (strtoll() took " 5", "+5" and "-0"; found by review) */
+Test(errors, spin_env)
+{
+	static const char *ignored[] = { " 5", "+5", "-0", "-5", "5x", "5 ",
+					 "0x10", "1000001", "OFF", "" };
+
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) {
+		cr_assert_eq(aiop_spin_set(AIOP_SPIN_AUTO, 0), 0);
+		cr_assert_eq(setenv("AIOP_SPIN", ignored[i], 1), 0);
+		aiop__spin_env();
+		cr_assert_eq(atomic_load(&aiop__spin_mode), AIOP_SPIN_AUTO,
+			     "AIOP_SPIN=\"%s\" was taken", ignored[i]);
+	}
+	cr_assert_eq(setenv("AIOP_SPIN", "5", 1), 0);
+	aiop__spin_env();
+	cr_assert_eq(atomic_load(&aiop__spin_mode), AIOP_SPIN_FIXED);
+	cr_assert_eq(atomic_load(&aiop__spin_fixed_ns), 5);
+	cr_assert_eq(setenv("AIOP_SPIN", "off", 1), 0);
+	aiop__spin_env();
+	cr_assert_eq(atomic_load(&aiop__spin_mode), AIOP_SPIN_OFF);
+	cr_assert_eq(unsetenv("AIOP_SPIN"), 0);
+	cr_assert_eq(aiop_spin_set(AIOP_SPIN_AUTO, 0), 0);
+}
+
 static void
 count_cb(struct ev_loop *loop, struct aiop_op *op, int result)
 {

@@ -3,10 +3,12 @@
  * loop registrations, doorbells) does not leak into the child. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 TestSuite(fork, .timeout = 120);
 
@@ -363,4 +365,145 @@ Test(fork, a_fork_during_the_first_objects_creation)
 	}
 	cr_assert_eq(hung, 0, "%d of 200 children hung in their first "
 			      "object", hung);
+}
+
+/*
+ * fork() from inside an aiop callback: the child returns into the
+ * dispatcher, which went on delivering the parent's queued results and
+ * attempting the parent's waiting ops there: a parent op's callback ran
+ * in the child, and the child took a Lock for the parent's op (found by
+ * review). The dispatcher now stops once it finds itself in a child.
+ */
+static int *ran_in_child;
+static pid_t cb_parent, cb_child;
+
+static void
+cb_forks(struct ev_loop *l, struct aiop_op *op, int res)
+{
+	t_op_cb(l, op, res);
+	cb_child = fork();
+	if (cb_child == 0)
+		alarm(10); /* a child that hangs must not outlive the test */
+	else
+		t_msleep(50); /* the child's dispatcher goes first */
+}
+
+static void
+cb_counts(struct ev_loop *l, struct aiop_op *op, int res)
+{
+	if (getpid() != cb_parent)
+		__atomic_fetch_add(ran_in_child, 1, __ATOMIC_SEQ_CST);
+	t_op_cb(l, op, res);
+}
+
+/* in the child: leave; in the parent: reap it */
+static void
+end_child(void)
+{
+	if (getpid() != cb_parent)
+		_exit(0);
+	cr_assert_eq(t_reap(cb_child, T_REAP_MS), 0);
+}
+
+Test(fork, a_callback_that_forks)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 };
+	struct aiop_event *x;
+
+	ran_in_child = t_shared(64);
+	cb_parent = getpid();
+	cr_assert_eq(aiop_event_new(&x), 0);
+	cr_assert_eq(aiop_lock_new(&L), 0);
+
+	/* two results queued at their start calls: the first callback forks
+	 * while the second is still to be delivered */
+	cr_assert_eq(aiop_event_set(x), 0);
+	cr_assert_eq(aiop_event_coro_wait(loop, &a.op, x, T_SEC, cb_forks),
+		     0);
+	cr_assert_eq(aiop_event_coro_wait(loop, &b.op, x, T_SEC, cb_counts),
+		     0);
+	cr_assert(t_run(loop, 5000));
+	end_child();
+	cr_assert_eq(*ran_in_child, 0, "a parent op's callback ran here");
+	cr_assert_eq(b.result, 0);
+
+	/* both wait; one pass completes the first, whose callback forks;
+	 * the child's pass must not go on to take the lock */
+	cr_assert_eq(aiop_event_clear(x), 0);
+	cr_assert_eq(aiop_lock_acquire(L, T_SEC), 0);
+	cr_assert_eq(aiop_event_coro_wait(loop, &c.op, x, 5 * T_SEC,
+					  cb_forks),
+		     0);
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &d.op, L, 5 * T_SEC,
+					    cb_counts),
+		     0);
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(aiop_event_set(x), 0);
+	cr_assert(t_run(loop, 8000));
+	end_child();
+	cr_assert_eq(*ran_in_child, 0, "a parent op's callback ran here");
+	cr_assert_eq(d.result, 0, "the parent's lock op: %d", d.result);
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(aiop_lock_free(L), 0);
+	cr_assert_eq(aiop_event_free(x), 0);
+	t_unshared(ran_in_child, 64);
+	ev_loop_destroy(loop);
+}
+
+/*
+ * aiop_loop_detach() takes the registration mutex even before any object
+ * exists ("0, also for a loop that never used aiop"), when no fork handler
+ * was registered yet: a fork meanwhile left the child that mutex locked,
+ * and its first coro start waited for good (found by review).
+ */
+static _Atomic int detacher_stop;
+static struct ev_loop *detached;
+
+static void *
+detacher(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&detacher_stop))
+		(void)aiop_loop_detach(detached);
+	return NULL;
+}
+
+static int
+first_coro_start(void *arg)
+{
+	struct ev_loop *l = ev_loop_new(0);
+	struct aiop_event *x;
+	struct t_op a = { 0 };
+
+	(void)arg;
+	if (aiop_event_new(&x) != 0 || aiop_event_set(x) != 0)
+		return 2;
+	if (aiop_event_coro_wait(l, &a.op, x, T_SEC, t_op_cb) != 0)
+		return 3;
+	if (!t_run(l, 5000) || a.result != 0)
+		return 4;
+	ev_loop_destroy(l);
+	return aiop_event_free(x) == 0 ? 0 : 5;
+}
+
+Test(fork, a_fork_while_a_thread_detaches_a_loop)
+{
+	pthread_t t;
+	int hung = 0;
+
+	cr_assert_null(aiop__dom.shm, "no domain yet");
+	detached = ev_loop_new(0);
+	cr_assert_eq(pthread_create(&t, NULL, detacher, NULL), 0);
+	for (int i = 0; i < 100 && !hung; i++) {
+		int r = t_reap(t_fork(first_coro_start, NULL), 3000);
+
+		cr_assert(r == 0 || r == T_CHILD_TIMEOUT, "round %d: %d", i,
+			  r);
+		hung += r != 0;
+	}
+	atomic_store(&detacher_stop, 1);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(hung, 0, "a child hung in its first coro start");
+	ev_loop_destroy(detached);
 }

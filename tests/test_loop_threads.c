@@ -108,3 +108,70 @@ Test(loop_threads, a_moved_loop_is_rung_not_touched)
 	cr_assert_eq(aiop_event_free(y), 0);
 	ev_loop_destroy(L);
 }
+
+/*
+ * The loop moves A -> B -> A, idle in between. Back on A, the start call
+ * found A's cached registration and kept the tid B had written: a waker on
+ * B then took the "own loop, own thread" shortcut, touched the loop from B
+ * and wrote no doorbell, so A slept until its 1 s recheck (found by
+ * review). The start call now writes the tid whenever it changed.
+ */
+static struct aiop_event *mx;
+static _Atomic int phase;
+
+static void *
+b_side(void *arg)
+{
+	struct t_op b = { 0 };
+
+	(void)arg;
+	runner = pthread_self();
+	if (aiop_event_coro_wait(L, &b.op, mx, AIOP_FOREVER, t_op_cb) != 0 ||
+	    aiop_event_set(mx) != 0 || !t_run(L, 5000) || b.result != 0 ||
+	    aiop_event_clear(mx) != 0)
+		return (void *)1;
+	atomic_store(&phase, 1); /* the loop goes back to A */
+	while (atomic_load(&phase) != 2)
+		t_msleep(1);
+	t_msleep(50); /* A sleeps in ev_run by now */
+	return aiop_event_set(mx) == 0 ? NULL : (void *)2;
+}
+
+Test(loop_threads, a_loop_moved_away_and_back_is_rung)
+{
+	struct t_op a = { 0 }, a2 = { 0 };
+	pthread_t t;
+	void *tr;
+	uint64_t t0;
+
+	L = ev_loop_new(0);
+	runner = pthread_self();
+	cr_assert_eq(aiop_event_new(&mx), 0);
+	cr_assert_eq(aiop_event_coro_wait(L, &a.op, mx, AIOP_FOREVER,
+					  t_op_cb),
+		     0);
+	cr_assert_eq(aiop_event_set(mx), 0);
+	cr_assert(t_run(L, 5000));
+	cr_assert_eq(aiop_event_clear(mx), 0);
+	atomic_store(&running, 1);
+	cr_assert_eq(pthread_create(&t, NULL, b_side, NULL), 0);
+	while (atomic_load(&phase) != 1)
+		t_msleep(1);
+	runner = pthread_self();
+	cr_assert_eq(aiop_event_coro_wait(L, &a2.op, mx, AIOP_FOREVER,
+					  t_op_cb),
+		     0);
+	atomic_store(&phase, 2);
+	t0 = t_now();
+	cr_assert(t_run(L, 5000));
+	cr_assert_eq(pthread_join(t, &tr), 0);
+	atomic_store(&running, 0);
+	cr_assert_null(tr);
+	cr_assert_eq(a2.result, 0);
+	cr_assert_eq(atomic_load(&foreign), 0,
+		     "libev calls on the loop from a thread not running it");
+	/* the doorbell, not the 1 s recheck (50 ms of it is B's pause) */
+	cr_assert_lt(t_now() - t0, 700 * T_MS, "woken by the recheck");
+	cr_assert_eq(aiop_event_free(mx), 0);
+	ev_loop_destroy(L);
+}

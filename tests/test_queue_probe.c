@@ -676,3 +676,71 @@ Test(barrier_probe, a_release_during_a_probe_wins, .timeout = 30)
 	cr_assert_eq(r, 1, "the prober passed too (got %d)", r);
 	cr_assert_eq(aiop_barrier_free(b), 0);
 }
+
+/* A live peer keeps plock (stopped, or hostile): each put attempt costs up
+ * to PLOCK_WAIT_NS (1 ms, more on a loaded machine). The spin must end
+ * after the first slow attempt, not after 16 of them: a 1 ns put took
+ * ~19 ms instead of ~3, a coro start held its loop ~18 ms instead of ~2
+ * (documented: its spin is capped at 5 us). A spin's poll now fails at
+ * once instead of waiting for plock (found by review). Timed against the
+ * same calls without a spin, so that a loaded machine scales both. */
+static void
+nop_cb(struct ev_loop *l, struct aiop_op *op, int r)
+{
+	(void)l;
+	(void)op;
+	(void)r;
+}
+
+static void
+slow_calls(struct aiop_queue *qq, struct ev_loop *loop, uint64_t *put_ns,
+	   uint64_t *start_ns)
+{
+	struct aiop_op op = { 0 };
+	uint64_t t0 = t_now();
+
+	cr_assert_eq(aiop_queue_put(qq, "x", 1, 1), -ETIMEDOUT);
+	*put_ns += t_now() - t0;
+	t0 = t_now();
+	cr_assert_eq(aiop_queue_coro_put(loop, &op, qq, "x", 1, AIOP_FOREVER,
+					 nop_cb), 0);
+	*start_ns += t_now() - t0;
+	cr_assert_eq(aiop_op_cancel(&op), 0);
+	cr_assert(t_run(loop, 5000));
+}
+
+Test(queue_probe, a_slow_attempt_ends_the_spin, .timeout = 60)
+{
+	struct aiop_queue *qq;
+	struct ev_loop *loop = ev_loop_new(0);
+	struct q_shm *s;
+	uint64_t put_off = 0, start_off = 0, put_spin = 0, start_spin = 0;
+	pid_t peer = fork();
+
+	if (peer == 0) {
+		pause();
+		_exit(0);
+	}
+	cr_assert_gt(peer, 0);
+	cr_assert_eq(aiop_queue_new(&qq, NULL), 0);
+	s = shm_of(qq);
+	atomic_store(&s->plock, (uint32_t)peer); /* live, never lets go */
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(aiop_spin_set(AIOP_SPIN_OFF, 0), 0);
+		slow_calls(qq, loop, &put_off, &start_off);
+		cr_assert_eq(aiop_spin_set(AIOP_SPIN_FIXED, 2000), 0);
+		slow_calls(qq, loop, &put_spin, &start_spin);
+	}
+	aiop_spin_set(AIOP_SPIN_AUTO, 0);
+	atomic_store(&s->plock, 0);
+	kill(peer, SIGKILL);
+	waitpid(peer, NULL, 0);
+	/* one attempt more at most: 4/3 and 3/2; 16 more: 19/3 and 18/2 */
+	cr_expect_lt(put_spin, 3 * put_off, "put: %.1f ms spinning, %.1f not",
+		     put_spin / 1e6, put_off / 1e6);
+	cr_expect_lt(start_spin, 3 * start_off,
+		     "coro start: %.1f ms spinning, %.1f not",
+		     start_spin / 1e6, start_off / 1e6);
+	cr_assert_eq(aiop_queue_free(qq), 0);
+	ev_loop_destroy(loop);
+}
