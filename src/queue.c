@@ -1606,8 +1606,15 @@ get_attempt(struct aiop__obj *o, void *args, unsigned flags)
 
 		r = claim(q, &c, cap, max, flags);
 		if (r == -EAGAIN && !c.saw_res && qsize(q) > 0 &&
-		    !(flags & AIOP__ATT_PROBE))
-			r = claim(q, &c, cap, max, AIOP__ATT_PROBE);
+		    !(flags & AIOP__ATT_PROBE)) {
+			/* the holders' liveness costs syscalls (and a dead
+			 * one's record takes plock): not a spin poll's work,
+			 * and no -EPIPE without it; the next attempt looks */
+			if (flags & AIOP__ATT_SPIN)
+				held = true;
+			else
+				r = claim(q, &c, cap, max, AIOP__ATT_PROBE);
+		}
 		if (r == -EAGAIN && !c.saw_res && !held)
 			r = -EPIPE;
 	}

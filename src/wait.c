@@ -687,10 +687,13 @@ pass_waiting(struct aiop__reg *r, unsigned flags)
 		}
 		if (AIOP_UNLIKELY(r->gen != cur_gen())) {
 			/* the user code in the attempt forked, and this is
-			 * the child: the ops are the parent's. Give back what
-			 * the attempt took here, run nothing more */
-			if (res != -EAGAIN && d->undo)
-				(void)d->undo(obj, op->aiop_args, res);
+			 * the child: the ops are the parent's. Run nothing
+			 * more, and give nothing back: what the attempt took
+			 * before its user code ran (a Condition's signal and
+			 * lock) is the parent's, whose copy of this op keeps
+			 * it and completes with it; the steps after the user
+			 * code fail in the child (the lock is not its own) or
+			 * have nothing to undo (a Barrier's release) */
 			list_unlink(&cursor);
 			return;
 		}
@@ -885,7 +888,11 @@ reg_stop_all(struct aiop__reg *r)
 		 * this copy of the loop */
 		for (struct aiop_op *op = r->wait.aiop_next;
 		     op && op != &r->wait; op = op->aiop_next)
-			ev_timer_stop(r->loop, &op->aiop_timer);
+			/* not a dispatcher's cursor (a callback that forked
+			 * and runs the loop in the child before returning
+			 * leaves it linked): its timer was never set up */
+			if (op->aiop_state == OP_WAITING)
+				ev_timer_stop(r->loop, &op->aiop_timer);
 	}
 }
 

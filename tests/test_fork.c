@@ -2,6 +2,7 @@
 /* fork(): handles stay valid in children; what is per process (pending ops,
  * loop registrations, doorbells) does not leak into the child. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -506,4 +507,158 @@ Test(fork, a_fork_while_a_thread_detaches_a_loop)
 	cr_assert_eq(pthread_join(t, NULL), 0);
 	cr_assert_eq(hung, 0, "a child hung in its first coro start");
 	ev_loop_destroy(detached);
+}
+
+/*
+ * A Condition wait_for predicate that forks inside a pass: the signal and
+ * the lock were taken before the predicate ran, for the parent's op, whose
+ * copy in the parent completes with them. The child's dispatcher used to
+ * give the signal back (cond_undo: notify(1)): one notify woke two
+ * waiters. W registers after the only notify and must time out.
+ */
+static struct aiop_cond *pf_cond;
+static int pf_calls;
+static _Atomic int pf_w_registered, pf_w_res;
+
+static int
+pf_pred(void *arg)
+{
+	(void)arg;
+	if (++pf_calls == 1)
+		return 0; /* wait_for_first() */
+	if (getpid() == cb_parent && cb_child == 0) {
+		cb_child = fork();
+		if (cb_child == 0)
+			alarm(10);
+	}
+	return 1;
+}
+
+static void
+pf_cb(struct ev_loop *l, struct aiop_op *op, int res)
+{
+	t_op_cb(l, op, res);
+	if (getpid() == cb_parent)
+		(void)aiop_cond_release(pf_cond);
+}
+
+static void *
+pf_waiter(void *arg)
+{
+	(void)arg;
+	if (aiop_cond_acquire(pf_cond, AIOP_FOREVER) != 0)
+		return NULL;
+	atomic_store(&pf_w_registered, 1);
+	atomic_store(&pf_w_res, aiop_cond_wait(pf_cond, T_SEC));
+	(void)aiop_cond_release(pf_cond);
+	return NULL;
+}
+
+Test(fork, a_predicate_that_forks_gives_nothing_back)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+	pthread_t t;
+
+	cb_parent = getpid();
+	cb_child = 0;
+	cr_assert_eq(aiop_cond_new(&pf_cond), 0);
+	cr_assert_eq(aiop_cond_acquire(pf_cond, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_cond_coro_wait_for(loop, &a.op, pf_cond, pf_pred,
+					     NULL, 5 * T_SEC, pf_cb),
+		     0);
+	cr_assert_eq(aiop_cond_acquire(pf_cond, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_cond_notify(pf_cond, 1), 1);
+	cr_assert_eq(aiop_cond_release(pf_cond), 0);
+	cr_assert_eq(pthread_create(&t, NULL, pf_waiter, NULL), 0);
+	while (!atomic_load(&pf_w_registered))
+		t_msleep(1);
+	t_msleep(100); /* W sleeps in its wait, in a group of its own */
+	cr_assert(t_run(loop, 5000));
+	end_child();
+	cr_assert_eq(a.result, 1);
+	pthread_join(t, NULL);
+	cr_assert_eq(atomic_load(&pf_w_res), -ETIMEDOUT,
+		     "W was never notified, got %d", atomic_load(&pf_w_res));
+	cr_assert_eq(aiop_cond_free(pf_cond), 0);
+	ev_loop_destroy(loop);
+}
+
+/*
+ * A callback run by a pass forks, and the child runs the inherited loop
+ * from inside that callback (a worker that never returns). The first
+ * stale watcher stops the parent's op timers, walking the waiting list
+ * while the pass's cursor, on the stack, is still in it: it used to stop
+ * the cursor's timer too, never initialised (a crash when the stack held
+ * garbage there, as left by any earlier call: dirty_stack()).
+ */
+static void
+nr_guard(struct ev_loop *l, ev_timer *w, int rev)
+{
+	(void)w;
+	(void)rev;
+	ev_break(l, EVBREAK_ALL);
+}
+
+static void
+nr_forks(struct ev_loop *l, struct aiop_op *op, int res)
+{
+	t_op_cb(l, op, res);
+	cb_child = fork();
+	if (cb_child == 0) {
+		ev_timer g;
+
+		alarm(10);
+		ev_loop_fork(l);
+		ev_timer_init(&g, nr_guard, 0.5, 0.);
+		ev_timer_start(l, &g);
+		ev_run(l, 0);
+		_exit(0);
+	}
+}
+
+/* a user check watcher, run just before aiop's (EV_MINPRI) at the same
+ * depth: it leaves garbage where the pass's frame then lies */
+static void
+dirty_check(struct ev_loop *l, ev_check *w, int rev)
+{
+	volatile unsigned char buf[16 * 1024];
+
+	(void)rev;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = 0xa5;
+	ev_check_stop(l, w);
+}
+
+Test(fork, a_child_may_run_the_loop_inside_a_callback)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 }, b = { 0 };
+	struct aiop_event *x;
+	ev_check dirty;
+
+	cb_parent = getpid();
+	cb_child = 0;
+	cr_assert_eq(aiop_event_new(&x), 0);
+	cr_assert_eq(aiop_lock_new(&L), 0);
+	cr_assert_eq(aiop_lock_acquire(L, T_SEC), 0);
+	cr_assert_eq(aiop_event_coro_wait(loop, &a.op, x, 5 * T_SEC,
+					  nr_forks),
+		     0);
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &b.op, L, 5 * T_SEC,
+					    t_op_cb),
+		     0);
+	ev_check_init(&dirty, dirty_check);
+	ev_check_start(loop, &dirty);
+	cr_assert_eq(aiop_event_set(x), 0);
+	ev_run(loop, EVRUN_ONCE);
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(t_reap(cb_child, T_REAP_MS), 0, "the child crashed");
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(b.result, 0);
+	cr_assert_eq(aiop_lock_release(L), 0);
+	cr_assert_eq(aiop_lock_free(L), 0);
+	cr_assert_eq(aiop_event_free(x), 0);
+	ev_loop_destroy(loop);
 }
