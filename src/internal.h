@@ -244,9 +244,10 @@ unsigned aiop__try_flags(void);
 /*
  * Owner words (Lock, RLock): the holder's tid in the low 22 bits (pid_max is
  * at most 2^22), 0 = free. A Lock's word also carries a grant serial in the
- * high 10 bits, the holding thread's count of the holds it took, so that a
- * cancelled coro grant gives back its own hold and never a later one of
- * the same thread (design.md 2.3). An RLock's word is the bare tid.
+ * high 10 bits: 0 for a blocking or try hold, 1..1023 for a coro grant (the
+ * thread's count of its coro grants), so that a cancelled coro grant gives
+ * back its own hold and never a later one of the same thread (design.md
+ * 2.3). An RLock's word is the bare tid.
  */
 #define AIOP__OWNER_TID_MASK 0x003fffffu
 #define AIOP__OWNER_SERIAL_SHIFT 22
@@ -259,12 +260,11 @@ aiop__owner_tid(uint32_t word)
 	return word & AIOP__OWNER_TID_MASK;
 }
 
-/* the word this thread's next Lock hold writes */
+/* the serial bits this thread's next coro Lock grant writes (never 0) */
 static inline uint32_t
-aiop__owner_word(void)
+aiop__owner_serial(void)
 {
-	return (uint32_t)aiop__tid() |
-	       (aiop__t_serial << AIOP__OWNER_SERIAL_SHIFT);
+	return (aiop__t_serial % 1023u + 1u) << AIOP__OWNER_SERIAL_SHIFT;
 }
 
 /* lock.c: write `word` into a free owner word, or (PROBE) into one whose

@@ -53,19 +53,30 @@ aiop__owner_take(_Atomic uint32_t *owner, uint32_t word, uint32_t tid_mask,
 	return -EAGAIN;
 }
 
-/* args: a coro acquire's struct lock_args, or NULL (blocking, try, and a
- * Condition re-taking its lock, which never gives a grant back) */
+/* Blocking, try, and a Condition re-taking its lock (none of which gives
+ * a grant back): the bare tid. The blocking hand-off's attempt is then
+ * what it was before serials. */
 static int
 lock_attempt(struct aiop__obj *o, void *args, unsigned flags)
 {
-	uint32_t word = aiop__owner_word();
+	(void)args;
+	return aiop__owner_take(&S(o)->owner, (uint32_t)aiop__tid(),
+				AIOP__OWNER_TID_MASK, flags);
+}
+
+/* A coro acquire (args: its struct lock_args), whose grant a cancel may
+ * have to give back: the word carries a serial, 1..1023, the thread's
+ * next, and the op records it (internal.h) */
+static int
+lock_coro_attempt(struct aiop__obj *o, void *args, unsigned flags)
+{
+	uint32_t word = (uint32_t)aiop__tid() | aiop__owner_serial();
 	int r = aiop__owner_take(&S(o)->owner, word, AIOP__OWNER_TID_MASK,
 				 flags);
 
 	if (r != -EAGAIN) {
-		aiop__t_serial++; /* this thread's next hold differs */
-		if (args)
-			((struct lock_args *)args)->word = word;
+		aiop__t_serial++; /* this thread's next grant differs */
+		((struct lock_args *)args)->word = word;
 	}
 	return r;
 }
@@ -113,9 +124,9 @@ lock_release_checked(struct aiop__obj *o)
  * acquirer still learns about the death. Only if the word is still there:
  * any process may release a Lock, and one that did so between a coro grant
  * and its cancel must not have a hold taken since released under it, by
- * another process or by this very thread (a Lock's word carries a serial
- * per hold; it would take exactly 1024 holds of this thread in between to
- * look the same). */
+ * another process or by this very thread (a coro grant's word carries a
+ * serial that no blocking hold and no next 1022 grants of this thread
+ * share). */
 void
 aiop__owner_give_back(_Atomic uint32_t *owner, struct aiop__waitq *wq,
 		      int result, uint32_t word)
@@ -136,8 +147,14 @@ lock_undo(struct aiop__obj *o, void *args, int result)
 	return -ECANCELED;
 }
 
+/* blocking waits (a coro op's grant is given back: lock_coro_wait) */
 static const struct aiop__waitdesc lock_wait = {
 	.attempt = lock_attempt,
+	.recheck_ns = AIOP__RECHECK_OWNER_NS,
+};
+
+static const struct aiop__waitdesc lock_coro_wait = {
+	.attempt = lock_coro_attempt,
 	.undo = lock_undo,
 	.recheck_ns = AIOP__RECHECK_OWNER_NS,
 };
@@ -207,7 +224,7 @@ aiop_lock_coro_acquire(struct ev_loop *loop, struct aiop_op *op,
 	if (r < 0)
 		return r;
 	return aiop__coro_start(loop, op, &lock->o, &S(&lock->o)->wq,
-				&lock_wait, &a, sizeof(a), timeout_ns, cb);
+				&lock_coro_wait, &a, sizeof(a), timeout_ns, cb);
 }
 
 AIOP_API int
