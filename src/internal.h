@@ -234,6 +234,10 @@ aiop__tid(void)
 	return aiop__t_tid;
 }
 
+/* the bits a tid takes in shared words (owner words, queue records):
+ * pid_max is at most 2^22 */
+#define AIOP__TID_MASK 0x003fffffu
+
 /* Is the thread with this tid alive? (not ESRCH, not a zombie) */
 bool aiop__tid_alive(pid_t tid);
 
@@ -249,7 +253,6 @@ unsigned aiop__try_flags(void);
  * back its own hold and never a later one of the same thread (design.md
  * 2.3). An RLock's word is the bare tid.
  */
-#define AIOP__OWNER_TID_MASK 0x003fffffu
 #define AIOP__OWNER_SERIAL_SHIFT 22
 extern __thread uint32_t aiop__t_serial
 	__attribute__((tls_model("initial-exec")));
@@ -257,7 +260,7 @@ extern __thread uint32_t aiop__t_serial
 static inline uint32_t
 aiop__owner_tid(uint32_t word)
 {
-	return word & AIOP__OWNER_TID_MASK;
+	return word & AIOP__TID_MASK;
 }
 
 /* the serial bits this thread's next coro Lock grant writes (never 0) */

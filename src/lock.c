@@ -61,7 +61,7 @@ lock_attempt(struct aiop__obj *o, void *args, unsigned flags)
 {
 	(void)args;
 	return aiop__owner_take(&S(o)->owner, (uint32_t)aiop__tid(),
-				AIOP__OWNER_TID_MASK, flags);
+				AIOP__TID_MASK, flags);
 }
 
 /* A coro acquire (args: its struct lock_args), whose grant a cancel may
@@ -71,7 +71,7 @@ static int
 lock_coro_attempt(struct aiop__obj *o, void *args, unsigned flags)
 {
 	uint32_t word = (uint32_t)aiop__tid() | aiop__owner_serial();
-	int r = aiop__owner_take(&S(o)->owner, word, AIOP__OWNER_TID_MASK,
+	int r = aiop__owner_take(&S(o)->owner, word, AIOP__TID_MASK,
 				 flags);
 
 	if (r != -EAGAIN) {

@@ -14,7 +14,7 @@
 #define K_CLAIM 3u
 #define K_FREE 4u
 #define K_PAD 5u
-#define TID_MASK 0x3fffffu
+#define TID_MASK AIOP__TID_MASK
 
 /* st = lap (pos / capacity, low 32 bits) << 32 | kind << 28 | tid.
  * The lap makes a header left from an earlier lap, and an ABA on the CAS,

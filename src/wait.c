@@ -70,8 +70,6 @@ cur_gen(void)
  * sched_getcpu() is a vDSO call, no syscall; only the wake slow path and
  * the spin decision pay for it.
  */
-#define WAKER_TID_MASK 0x3fffffu
-
 static inline uint32_t
 cpu_plus1(void)
 {
@@ -83,7 +81,7 @@ cpu_plus1(void)
 static inline uint32_t
 waker_tag(void)
 {
-	return cpu_plus1() << 22 | ((uint32_t)aiop__tid() & WAKER_TID_MASK);
+	return cpu_plus1() << 22 | ((uint32_t)aiop__tid() & AIOP__TID_MASK);
 }
 
 /* Did the last waker of this queue, another thread, run on the CPU we run
@@ -96,7 +94,7 @@ peer_on_my_cpu(struct aiop__waitq *wq)
 					   memory_order_relaxed);
 
 	if ((lw >> 22) == 0 ||
-	    (lw & WAKER_TID_MASK) == ((uint32_t)aiop__tid() & WAKER_TID_MASK))
+	    (lw & AIOP__TID_MASK) == ((uint32_t)aiop__tid() & AIOP__TID_MASK))
 		return false;
 	return (lw >> 22) == cpu_plus1();
 }
@@ -665,7 +663,9 @@ pass_waiting(struct aiop__reg *r, unsigned flags)
 
 	cursor.aiop_state = OP_CURSOR;
 	op = r->wait.aiop_next;
-	while (op != &r->wait) {
+	/* a callback that forked: in the child, the ops are the parent's
+	 * (design.md 6) */
+	while (r->gen == cur_gen() && op != &r->wait) {
 		struct aiop__obj *obj = op->aiop_obj;
 		const struct aiop__waitdesc *d = op_desc(op);
 		int res;
@@ -718,10 +718,6 @@ pass_waiting(struct aiop__reg *r, unsigned flags)
 		}
 		op = cursor.aiop_next;
 		list_unlink(&cursor);
-		/* a callback that forked: in the child, the rest of the
-		 * list is the parent's ops (design.md 6) */
-		if (AIOP_UNLIKELY(r->gen != cur_gen()))
-			return;
 	}
 }
 
@@ -732,13 +728,13 @@ deliver_done(struct aiop__reg *r)
 	unsigned n = 0;
 	struct aiop_op *op;
 
-	while ((op = r->done_head)) {
+	/* a callback that forked: in the child, the results are the
+	 * parent's (design.md 6) */
+	while (r->gen == cur_gen() && (op = r->done_head)) {
 		r->done_head = op->aiop_next;
 		if (!r->done_head)
 			r->done_tail = NULL;
 		deliver(r, op, op->aiop_result);
-		if (AIOP_UNLIKELY(r->gen != cur_gen()))
-			return; /* the callback forked: the parent's results */
 		/* callbacks that restart ops complete again at once; bound
 		 * the time so other watchers of the loop still get served */
 		if ((++n & 31) == 0) {
@@ -765,6 +761,16 @@ reg_stale(struct aiop__reg *r)
 	return true;
 }
 
+/* The end of a dispatch: watch again, or, if a callback forked and this
+ * is the child, stop the parent's watchers */
+static void
+dispatch_end(struct aiop__reg *r)
+{
+	r->in_dispatch--;
+	if (!reg_stale(r))
+		reg_watch(r);
+}
+
 static void
 io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -781,10 +787,7 @@ io_cb(struct ev_loop *loop, ev_io *w, int revents)
 		errno = saved; /* EAGAIN: another pass already drained it */
 	r->in_dispatch++;
 	pass_waiting(r, 0);
-	r->in_dispatch--;
-	if (reg_stale(r)) /* a callback forked: this is the child */
-		return;
-	reg_watch(r);
+	dispatch_end(r);
 }
 
 static void
@@ -798,16 +801,12 @@ check_cb(struct ev_loop *loop, ev_check *w, int revents)
 		return;
 	r->in_dispatch++;
 	deliver_done(r); /* first: those were decided before this pass */
-	if (r->kicked && !reg_stale(r)) {
+	if (r->kicked) {
 		r->kicked = false;
 		pass_waiting(r, 0);
-		if (!reg_stale(r))
-			deliver_done(r);
+		deliver_done(r);
 	}
-	r->in_dispatch--;
-	if (reg_stale(r)) /* a callback forked: this is the child */
-		return;
-	reg_watch(r);
+	dispatch_end(r);
 }
 
 static void
@@ -830,10 +829,7 @@ recheck_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	r->in_dispatch++;
 	pass_waiting(r, AIOP__ATT_PROBE);
-	r->in_dispatch--;
-	if (reg_stale(r)) /* a callback forked: this is the child */
-		return;
-	reg_watch(r);
+	dispatch_end(r);
 }
 
 static void
@@ -868,10 +864,7 @@ op_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	unwait(r, op);
 	r->in_dispatch++;
 	complete(r, op, res);
-	r->in_dispatch--;
-	if (reg_stale(r)) /* a callback forked: this is the child */
-		return;
-	reg_watch(r);
+	dispatch_end(r);
 }
 
 /* ---- coro: registrations ----------------------------------------------- */

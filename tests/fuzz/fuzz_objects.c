@@ -716,7 +716,7 @@ lock_owned_by_me(void)
 		 sizeof(struct aiop__waitq));
 
 	/* the tid bits (a Lock's word also carries a grant serial) */
-	return (atomic_load(owner) & 0x3fffffu) == (uint32_t)my_tid;
+	return (atomic_load(owner) & AIOP__TID_MASK) == (uint32_t)my_tid;
 }
 
 static void
