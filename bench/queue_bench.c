@@ -842,6 +842,18 @@ setup_q2(struct run *r)
 	return rc < 0 ? rc : aiop_queue_new(&r->q[1], NULL);
 }
 
+/* Two 64 KiB rings: a round trip then reuses records whose lines are
+ * still in a cache, where the default 16 MiB ring walks into lines last
+ * written 200 000 messages ago (docs/performance.md). */
+static int
+setup_q2_small(struct run *r)
+{
+	struct aiop_queue_attr a = {.capacity = 65536};
+	int rc = aiop_queue_new(&r->q[0], &a);
+
+	return rc < 0 ? rc : aiop_queue_new(&r->q[1], &a);
+}
+
 /* Closing the queue wakes a producer blocked on a full ring (-EPIPE). */
 static void
 stop_q(struct run *r)
@@ -1634,6 +1646,7 @@ enum sid {
 	S_RT_Q_CORO,
 	S_RT_Q_OFF,
 	S_RT_Q,
+	S_RT_Q_SMALL,
 	/* 2MiB */
 	S_B_STREAM,
 	S_B_STREAM_4M,
@@ -1730,6 +1743,10 @@ static const struct scen scens[S_N] = {
 	[S_RT_Q] = {RT, "aiop queues, child blocking get, spin auto", K_RT,
 		    U_NS, AIOP_SPIN_AUTO, false, ALL_PL, MSG, setup_q2,
 		    echo_q_blk, NULL, rt_q, NULL},
+	[S_RT_Q_SMALL] = {RT, "same, 64 KiB rings instead of 16 MiB", K_RT,
+			  U_NS, AIOP_SPIN_AUTO, false,
+			  ON(PL_UNPINNED) | ON(PL_SPLIT), MSG,
+			  setup_q2_small, echo_q_blk, NULL, rt_q, NULL},
 	[S_B_STREAM] = {B2, "socketpair STREAM, default buffers", K_TPUT,
 			U_GBS, -1, false, 0, BIG, setup_big_stream,
 			produce_big_stream, consume_big_stream, NULL,
@@ -2586,6 +2603,8 @@ static const struct trow trows[] = {
 	 S_RT_SPIN, ON(PL_SPLIT) | ON(PL_UNPINNED), 2.0, false, M_VAL},
 	{"RT spin auto, other CPU, blocking vs cache-line spin", S_RT_Q,
 	 S_RT_SPIN, ON(PL_SPLIT) | ON(PL_UNPINNED), 2.0, false, M_VAL},
+	{"same, blocking, 64 KiB rings", S_RT_Q_SMALL, S_RT_SPIN,
+	 ON(PL_SPLIT) | ON(PL_UNPINNED), 0, false, M_VAL},
 	{"RT one CPU, coro: spin auto vs off", S_RT_Q_CORO, S_RT_Q_CORO_OFF,
 	 ON(PL_PINNED), 1.2, false, M_VAL},
 	{"RT one CPU, blocking: spin auto vs off", S_RT_Q, S_RT_Q_OFF,
