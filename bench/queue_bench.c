@@ -10,7 +10,8 @@
  *             ring and a busy-spin ring frame the aiop figure.
  *  roundtrip  64-byte ping-pong over two channels (one each way): ns per
  *             round trip, with the peers unpinned, split over two CPUs and
- *             pinned to one CPU.
+ *             pinned to one CPU; once more with two 64 KiB rings, whose
+ *             records stay in a cache between laps.
  *  2MiB       2 MiB messages, GB/s: the copy API next to a SOCK_STREAM
  *             socketpair, the zero-copy API next to a one-process memcpy.
  *  scaling    M producers x N consumers (1, 2, 4, 8 each), msg/s per cell.
