@@ -51,6 +51,13 @@ aiop_strerror(int err)
 		return "operation already completed";
 	case EMFILE:
 		return "out of file descriptors or doorbells";
+	case EBADMSG:
+		return "not a message carrying this type of object";
+	case EXDEV:
+		return "object of another domain (process tree)";
+	case EPROTOTYPE:
+		return "socket cannot carry objects (not AF_UNIX "
+		       "SEQPACKET or DGRAM)";
 	}
 	s = strerrordesc_np(-err);
 	return s ? s : "unknown error";

@@ -320,6 +320,26 @@ Test(errors, strerror_covers_codes)
 	cr_assert_str_eq(aiop_version(), AIOP_VERSION_STRING);
 }
 
+/* docs/errors.md: "aiop's own wording for the codes in the table"; the C
+ * library's text for -EXDEV ("Invalid cross-device link") misleads. */
+Test(errors, strerror_has_its_own_words_for_every_table_code)
+{
+	int codes[] = { EAGAIN,	   ETIMEDOUT, ECANCELED, EINVAL,  EPERM,
+			EOVERFLOW, EOWNERDEAD, EPROTO,	  ENOMEM,  EBUSY,
+			EALREADY,  EMFILE,    EMSGSIZE,	 EBADMSG, EXDEV,
+			EPROTOTYPE, EPIPE };
+
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		const char *s = aiop_strerror(-codes[i]);
+		const char *libc = strerrordesc_np(codes[i]);
+
+		cr_assert(s && *s);
+		cr_assert(!libc || strcmp(s, libc) != 0,
+			  "%s: the C library's text, not aiop's",
+			  strerrorname_np(codes[i]));
+	}
+}
+
 Test(errors, spin_set)
 {
 	cr_assert_eq(aiop_spin_set(AIOP_SPIN_FIXED, -1), -EINVAL);
