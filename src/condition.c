@@ -602,8 +602,17 @@ aiop_cond_coro_wait_for(struct ev_loop *loop, struct aiop_op *op,
 {
 	struct cond_args a = { .mode = MODE_WAIT_FOR, .pred = pred,
 			       .arg = arg };
-	int r = wait_for_first(cond, pred, arg, timeout_ns);
+	int r;
 
+	/* the start's own argument errors come before the predicate's
+	 * first call: a start refused for them runs no user code (a
+	 * predicate that cancels "its" op would cancel the op still
+	 * pending, for a start that returns -EBUSY) */
+	if (!loop || !op || !cb)
+		return -EINVAL;
+	if (aiop_op_pending(op))
+		return -EBUSY;
+	r = wait_for_first(cond, pred, arg, timeout_ns);
 	if (r == 1)
 		return aiop__coro_start(loop, op, &cond->o, &S(&cond->o)->wq,
 					&cond_true_desc, NULL, 0, 0, cb);

@@ -710,3 +710,60 @@ Test(cond, a_predicate_may_cancel_its_own_wait, .init = setup,
 	}
 	ev_loop_destroy(loop);
 }
+
+/*
+ * A coro wait_for start refused for its own arguments (NULL loop, op or
+ * callback; an op still pending) must not run the predicate: it used to
+ * make its first call first, so a predicate that cancels its op cancelled
+ * the pending one for a start that returned -EBUSY.
+ */
+static int refused_calls;
+
+static int
+counts_and_cancels(void *arg)
+{
+	refused_calls++;
+	(void)aiop_op_cancel(arg);
+	return 1;
+}
+
+Test(cond, a_refused_wait_for_start_runs_no_predicate, .init = setup,
+     .fini = teardown)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct aiop_event *e;
+	struct t_op first = { 0 };
+	struct aiop_op op = { 0 };
+
+	cr_assert_eq(aiop_event_new(&e), 0);
+	cr_assert_eq(aiop_cond_acquire(C, 0), 0);
+	cr_assert_eq(aiop_cond_coro_wait_for(NULL, &op, C, counts_and_cancels,
+					     &op, AIOP_FOREVER, t_op_cb),
+		     -EINVAL);
+	cr_assert_eq(aiop_cond_coro_wait_for(loop, NULL, C,
+					     counts_and_cancels, &op,
+					     AIOP_FOREVER, t_op_cb),
+		     -EINVAL);
+	cr_assert_eq(aiop_cond_coro_wait_for(loop, &op, C, counts_and_cancels,
+					     &op, AIOP_FOREVER, NULL),
+		     -EINVAL);
+	/* an op still pending (on an event): the refused start leaves it */
+	cr_assert_eq(aiop_event_coro_wait(loop, &first.op, e, 5 * T_SEC,
+					  t_op_cb),
+		     0);
+	cr_assert_eq(aiop_cond_coro_wait_for(loop, &first.op, C,
+					     counts_and_cancels, &first.op,
+					     AIOP_FOREVER, t_op_cb),
+		     -EBUSY);
+	cr_assert_eq(refused_calls, 0, "the predicate ran %d times",
+		     refused_calls);
+	cr_assert_eq(aiop_op_pending(&first.op), 1);
+	cr_assert_eq(aiop_event_set(e), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(first.calls, 1);
+	cr_assert_eq(first.result, 0, "not cancelled: %d", first.result);
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert_eq(aiop_loop_detach(loop), 0);
+	ev_loop_destroy(loop);
+	cr_assert_eq(aiop_event_free(e), 0);
+}
