@@ -320,6 +320,54 @@ Test(errors, strerror_covers_codes)
 	cr_assert_str_eq(aiop_version(), AIOP_VERSION_STRING);
 }
 
+/* condition.c's layout: one word, grp | open | closed | sig */
+struct t_cond_shm {
+	struct aiop__shm_hdr hdr;
+	struct aiop__waitq wq;
+	_Atomic uint64_t word;
+};
+
+static int
+cond_false(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+/* 65535 registered waiters (forged): every wait, blocking or a coro start,
+ * is refused with -EOVERFLOW (documented since this review) and keeps the
+ * lock held; no callback runs */
+Test(errors, a_full_condition_refuses_a_wait_with_the_lock_held)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct aiop_op op = { 0 };
+	struct aiop_cond *c;
+	struct t_cond_shm *sh;
+	uint64_t full = (uint64_t)0xffff << 32;
+
+	cr_assert_eq(aiop_cond_new(&c), 0);
+	sh = (struct t_cond_shm *)hdr_of(c);
+	cr_assert_eq(aiop_cond_acquire(c, 0), 0);
+	atomic_store(&sh->word, full);
+	cr_assert_eq(aiop_cond_wait(c, T_MS), -EOVERFLOW);
+	cr_assert_eq(aiop_cond_wait_for(c, cond_false, NULL, T_MS),
+		     -EOVERFLOW);
+	cr_assert_eq(aiop_cond_coro_wait(loop, &op, c, T_MS, never_cb),
+		     -EOVERFLOW);
+	cr_assert_eq(aiop_cond_coro_wait_for(loop, &op, c, cond_false, NULL,
+					     T_MS, never_cb),
+		     -EOVERFLOW);
+	cr_assert_eq(atomic_load(&sh->word), full, "nothing registered");
+	cr_assert_eq(aiop_op_pending(&op), 0);
+	cr_assert(t_run(loop, 50));
+	atomic_store(&sh->word, 0);
+	cr_assert_eq(aiop_cond_release(c), 0, "still held");
+	cr_assert_eq(aiop_cond_release(c), -EPERM, "held once");
+	cr_assert_eq(aiop_loop_detach(loop), 0);
+	ev_loop_destroy(loop);
+	cr_assert_eq(aiop_cond_free(c), 0);
+}
+
 /* docs/errors.md: "aiop's own wording for the codes in the table"; the C
  * library's text for -EXDEV ("Invalid cross-device link") misleads. */
 Test(errors, strerror_has_its_own_words_for_every_table_code)

@@ -30,11 +30,16 @@ AIOP_API int aiop_cond_new(struct aiop_cond **out);
 
 /**
  * Create a condition over an existing Lock (which must outlive it).
- * @return as aiop_cond_new; -EINVAL if lock is not a valid Lock handle
+ * @return as aiop_cond_new; -EINVAL if lock is not a valid Lock handle,
+ *         -EPROTO if its shared object is corrupt
  */
 AIOP_API int aiop_cond_new_lock(struct aiop_cond **out, struct aiop_lock *lock);
 
-/** Create a condition over an existing RLock (which must outlive it). */
+/**
+ * Create a condition over an existing RLock (which must outlive it).
+ * @return as aiop_cond_new; -EINVAL if rlock is not a valid RLock handle,
+ *         -EPROTO if its shared object is corrupt
+ */
 AIOP_API int aiop_cond_new_rlock(struct aiop_cond **out,
 				 struct aiop_rlock *rlock);
 
@@ -69,7 +74,8 @@ AIOP_API int aiop_cond_wait(struct aiop_cond *cond, int64_t timeout_ns);
  * Wait until pred(arg) is true, with one overall deadline across re-checks.
  * pred is first called before any waiting.
  * @return 1 the predicate is true; 0 it is still false at the deadline;
- *         -EPERM, -EOWNERDEAD, -EINVAL, -EPROTO as aiop_cond_wait
+ *         -EPERM, -EOVERFLOW, -EOWNERDEAD, -EINVAL, -EPROTO as
+ *         aiop_cond_wait
  */
 AIOP_API int aiop_cond_wait_for(struct aiop_cond *cond, aiop_cond_pred pred,
 				void *arg, int64_t timeout_ns);

@@ -112,7 +112,8 @@ AIOP_API int aiop_loop_detach(struct ev_loop *loop);
  * Every start call below returns 0 (the callback will run exactly once) or,
  * with no callback ever: -EINVAL (NULL loop/op/cb, bad handle or timeout),
  * -EBUSY (op still pending), -EPROTO (corrupt object, or one from another
- * domain), -EMFILE (no free doorbell for this loop), -ENOMEM.
+ * domain), -EMFILE (no free doorbell for this loop), -ENOMEM; a Condition
+ * wait also -EPERM and -EOVERFLOW, as the blocking call.
  */
 
 /** Coro aiop_lock_acquire(). */
@@ -144,8 +145,9 @@ AIOP_API int aiop_cond_coro_acquire(struct ev_loop *loop, struct aiop_op *op,
  * Coro aiop_cond_wait(): the lock is released at start and re-taken
  * without blocking the loop; the callback runs with the lock held again
  * (also on -ETIMEDOUT and -ECANCELED). -EPERM at start if the loop's
- * thread does not own the lock. A cancelled waiter passes a notification
- * it consumed on to another waiter.
+ * thread does not own the lock, -EOVERFLOW if 65535 waiters are already
+ * registered (the lock stays held). A cancelled waiter passes a
+ * notification it consumed on to another waiter.
  */
 AIOP_API int aiop_cond_coro_wait(struct ev_loop *loop, struct aiop_op *op,
 				 struct aiop_cond *cond, int64_t timeout_ns,
