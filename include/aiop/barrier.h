@@ -52,7 +52,10 @@ AIOP_API int aiop_barrier_free(struct aiop_barrier *barrier);
 AIOP_API int aiop_barrier_wait(struct aiop_barrier *barrier,
 			       int64_t timeout_ns);
 
-/** Break the barrier: current and later waiters get -EPIPE until reset. */
+/**
+ * Break the barrier: current and later waiters get -EPIPE until reset.
+ * @return 0, -EINVAL, -EPROTO
+ */
 AIOP_API int aiop_barrier_abort(struct aiop_barrier *barrier);
 
 /**

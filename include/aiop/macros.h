@@ -40,7 +40,11 @@
 				aiop_held(r));                                 \
 	     aiop__once_; aiop__once_ = 0, (void)aiop_rlock_release(rlock))
 
-/** Evaluate expr (an aiop call); if it is < 0, return it from the caller. */
+/**
+ * Evaluate expr (an aiop call); if it is < 0, return it from the caller.
+ * Not for an acquire of a Lock or RLock: its -EOWNERDEAD is < 0 but means
+ * acquired, and the caller would return holding the lock (use aiop_held).
+ */
 #define AIOP_TRY(expr)                                                         \
 	do {                                                                   \
 		int aiop__r_ = (expr);                                         \
@@ -67,6 +71,8 @@ AIOP__DEFINE_AUTO(simplequeue)
 /**
  * Declare a handle pointer that is freed when it goes out of scope:
  *   aiop_auto(lock) l = NULL;  AIOP_TRY(aiop_lock_new(&l));
+ * A handle with coro ops still pending on it is not freed (aiop_X_free
+ * refuses with -EBUSY): it stays allocated, and the ops stay valid.
  */
 #define aiop_auto(type)                                                        \
 	__attribute__((cleanup(aiop__autofree_##type))) struct aiop_##type *
