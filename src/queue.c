@@ -1306,32 +1306,42 @@ consume(struct aiop_queue *q, uint64_t pos, unsigned n, bool copy,
 {
 	struct q_shm *s = Q(q);
 	uint32_t self = me();
-	uint64_t p = pos;
-	/* where `release` stands while it is at our records */
-	uint64_t rel = atomic_load_explicit(&s->release, memory_order_relaxed);
+	uint64_t p = pos, rel;
 	bool moved = false;
 	int r = 0;
 
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t from = mk(q, p, K_CLAIM, self);
+	/* every copy before the first free: a consumer that dies in a copy
+	 * (killed, or a fault on buf) then leaves all n claimed, given back
+	 * whole by a probe. Freeing as it copied, it left the ones already
+	 * freed uncounted in nfin for good (a maxsize queue a message
+	 * smaller for each, found by review) for a whole memcpy, not for
+	 * the few instructions between a free and the count below */
+	for (unsigned i = 0; copy && i < n; i++) {
 		/* the next header only if it is ours: it may be the one a
 		 * producer writes right now */
 		uint64_t nx = i + 1 < n ? next_rec(q, p) : 0;
 		uint32_t len = len_safe(q, p);
 
-		if (copy) {
-			/* len was checked at claim time; one that a peer
-			 * changed since is clamped to what is left of buf */
-			if (len > cap)
-				len = (uint32_t)cap;
-			if (len) {
-				memcpy(buf, rec_data(q, p), len);
-				buf += len;
-			}
-			cap -= len;
-			if (lens)
-				lens[i] = len;
+		/* len was checked at claim time; one that a peer changed
+		 * since is clamped to what is left of buf */
+		if (len > cap)
+			len = (uint32_t)cap;
+		if (len) {
+			memcpy(buf, rec_data(q, p), len);
+			buf += len;
 		}
+		cap -= len;
+		if (lens)
+			lens[i] = len;
+		p = nx;
+	}
+	/* where `release` stands while it is at our records */
+	rel = atomic_load_explicit(&s->release, memory_order_relaxed);
+	p = pos;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t from = mk(q, p, K_CLAIM, self);
+		uint64_t nx = i + 1 < n ? next_rec(q, p) : 0;
+
 		/* at `release`: move it, one locked instruction fewer than a
 		 * FREE mark and a move (the release CAS orders our copy
 		 * before a producer's writes, as the free CAS did) */

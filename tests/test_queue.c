@@ -9,6 +9,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -2849,6 +2851,63 @@ Test(queue_death, consumer_killed_before_release, .init = setup,
 		     "delivered once");
 	cr_assert_eq(put_s(Q, "next"), 0);
 	assert_next(Q, "next");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+/*
+ * A get_many that dies in its copy (here a fault on the caller's buffer:
+ * the second message's copy hits a page it may not write) had freed the
+ * messages it copied before and not counted them: the first message was
+ * lost with the dead consumer, and a maxsize queue stayed a message
+ * smaller for good (found by review). Every copy now comes before the
+ * first free, so all of them go back.
+ */
+static int
+get_many_into_a_hole(void *arg)
+{
+	struct rlimit no_core = { 0, 0 };
+	size_t lens[3];
+	char *p;
+
+	(void)arg;
+	(void)setrlimit(RLIMIT_CORE, &no_core);
+	signal(SIGSEGV, SIG_DFL);
+	p = mmap(NULL, 8192, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || mprotect(p + 4096, 4096, PROT_NONE) != 0)
+		return 1;
+	/* 700 bytes before the hole: the first message fits, the second
+	 * faults in its copy */
+	(void)aiop_queue_get_many(Q, p + 4096 - 700, 3 * 600, lens, 3, T_SEC);
+	return 2;
+}
+
+Test(queue_death, get_many_killed_in_its_copy_gives_all_back)
+{
+	char m[600], buf[600];
+	int r;
+
+	Q = new_queue(SMALL_CAP, 3, 0);
+	for (int i = 0; i < 3; i++) {
+		memset(m, 'A' + i, sizeof(m));
+		cr_assert_eq(aiop_queue_try_put(Q, m, sizeof(m)), 0);
+	}
+	r = t_reap(t_fork(get_many_into_a_hole, NULL), T_REAP_MS);
+	cr_assert_eq(r, -SIGSEGV, "the child did not die in its copy: %d", r);
+	for (int i = 0; i < 3; i++) {
+		r = aiop_queue_get(Q, buf, sizeof(buf), NULL, 5 * T_SEC);
+		cr_assert_eq(r, 600, "message %d: %d", i, r);
+		cr_assert_eq(buf[0], 'A' + i, "message %d is %c", i, buf[0]);
+	}
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN);
+	/* the count is exact: maxsize messages fit again, and no more */
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(aiop_queue_try_put(Q, m, sizeof(m)), 0, "%d", i);
+	cr_assert_eq(aiop_queue_qsize(Q), 3);
+	cr_assert_eq(aiop_queue_try_put(Q, m, sizeof(m)), -EAGAIN);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL),
+			     600);
 	cr_assert_eq(aiop_queue_free(Q), 0);
 }
 
