@@ -6,8 +6,10 @@
  * waiters become eligible, grp moves on) and signals up to n eligible
  * waiters. Only a waiter whose group is closed may take a signal, so a
  * waiter that arrives after a notify (the notifier itself, say) never takes
- * it. A wait is a two-phase op for the engine: phase 0 takes a signal (on
- * the condition's queue), phase 1 re-takes the lock (on the lock's queue).
+ * it. A wait is a two-phase op for the engine: phase 0 waits until a
+ * signal is there for it (on the condition's queue), phase 1 re-takes the
+ * lock (on the lock's queue) and only then takes the signal: a waiter that
+ * dies on the way takes none with it (design.md 8.1).
  */
 #include <stdlib.h>
 
@@ -31,11 +33,12 @@ struct aiop_cond {
 enum { MODE_WAIT, MODE_WAIT_FOR };
 
 struct cond_args {
-	uint8_t phase;   /* 0: take a signal; 1: re-take the lock */
+	uint8_t phase;   /* 0: wait for a signal; 1: re-take the lock */
 	uint8_t mode;    /* MODE_WAIT or MODE_WAIT_FOR */
 	uint8_t expired; /* the deadline passed */
 	uint8_t took;    /* consumed a notification since registering */
 	uint16_t grp;    /* the group it registered in */
+	uint8_t left;    /* not registered any more: took a signal, or left */
 	int32_t result;  /* reported once the lock is held again */
 	uint32_t depth;  /* recursion depth to restore */
 	aiop_cond_pred pred;
@@ -120,6 +123,16 @@ notify_n(struct aiop__obj *o, uint32_t n)
 	return (int)k;
 }
 
+/* Is a signal there for this waiter (its group closed)? Only a look: it is
+ * taken once the lock is held again (cond_attempt()). */
+static bool
+signal_there(struct aiop__obj *o, uint16_t grp)
+{
+	uint64_t cur = atomic_load_explicit(&S(o)->word, memory_order_relaxed);
+
+	return F_GRP(cur) != grp && F_SIG(cur) > 0;
+}
+
 /* Take a signal, if this waiter's group is closed and one is there. */
 static bool
 take_signal(struct aiop__obj *o, uint16_t grp)
@@ -159,6 +172,20 @@ leave(struct aiop__obj *o, uint16_t grp)
 	}
 }
 
+/* Leave the waiting set (a deadline, a cancel, a lock re-taken from a dead
+ * holder or not at all): the op is then past phase 0 for good. A waiter
+ * that saw a signal (phase 1) and leaves without it wakes another: the
+ * wake-up sent for that signal came to this one. */
+static void
+quit(struct aiop__obj *o, struct cond_args *a)
+{
+	a->took = leave(o, a->grp);
+	if (!a->took && a->phase == 1)
+		aiop__wake(&S(o)->wq, 1);
+	a->left = 1;
+	a->phase = 1;
+}
+
 /* Join the open group; -EOVERFLOW if it is full. */
 static int
 join(struct aiop__obj *o, uint16_t *grp)
@@ -189,6 +216,7 @@ cond_begin(struct aiop__obj *o, void *args)
 		return r;
 	a->phase = 0;
 	a->took = 0;
+	a->left = 0;
 	return c->ish->release_all(c->lock, &a->depth);
 }
 
@@ -200,17 +228,43 @@ cond_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	int r, ok;
 
 	if (a->phase == 0) {
-		if (!take_signal(o, a->grp))
+		if (!signal_there(o, a->grp))
 			return -EAGAIN;
 		a->phase = 1;
-		a->took = 1;
-		a->result = 0;
 	}
 	r = c->ish->attempt(c->lock, NULL, flags);
 	if (r == -EAGAIN)
 		return -EAGAIN;
-	if (r != 0 && r != -EOWNERDEAD)
+	if (r != 0 && r != -EOWNERDEAD) {
+		/* nothing re-taken (an RLock at its depth limit): the op
+		 * ends, and a notification it took goes to another */
+		if (!a->left)
+			quit(o, a);
+		if (a->took)
+			(void)notify_n(o, 1);
+		a->took = 0;
 		return r;
+	}
+	if (!a->left) {
+		/* the lock is held: take the signal now. Taken before, it
+		 * went with a waiter killed while it waited for the lock,
+		 * and a notify(1) woke nobody */
+		if (take_signal(o, a->grp)) {
+			a->took = 1;
+			a->left = 1;
+			a->result = 0;
+		} else if (r == 0) {
+			/* another waiter took it: wait again */
+			(void)c->ish->release(c->lock);
+			a->phase = 0;
+			return -EAGAIN;
+		} else {
+			/* a dead holder's lock: kept (-EOWNERDEAD replaces
+			 * the result), and the waiting set left */
+			quit(o, a);
+			a->result = a->took ? 0 : -ETIMEDOUT;
+		}
+	}
 	c->ish->restore(c->lock, a->depth);
 	if (r == -EOWNERDEAD)
 		return r;
@@ -247,10 +301,9 @@ cond_expire(struct aiop__obj *o, void *args)
 	struct cond_args *a = args;
 
 	a->expired = 1;
-	if (a->phase == 0) {
-		a->took = leave(o, a->grp);
+	if (!a->left) {
+		quit(o, a);
 		a->result = a->took ? 0 : -ETIMEDOUT;
-		a->phase = 1;
 	}
 	return -EAGAIN; /* the lock is re-taken, with no deadline */
 }
@@ -260,10 +313,8 @@ cond_cancel(struct aiop__obj *o, void *args)
 {
 	struct cond_args *a = args;
 
-	if (a->phase == 0) {
-		a->took = leave(o, a->grp);
-		a->phase = 1;
-	}
+	if (!a->left)
+		quit(o, a);
 	if (a->took && a->result != -ECANCELED)
 		(void)notify_n(o, 1); /* pass the notification on */
 	a->took = 0;

@@ -371,6 +371,8 @@ struct aiop__lockish {
 	int (*release_all)(struct aiop__obj *lock, uint32_t *depth);
 	/* after a re-take (depth 1, or n+1 if already owned): add depth-1 */
 	void (*restore)(struct aiop__obj *lock, uint32_t depth);
+	/* give back the one level a plain (0) attempt just took */
+	int (*release)(struct aiop__obj *lock);
 };
 extern const struct aiop__lockish aiop__lock_ish, aiop__rlock_ish;
 extern const struct aiop__share_type aiop__lock_share, aiop__rlock_share;

@@ -301,4 +301,5 @@ const struct aiop__lockish aiop__lock_ish = {
 	.owned = ish_owned,
 	.release_all = ish_release_all,
 	.restore = ish_restore,
+	.release = lock_release,
 };

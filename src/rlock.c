@@ -301,4 +301,5 @@ const struct aiop__lockish aiop__rlock_ish = {
 	.owned = owned,
 	.release_all = ish_release_all,
 	.restore = ish_restore,
+	.release = rlock_release,
 };

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 static struct aiop_cond *C;
 
@@ -766,4 +767,58 @@ Test(cond, a_refused_wait_for_start_runs_no_predicate, .init = setup,
 	cr_assert_eq(aiop_loop_detach(loop), 0);
 	ev_loop_destroy(loop);
 	cr_assert_eq(aiop_event_free(e), 0);
+}
+
+/*
+ * A notified waiter that dies before it holds the lock again must not take
+ * the notification with it. A (blocking, another process) and B (coro,
+ * here) wait; notify(1) while we hold the lock; A gets going first (our
+ * loop does not run) and then sleeps on the lock's queue; A is killed.
+ * B, registered before the notify too, must get it. A used to take the
+ * signal before the lock, so it died with it and B timed out.
+ */
+struct t_rlock_shm {
+	struct aiop__shm_hdr hdr;
+	struct aiop__waitq wq;
+	_Atomic uint32_t owner;
+	_Atomic uint32_t depth;
+};
+
+Test(cond, a_waiter_killed_before_the_retake_loses_no_notify)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct aiop_rlock *rl;
+	struct t_rlock_shm *s;
+	struct t_op b = { 0 };
+	uint64_t t0;
+	pid_t a;
+
+	SH = t_shared(sizeof(*SH));
+	cr_assert_eq(aiop_rlock_new(&rl), 0);
+	cr_assert_eq(aiop_cond_new_rlock(&C, rl), 0);
+	s = (struct t_rlock_shm *)((struct aiop__obj *)rl)->shm;
+	a = t_fork(waiter, (void *)(intptr_t)60000);
+	wait_ready(1);
+	cr_assert_eq(aiop_cond_acquire(C, 5 * T_SEC), 0, "A registered");
+	cr_assert_eq(aiop_cond_coro_wait(loop, &b.op, C, 3 * T_SEC, t_op_cb),
+		     0);
+	cr_assert_eq(aiop_cond_acquire(C, 5 * T_SEC), 0);
+	cr_assert_eq(aiop_cond_notify(C, 1), 1);
+	/* A, woken, sleeps on the lock's queue (ours, held) */
+	t0 = t_now();
+	while (!(atomic_load(&s->wq.nsleep) & AIOP__NSLEEP_COUNT) &&
+	       t_now() - t0 < 10 * T_SEC)
+		t_msleep(1);
+	cr_assert(atomic_load(&s->wq.nsleep) & AIOP__NSLEEP_COUNT);
+	cr_assert_eq(kill(a, SIGKILL), 0);
+	cr_assert_eq(t_reap(a, T_REAP_MS), -SIGKILL);
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert(t_run(loop, 10000));
+	cr_assert_eq(b.calls, 1);
+	cr_assert_eq(b.result, 0, "B must get the notify: %d", b.result);
+	cr_assert_eq(aiop_cond_release(C), 0, "held at the callback");
+	cr_assert_eq(aiop_cond_free(C), 0);
+	cr_assert_eq(aiop_rlock_free(rl), 0);
+	t_unshared(SH, sizeof(*SH));
+	ev_loop_destroy(loop);
 }
