@@ -27,6 +27,12 @@ struct aiop_rlock {
 
 #define NOTICE 0x80000000u /* above AIOP_RLOCK_DEPTH_MAX */
 
+/* a coro acquire's op arguments: was its grant the recovery itself (not a
+ * level on top of the thread's hold)? */
+struct rlock_args {
+	uint32_t recovery;
+};
+
 
 static inline struct rlock_shm *
 S(struct aiop__obj *o)
@@ -65,7 +71,8 @@ rlock_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	uint32_t me = (uint32_t)aiop__tid(), d;
 	int r;
 
-	(void)args;
+	if (args)
+		((struct rlock_args *)args)->recovery = 0;
 	if (atomic_load_explicit(&s->owner, memory_order_relaxed) == me) {
 		d = atomic_load_explicit(&s->depth, memory_order_relaxed);
 		if ((d & ~NOTICE) >= AIOP_RLOCK_DEPTH_MAX)
@@ -85,8 +92,11 @@ rlock_attempt(struct aiop__obj *o, void *args, unsigned flags)
 		atomic_store_explicit(&s->depth, 1, memory_order_relaxed);
 	/* a fresh grant finds no mark of ours: the last release, an undo
 	 * or the delivery of the notice cleared it (told()) */
-	if (r == -EOWNERDEAD)
+	if (r == -EOWNERDEAD) {
 		atomic_store_explicit(&H(o)->untold, me, memory_order_relaxed);
+		if (args)
+			((struct rlock_args *)args)->recovery = 1;
+	}
 	return r;
 }
 
@@ -115,11 +125,14 @@ rlock_release(struct aiop__obj *o)
 static int
 rlock_undo(struct aiop__obj *o, void *args, int result)
 {
-	(void)args;
 	/* one level (maybe a recursive one); a cancelled recovery keeps its
 	 * notice for whoever acquires after the last level (NOTICE). Only
-	 * the owner writes the depth: the grant made us the owner */
-	if (result == -EOWNERDEAD && owned(o)) {
+	 * the owner writes the depth: the grant made us the owner. A level
+	 * told because it came on top of a recovery not yet told leaves the
+	 * mark: that recovery may still be cancelled, and levels taken
+	 * before then must be told too */
+	if (result == -EOWNERDEAD && owned(o) &&
+	    ((struct rlock_args *)args)->recovery) {
 		atomic_fetch_or_explicit(&S(o)->depth, NOTICE,
 					 memory_order_relaxed);
 		told(o); /* levels granted on top were told themselves */
@@ -206,12 +219,13 @@ aiop_rlock_coro_acquire(struct ev_loop *loop, struct aiop_op *op,
 			struct aiop_rlock *rlock, int64_t timeout_ns,
 			aiop_op_cb cb)
 {
+	struct rlock_args a = { 0 };
 	int r = aiop__obj_check(rlock ? &rlock->o : NULL, AIOP__T_RLOCK);
 
 	if (r < 0)
 		return r;
 	return aiop__coro_start(loop, op, &rlock->o, &S(&rlock->o)->wq,
-				&rlock_wait, NULL, 0, timeout_ns, cb);
+				&rlock_wait, &a, sizeof(a), timeout_ns, cb);
 }
 
 AIOP_API int

@@ -471,6 +471,41 @@ Test(death, rlock_cancelled_recovery_under_a_recursive_grant)
 	ev_loop_destroy(loop);
 }
 
+/*
+ * RLock: a coro recovery (a, -EOWNERDEAD) and a level of the same loop on
+ * top of it (b, told too); b is cancelled. a's callback has not run, and
+ * a may be cancelled in turn: a level the thread takes now must still be
+ * told. b's cancel used to clear the thread's mark as if the recovery had
+ * been given back: the blocking acquire got 0, a's cancel then took back
+ * the recovery, and the thread held the lock never told of the death.
+ */
+Test(death, rlock_cancelled_level_on_a_recovery_keeps_telling)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 }, b = { 0 };
+
+	cr_assert_eq(aiop_rlock_new(&R), 0);
+	rholder_killed();
+	t_msleep(150); /* past the probe rate limit: the start probes */
+	cr_assert_eq(aiop_rlock_coro_acquire(loop, &a.op, R, 0, t_op_cb), 0);
+	cr_assert_eq(aiop_rlock_coro_acquire(loop, &b.op, R, 0, t_op_cb), 0);
+	cr_assert_eq(aiop_op_cancel(&b.op), 0);
+	cr_assert_eq(aiop_rlock_acquire(R, 0), -EOWNERDEAD,
+		     "a's notice has reached nobody yet");
+	cr_assert_eq(aiop_op_cancel(&a.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -ECANCELED);
+	cr_assert_eq(b.result, -ECANCELED);
+	cr_assert_eq(aiop_rlock_depth(R), 1, "the blocking level");
+	cr_assert_eq(aiop_rlock_release(R), 0);
+	cr_assert_eq(aiop_rlock_acquire(R, 0), -EOWNERDEAD, "still told");
+	cr_assert_eq(aiop_rlock_release(R), 0);
+	cr_assert_eq(aiop_rlock_acquire(R, 0), 0, "healthy again");
+	cr_assert_eq(aiop_rlock_release(R), 0);
+	cr_assert_eq(aiop_rlock_free(R), 0);
+	ev_loop_destroy(loop);
+}
+
 /* Once the recovery's -EOWNERDEAD reached its caller (a blocking acquire
  * returned it, a coro callback got it), the levels taken on top are
  * healthy grants again: the thread was told once. */
