@@ -174,13 +174,13 @@ leave(struct aiop__obj *o, uint16_t grp)
 
 /* Leave the waiting set (a deadline, a cancel, a lock re-taken from a dead
  * holder or not at all): the op is then past phase 0 for good. A waiter
- * that saw a signal (phase 1) and leaves without it wakes another: the
- * wake-up sent for that signal came to this one. */
+ * that leaves a signal there wakes another: the wake-up sent for that
+ * signal may have come to this one. */
 static void
 quit(struct aiop__obj *o, struct cond_args *a)
 {
 	a->took = leave(o, a->grp);
-	if (!a->took && a->phase == 1)
+	if (!a->took && F_SIG(atomic_load(&S(o)->word)) > 0)
 		aiop__wake(&S(o)->wq, 1);
 	a->left = 1;
 	a->phase = 1;
