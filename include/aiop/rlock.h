@@ -34,7 +34,9 @@ AIOP_API int aiop_rlock_free(struct aiop_rlock *rlock);
 
 /**
  * Acquire (again, if this thread already owns it), waiting up to timeout_ns.
- * @return 0; -EOWNERDEAD acquired after the owner died (depth is 1);
+ * @return 0; -EOWNERDEAD acquired after the owner died (depth is 1; or
+ *         a level on top of this thread's coro recovery whose callback
+ *         has not run, docs/rlock.md);
  *         -ETIMEDOUT; -EAGAIN (timeout 0); -EOVERFLOW depth limit;
  *         -EINVAL; -EPROTO
  */
