@@ -494,6 +494,33 @@ op_wq(struct aiop_op *op)
 			: (struct aiop__waitq *)op->aiop_wq;
 }
 
+/*
+ * Arm the queue the op waits on and attempt once more: the waiter's half
+ * of the Dekker pair (design.md 2.1). A multi-phase attempt may move the
+ * op to another queue (a Condition wait: on to its lock's when a signal is
+ * there, back to the condition's when another waiter took it), which is
+ * then not armed: arm that one and attempt again. Without it the op waited
+ * for the 100 ms recheck. A few rounds at most; past them the recheck
+ * finds the op.
+ */
+static int
+arm_attempt(struct aiop__reg *r, struct aiop_op *op)
+{
+	const struct aiop__waitdesc *d = op_desc(op);
+	int res;
+
+	for (unsigned k = 0;; k++) {
+		struct aiop__waitq *wq = op_wq(op);
+
+		arm(wq, r->bell);
+		res = d->attempt(op->aiop_obj, op->aiop_args, 0);
+		if (res != -EAGAIN || !d->wq_of || k == 3 ||
+		    op->aiop_state != OP_WAITING || r->gen != cur_gen() ||
+		    op_wq(op) == wq)
+			return res;
+	}
+}
+
 /* Count a coro op of this process on obj (aiop__pending()). A count of
  * another fork generation came with fork: it starts again at 1. */
 static void
@@ -681,10 +708,8 @@ pass_waiting(struct aiop__reg *r, unsigned flags)
 		list_insert_before(op->aiop_next, &cursor);
 		res = d->attempt(obj, op->aiop_args, flags);
 		if (res == -EAGAIN && op->aiop_state == OP_WAITING &&
-		    r->gen == cur_gen()) {
-			arm(op_wq(op), r->bell);
-			res = d->attempt(obj, op->aiop_args, 0);
-		}
+		    r->gen == cur_gen())
+			res = arm_attempt(r, op);
 		if (AIOP_UNLIKELY(r->gen != cur_gen())) {
 			/* the user code in the attempt forked, and this is
 			 * the child: the ops are the parent's. Run nothing
@@ -1070,8 +1095,7 @@ start_attempts(struct ev_loop *loop, struct aiop__reg *r, struct aiop_op *op,
 			r->nwaiting++;
 			if (d->recheck_ns == AIOP__RECHECK_OWNER_NS)
 				r->nowner++;
-			arm(op_wq(op), r->bell);
-			res = d->attempt(obj, op->aiop_args, 0);
+			res = arm_attempt(r, op);
 			if (op->aiop_state != OP_WAITING) {
 				/* cancelled from inside the attempt (user code:
 				 * a barrier's action): already queued */
