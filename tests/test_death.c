@@ -429,6 +429,19 @@ rholder_killed(void)
 	return pid;
 }
 
+/* An RLock whose holder was killed, a coro acquire of ours granted with
+ * -EOWNERDEAD (a, the recovery; its callback not run yet) and a second
+ * one of the same loop granted on top of it (b) */
+static void
+recovery_and_level(struct ev_loop *loop, struct t_op *a, struct t_op *b)
+{
+	cr_assert_eq(aiop_rlock_new(&R), 0);
+	rholder_killed();
+	t_msleep(150); /* past the probe rate limit: the start probes */
+	cr_assert_eq(aiop_rlock_coro_acquire(loop, &a->op, R, 0, t_op_cb), 0);
+	cr_assert_eq(aiop_rlock_coro_acquire(loop, &b->op, R, 0, t_op_cb), 0);
+}
+
 /*
  * RLock: a coro acquire granted with -EOWNERDEAD, then a second one of
  * the same loop granted recursively on top of it, then the first is
@@ -444,11 +457,7 @@ Test(death, rlock_cancelled_recovery_under_a_recursive_grant)
 	struct ev_loop *loop = ev_loop_new(0);
 	struct t_op a = { 0 }, b = { 0 };
 
-	cr_assert_eq(aiop_rlock_new(&R), 0);
-	rholder_killed();
-	t_msleep(150); /* past the probe rate limit: the start probes */
-	cr_assert_eq(aiop_rlock_coro_acquire(loop, &a.op, R, 0, t_op_cb), 0);
-	cr_assert_eq(aiop_rlock_coro_acquire(loop, &b.op, R, 0, t_op_cb), 0);
+	recovery_and_level(loop, &a, &b);
 	cr_assert_eq(aiop_op_cancel(&a.op), 0);
 	cr_assert(t_run(loop, 5000));
 	cr_assert_eq(a.result, -ECANCELED);
@@ -484,11 +493,7 @@ Test(death, rlock_cancelled_level_on_a_recovery_keeps_telling)
 	struct ev_loop *loop = ev_loop_new(0);
 	struct t_op a = { 0 }, b = { 0 };
 
-	cr_assert_eq(aiop_rlock_new(&R), 0);
-	rholder_killed();
-	t_msleep(150); /* past the probe rate limit: the start probes */
-	cr_assert_eq(aiop_rlock_coro_acquire(loop, &a.op, R, 0, t_op_cb), 0);
-	cr_assert_eq(aiop_rlock_coro_acquire(loop, &b.op, R, 0, t_op_cb), 0);
+	recovery_and_level(loop, &a, &b);
 	cr_assert_eq(aiop_op_cancel(&b.op), 0);
 	cr_assert_eq(aiop_rlock_acquire(R, 0), -EOWNERDEAD,
 		     "a's notice has reached nobody yet");
