@@ -285,8 +285,9 @@ fail_each_call(const struct maker *m, enum fault f)
 		cr_assert_null(h, "%s: a handle after a failure", m->name);
 		if (count_fds(false) != fds)
 			(void)count_fds(true);
-		cr_assert_eq(count_fds(false), fds, "%s, %s call %d: fds leaked",
-			     m->name, fault_names[f], k);
+		cr_assert_eq(count_fds(false), fds,
+			     "%s, %s call %d: fds leaked", m->name,
+			     fault_names[f], k);
 		cr_assert_eq(count_maps(), maps,
 			     "%s, %s call %d: mappings leaked", m->name,
 			     fault_names[f], k);

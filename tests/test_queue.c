@@ -1390,7 +1390,8 @@ Test(queue, releases_in_any_order_give_all_room_back)
 		}
 		fill(in, SMALL_MAX, 7);
 		for (int i = 0; i < 3; i++) {
-			cr_assert_eq(aiop_queue_try_put(Q, in, SMALL_MAX), -EAGAIN,
+			cr_assert_eq(aiop_queue_try_put(Q, in, SMALL_MAX),
+				     -EAGAIN,
 				     "order %zu: room before all went back", o);
 			cr_assert_eq(aiop_queue_release(Q, &m[order[o][i]]), 0);
 		}

@@ -108,14 +108,16 @@ Test(rlock, coro_recursive_on_loop_thread)
 
 	cr_assert_eq(aiop_rlock_acquire(R, AIOP_FOREVER), 0);
 	a.in_start = true;
-	cr_assert_eq(aiop_rlock_coro_acquire(loop, &a.op, R, T_SEC, t_op_cb), 0);
+	cr_assert_eq(aiop_rlock_coro_acquire(loop, &a.op, R, T_SEC, t_op_cb),
+		     0);
 	a.in_start = false;
 	cr_assert(t_run(loop, 5000));
 	cr_assert_eq(a.calls, 1);
 	cr_assert_eq(a.result, 0);
 	cr_assert_eq(aiop_rlock_depth(R), 2);
 	/* cancel of a granted recursive acquire undoes one level */
-	cr_assert_eq(aiop_rlock_coro_acquire(loop, &b.op, R, T_SEC, t_op_cb), 0);
+	cr_assert_eq(aiop_rlock_coro_acquire(loop, &b.op, R, T_SEC, t_op_cb),
+		     0);
 	cr_assert_eq(aiop_rlock_depth(R), 3);
 	cr_assert_eq(aiop_op_cancel(&b.op), 0);
 	cr_assert_eq(aiop_rlock_depth(R), 2);

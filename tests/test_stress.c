@@ -338,7 +338,8 @@ ev_worker(void *arg)
 			ops[i].done = 0;
 			ops[i].timeout = t_rand(&seed) % 5 ? LONG_WAIT : T_MS;
 			if (aiop_event_coro_wait(loop, &ops[i].op, EV,
-						 ops[i].timeout, on_event) < 0) {
+						 ops[i].timeout,
+						 on_event) < 0) {
 				fail(-2002);
 				ops[i].done = 1;
 			}

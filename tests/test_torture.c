@@ -115,7 +115,8 @@ struct tshared {
 	/* barrier */
 	long actions, kills_at_action, kills_at_prev2, extra_prev;
 	long passes, lasts, resets, epipes;
-	long unexplained; /* deficits the kill/extra accounting cannot explain */
+	/* deficits the kill/extra accounting cannot explain */
+	long unexplained;
 	int worst_deficit;
 	struct slot slot[NSLOT];
 };
@@ -2292,7 +2293,8 @@ queue_torture(bool joinable)
 		long w = QST->windows - missing;
 
 		jlo = QST->owed_lo + missing;
-		jhi = QST->owed_hi + missing + (tried_lost < w ? tried_lost : w);
+		jhi = QST->owed_hi + missing +
+		      (tried_lost < w ? tried_lost : w);
 		jextra = q_join_end(jlo, jhi);
 	}
 	snprintf(extra, sizeof(extra),

@@ -266,7 +266,7 @@ magic_value(uint8_t i)
 	case 2: return 2;
 	case 3: return 3;
 	case 4: return (uint32_t)my_tid;
-	case 5: return (uint32_t)my_tid + 1;       /* most likely no such task */
+	case 5: return (uint32_t)my_tid + 1; /* likely no such task */
 	case 6: return 1;                          /* init: alive, not us */
 	case 7: return 0x7ffffff0u;                /* beyond pid_max: dead */
 	case 8: return 0x7fffffffu;
@@ -634,7 +634,8 @@ run_loop(double max_s)
 	ev_timer guard;
 	bool hit = false;
 
-	ev_now_update(loop); /* else a stale ev_now makes the guard fire at once */
+	/* else a stale ev_now makes the guard fire at once */
+	ev_now_update(loop);
 	ev_timer_init(&guard, guard_cb, max_s, 0.);
 	guard.data = &hit;
 	ev_timer_start(loop, &guard);
@@ -879,7 +880,8 @@ op_cond(struct script *sc, unsigned k)
 		want_range("cond_release", r, 0, 0);
 		break;
 	case 3:
-		r = CALL("cond_wait", aiop_cond_wait(c, tmo_blocking(next(sc))));
+		r = CALL("cond_wait",
+			 aiop_cond_wait(c, tmo_blocking(next(sc))));
 		want_range("cond_wait", r, 0, 0);
 		check_cond_held("cond_wait", r);
 		break;
@@ -893,7 +895,8 @@ op_cond(struct script *sc, unsigned k)
 		t = tmo_blocking(next(sc));
 		pred_calls = 0;
 		pred_after = next(sc);
-			r = CALL("cond_wait_for", aiop_cond_wait_for(c, pred, NULL, t));
+			r = CALL("cond_wait_for",
+				 aiop_cond_wait_for(c, pred, NULL, t));
 		want_range("cond_wait_for", r, 0, 1);
 		if (!(cur_flags & F_SCRIBBLE_CB))
 			check_cond_held("cond_wait_for", r);
@@ -902,7 +905,8 @@ op_cond(struct script *sc, unsigned k)
 		/* the common pattern: take the lock if not ours, then wait */
 		t = tmo_blocking(next(sc));
 		if (!lock_owned_by_me())
-			(void)CALL("cond_try_acquire", aiop_cond_try_acquire(c));
+			(void)CALL("cond_try_acquire",
+				   aiop_cond_try_acquire(c));
 		r = CALL("cond_wait", aiop_cond_wait(c, t));
 		check_cond_held("cond_wait", r);
 		break;
@@ -1008,6 +1012,13 @@ static struct f_domain_shm *
 dom_shm(void)
 {
 	return (struct f_domain_shm *)aiop__dom.shm;
+}
+
+/* doorbell slot a, wrapped around the table (nbells > 0) */
+static inline struct f_bell_shm *
+bell_at(uint32_t a)
+{
+	return &dom_shm()->bell[a % aiop__dom.nbells];
 }
 
 /* After an input: no doorbell readable, none claimed (the loop detached),
@@ -1122,8 +1133,7 @@ run_script(struct script *sc)
 			a = next(sc);
 			v = next(sc);
 			if (aiop__dom.nbells > 0)
-				atomic_store(&dom_shm()->bell[a % aiop__dom.nbells]
-						      .owner,
+				atomic_store(&bell_at(a)->owner,
 					     magic_value(v));
 			break;
 		case S_DETACH: {
