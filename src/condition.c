@@ -220,6 +220,31 @@ cond_begin(struct aiop__obj *o, void *args)
 	return c->ish->release_all(c->lock, &a->depth);
 }
 
+/*
+ * Wait again (a wait_for whose predicate is false): register in the open
+ * group and give back the levels this wait took again (its depth), not
+ * every level of the thread. A coro wait's re-take may have come on top of
+ * its loop's thread's own hold of an RLock (a recursive level): releasing
+ * all of them freed the lock under that hold, and the op restored them at
+ * its completion. The lock is held (just re-taken).
+ */
+static int
+regroup(struct aiop__obj *o, struct cond_args *a)
+{
+	struct aiop_cond *c = C(o);
+	int r;
+
+	if (!c->ish->owned(c->lock))
+		return -EPERM; /* the predicate released it */
+	r = join(o, &a->grp);
+	if (r < 0)
+		return r;
+	a->phase = 0;
+	a->took = 0;
+	a->left = 0;
+	return c->ish->release(c->lock, a->depth);
+}
+
 static int
 cond_attempt(struct aiop__obj *o, void *args, unsigned flags)
 {
@@ -255,7 +280,7 @@ cond_attempt(struct aiop__obj *o, void *args, unsigned flags)
 			a->result = 0;
 		} else if (r == 0) {
 			/* another waiter took it: wait again */
-			(void)c->ish->release(c->lock);
+			(void)c->ish->release(c->lock, 1);
 			a->phase = 0;
 			return -EAGAIN;
 		} else {
@@ -283,7 +308,7 @@ cond_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	/* not yet: wait again, within the same deadline. Back to the engine
 	 * at once: it arms the new queue and checks the deadline (a peer
 	 * refilling signals cannot keep us here) */
-	r = cond_begin(o, args);
+	r = regroup(o, a);
 	return r < 0 ? r : -EAGAIN;
 }
 

@@ -371,8 +371,9 @@ struct aiop__lockish {
 	int (*release_all)(struct aiop__obj *lock, uint32_t *depth);
 	/* after a re-take (depth 1, or n+1 if already owned): add depth-1 */
 	void (*restore)(struct aiop__obj *lock, uint32_t depth);
-	/* give back the one level a plain (0) attempt just took */
-	int (*release)(struct aiop__obj *lock);
+	/* give back the n levels this thread took last (the one a plain (0)
+	 * attempt took; a wait's restored depth), keeping any others */
+	int (*release)(struct aiop__obj *lock, uint32_t n);
 };
 extern const struct aiop__lockish aiop__lock_ish, aiop__rlock_ish;
 extern const struct aiop__share_type aiop__lock_share, aiop__rlock_share;

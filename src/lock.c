@@ -294,6 +294,13 @@ ish_restore(struct aiop__obj *o, uint32_t depth)
 	(void)depth;
 }
 
+static int
+ish_release(struct aiop__obj *o, uint32_t n)
+{
+	(void)n; /* one level: a Lock has no other */
+	return lock_release(o);
+}
+
 const struct aiop__lockish aiop__lock_ish = {
 	.type = AIOP__T_LOCK,
 	.wq = ish_wq,
@@ -301,5 +308,5 @@ const struct aiop__lockish aiop__lock_ish = {
 	.owned = ish_owned,
 	.release_all = ish_release_all,
 	.restore = ish_restore,
-	.release = lock_release,
+	.release = ish_release,
 };

@@ -308,6 +308,28 @@ ish_restore(struct aiop__obj *o, uint32_t depth)
 				      memory_order_relaxed);
 }
 
+/* Give back the n levels this thread took last and keep the others: the
+ * loop's thread may hold the lock itself when its Condition wait re-takes
+ * it on top (condition.c) */
+static int
+ish_release(struct aiop__obj *o, uint32_t n)
+{
+	struct rlock_shm *s = S(o);
+	uint32_t d;
+
+	if (!owned(o))
+		return -EPERM;
+	d = atomic_load_explicit(&s->depth, memory_order_relaxed);
+	if ((d & ~NOTICE) > n) {
+		atomic_store_explicit(&s->depth, d - n, memory_order_relaxed);
+		return 0;
+	}
+	/* all of them: the NOTICE goes with the last (rlock_release()) */
+	atomic_store_explicit(&s->depth, 1 | (d & NOTICE),
+			      memory_order_relaxed);
+	return rlock_release(o);
+}
+
 const struct aiop__lockish aiop__rlock_ish = {
 	.type = AIOP__T_RLOCK,
 	.wq = ish_wq,
@@ -315,5 +337,5 @@ const struct aiop__lockish aiop__rlock_ish = {
 	.owned = owned,
 	.release_all = ish_release_all,
 	.restore = ish_restore,
-	.release = rlock_release,
+	.release = ish_release,
 };

@@ -822,3 +822,80 @@ Test(cond, a_waiter_killed_before_the_retake_loses_no_notify)
 	t_unshared(SH, sizeof(*SH));
 	ev_loop_destroy(loop);
 }
+
+/*
+ * The loop's thread holds the RLock (two levels of its own) when its coro
+ * wait_for re-takes it (a recursive level) and finds the predicate false:
+ * the op waits again and gives back the level it took, not the thread's
+ * two. It used to release every level, so the lock was free (another
+ * process could take it) while the thread's code still held it, whose
+ * releases then failed with -EPERM; and the op restored all three levels
+ * at its completion.
+ */
+static int regroup_flag;
+
+static int
+regroup_pred(void *arg)
+{
+	(void)arg;
+	return regroup_flag;
+}
+
+static int
+try_takes(void *arg)
+{
+	int r = aiop_cond_try_acquire(C);
+
+	(void)arg;
+	if (r == 0)
+		(void)aiop_cond_release(C);
+	return r == -EAGAIN ? 0 : 1;
+}
+
+Test(cond, a_regrouped_wait_for_keeps_the_threads_other_levels)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct aiop_rlock *rl;
+	struct t_op w = { 0 };
+	int depth;
+
+	cr_assert_eq(aiop_rlock_new(&rl), 0);
+	cr_assert_eq(aiop_cond_new_rlock(&C, rl), 0);
+	regroup_flag = 0;
+	cr_assert_eq(aiop_cond_acquire(C, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_cond_coro_wait_for(loop, &w.op, C, regroup_pred,
+					     NULL, 10 * T_SEC, t_op_cb),
+		     0);
+	cr_assert_eq(aiop_rlock_depth(rl), 0, "the start released it");
+	/* the thread's own code takes it, twice, and notifies */
+	cr_assert_eq(aiop_cond_acquire(C, T_SEC), 0);
+	cr_assert_eq(aiop_cond_acquire(C, T_SEC), 0);
+	cr_assert_eq(aiop_cond_notify(C, 1), 1);
+	/* the loop runs while the thread holds it: the op re-takes it on
+	 * top, takes the notification, finds the predicate false */
+	for (int i = 0; i < 5; i++)
+		ev_run(loop, EVRUN_NOWAIT);
+	cr_assert_eq(w.calls, 0);
+	depth = aiop_rlock_depth(rl);
+	cr_assert_eq(depth, 2, "the thread's levels: %d", depth);
+	cr_assert_eq(t_reap(t_fork(try_takes, NULL), T_REAP_MS), 0,
+		     "another process took the lock the thread holds");
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert_eq(aiop_rlock_depth(rl), 0);
+	/* now true: the op completes with its own level */
+	cr_assert_eq(aiop_cond_acquire(C, T_SEC), 0);
+	regroup_flag = 1;
+	cr_assert_eq(aiop_cond_notify(C, 1), 1);
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(w.calls, 1);
+	cr_assert_eq(w.result, 1, "%d", w.result);
+	depth = aiop_rlock_depth(rl);
+	cr_assert_eq(depth, 1, "the op's level only: %d", depth);
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert_eq(aiop_loop_detach(loop), 0);
+	ev_loop_destroy(loop);
+	cr_assert_eq(aiop_cond_free(C), 0);
+	cr_assert_eq(aiop_rlock_free(rl), 0);
+}
