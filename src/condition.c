@@ -363,12 +363,24 @@ cond_undo(struct aiop__obj *o, void *args, int result)
 	return result == -EOWNERDEAD ? -EOWNERDEAD : -ECANCELED;
 }
 
+/* coro: the result reaches the callback now. A re-take from a dead holder
+ * tells the thread only here: a level it took before was told too (the
+ * RLock's mark, rlock.c) */
+static int
+cond_finish(struct aiop__obj *o, void *args, int result)
+{
+	(void)args;
+	if (result == -EOWNERDEAD && C(o)->ish->told)
+		C(o)->ish->told(C(o)->lock);
+	return result;
+}
+
 /* a wait releases the lock: it cannot be a try (no_try) */
 #define COND_WAIT_HOOKS                                                      \
 	.attempt = cond_attempt, .undo = cond_undo,                          \
 	.recheck_ns = AIOP__RECHECK_OWNER_NS, .wq_of = cond_wq_of,           \
 	.expire = cond_expire, .cancel = cond_cancel, .begin = cond_begin,   \
-	.no_try = true
+	.finish = cond_finish, .no_try = true
 
 static const struct aiop__waitdesc cond_wait_desc = { COND_WAIT_HOOKS };
 
@@ -555,8 +567,11 @@ wait_common(struct aiop_cond *cond, struct cond_args *a, int64_t timeout_ns)
 	r = cond_begin(&cond->o, a);
 	if (r < 0)
 		return r;
-	return aiop__wait(&cond->o, &S(&cond->o)->wq, desc_of(a), a,
-			  timeout_ns);
+	r = aiop__wait(&cond->o, &S(&cond->o)->wq, desc_of(a), a,
+		       timeout_ns);
+	if (r == -EOWNERDEAD && cond->ish->told)
+		cond->ish->told(cond->lock); /* see cond_finish() */
+	return r;
 }
 
 AIOP_API int

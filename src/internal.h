@@ -374,6 +374,8 @@ struct aiop__lockish {
 	/* give back the n levels this thread took last (the one a plain (0)
 	 * attempt took; a wait's restored depth), keeping any others */
 	int (*release)(struct aiop__obj *lock, uint32_t n);
+	/* a re-take's -EOWNERDEAD reached the caller (NULL: nothing to do) */
+	void (*told)(struct aiop__obj *lock);
 };
 extern const struct aiop__lockish aiop__lock_ish, aiop__rlock_ish;
 extern const struct aiop__share_type aiop__lock_share, aiop__rlock_share;

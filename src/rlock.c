@@ -300,9 +300,10 @@ ish_restore(struct aiop__obj *o, uint32_t depth)
 	struct rlock_shm *s = S(o);
 	uint32_t d = atomic_load_explicit(&s->depth, memory_order_relaxed);
 
-	/* the Condition wait that re-took it reports -EOWNERDEAD itself
-	 * (a cancel keeps it, condition.c) */
-	told(o);
+	/* a re-take from a dead holder leaves the thread's mark: the
+	 * Condition wait says -EOWNERDEAD when it returns or its callback
+	 * runs (ish_told()); until then a level the thread takes is told
+	 * too, as on top of a coro acquire's recovery */
 	if (depth > 1 && (d & ~NOTICE) + (depth - 1) <= AIOP_RLOCK_DEPTH_MAX)
 		atomic_store_explicit(&s->depth, d + depth - 1,
 				      memory_order_relaxed);
@@ -330,6 +331,12 @@ ish_release(struct aiop__obj *o, uint32_t n)
 	return rlock_release(o);
 }
 
+static void
+ish_told(struct aiop__obj *o)
+{
+	told(o);
+}
+
 const struct aiop__lockish aiop__rlock_ish = {
 	.type = AIOP__T_RLOCK,
 	.wq = ish_wq,
@@ -338,4 +345,5 @@ const struct aiop__lockish aiop__rlock_ish = {
 	.release_all = ish_release_all,
 	.restore = ish_restore,
 	.release = ish_release,
+	.told = ish_told,
 };
