@@ -45,15 +45,18 @@ main(void)
 	struct aiop_sem *done;
 	struct aiop_lock *lock;
 	struct aiop_op ops[WORKERS] = { 0 };
-	struct ev_loop *loop = EV_DEFAULT;
+	/* not EV_DEFAULT: libev's default loop reaps every child on SIGCHLD,
+	 * and waitpid() below would then find none (ECHILD) */
+	struct ev_loop *loop = ev_loop_new(0);
 	ev_timer tick;
+	pid_t pids[WORKERS];
 	long *total;
-	int i, r;
+	int i, r, st, failed = 0;
 
 	/* a plain shared counter, guarded by the aiop lock */
 	total = mmap(NULL, sizeof(*total), PROT_READ | PROT_WRITE,
 		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (total == MAP_FAILED)
+	if (total == MAP_FAILED || !loop)
 		return 1;
 	if ((r = aiop_event_new(&go)) < 0 || (r = aiop_sem_new(&done, 0)) < 0 ||
 	    (r = aiop_lock_new(&lock)) < 0) {
@@ -62,7 +65,7 @@ main(void)
 	}
 
 	for (i = 0; i < WORKERS; i++) {
-		if (fork() == 0) {
+		if ((pids[i] = fork()) == 0) {
 			/* worker: plain blocking calls, each with a bound */
 			if (aiop_event_wait(go, 5 * SECOND) < 0)
 				_exit(1);
@@ -93,10 +96,14 @@ main(void)
 	ev_run(loop, 0);
 
 	for (i = 0; i < WORKERS; i++)
-		wait(NULL);
-	printf("workers finished: %d, total: %ld (expected %d)\n", finished,
-	       *total, WORKERS * 1000);
-	r = finished == WORKERS && *total == WORKERS * 1000 ? 0 : 1;
+		if (waitpid(pids[i], &st, 0) < 0 || !WIFEXITED(st) ||
+		    WEXITSTATUS(st) != 0)
+			failed++;
+	printf("workers finished: %d, total: %ld (expected %d), failed: %d\n",
+	       finished, *total, WORKERS * 1000, failed);
+	r = finished == WORKERS && *total == WORKERS * 1000 && !failed ? 0 : 1;
+	aiop_loop_detach(loop); /* give the loop's doorbell back */
+	ev_loop_destroy(loop);
 	aiop_event_free(go);
 	aiop_sem_free(done);
 	aiop_lock_free(lock);
