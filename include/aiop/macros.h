@@ -42,8 +42,10 @@
 
 /**
  * Evaluate expr (an aiop call); if it is < 0, return it from the caller.
- * Not for an acquire of a Lock or RLock: its -EOWNERDEAD is < 0 but means
- * acquired, and the caller would return holding the lock (use aiop_held).
+ * Not for an acquire of a Lock, RLock or Condition: its -EOWNERDEAD is < 0
+ * but means acquired, and the caller would return holding the lock (use
+ * aiop_held). Not for a Condition wait either: it returns -ETIMEDOUT,
+ * -EOWNERDEAD and -EOVERFLOW with the lock held again.
  */
 #define AIOP_TRY(expr)                                                         \
 	do {                                                                   \
