@@ -155,11 +155,13 @@ main(void)
 {
 	struct aiop_queue_attr attr = {.capacity = 4u << 20,
 				       .msg_max = JOB_MAX};
-	struct ev_loop *loop = ev_default_loop(0);
+	/* not the default loop: it reaps every child that exits while it
+	 * runs, and waitpid() below would then find none (coro.md) */
+	struct ev_loop *loop = ev_loop_new(0);
 	pid_t pids[WORKERS];
 	int st, failed = 0;
 
-	if (aiop_queue_new(&jobs, &attr) < 0 ||
+	if (!loop || aiop_queue_new(&jobs, &attr) < 0 ||
 	    aiop_queue_new(&results, NULL) < 0)
 		return 1;
 	for (int i = 0; i < WORKERS; i++) {
@@ -186,6 +188,7 @@ main(void)
 	       "%u loop ticks meanwhile, %d workers failed\n",
 	       done_count, WORKERS, bad, ticks, failed);
 	aiop_loop_detach(loop);
+	ev_loop_destroy(loop);
 	aiop_queue_free(jobs);
 	aiop_queue_free(results);
 	return done_count == JOBS && !bad && !failed ? 0 : 1;
