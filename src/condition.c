@@ -202,47 +202,36 @@ join(struct aiop__obj *o, uint16_t *grp)
 }
 
 /* Register and release the lock (the caller owns it). */
+/* Register in the open group, the lock held: phase 0 from scratch.
+ * again: a wait_for whose predicate is false, whose lock was just re-taken
+ * (see cond_begin()) */
+static int
+enter(struct aiop__obj *o, struct cond_args *a, bool again)
+{
+	struct aiop_cond *c = C(o);
+	int r;
+
+	if (!c->ish->owned(c->lock))
+		return -EPERM; /* again: the predicate released it */
+	r = join(o, &a->grp);
+	if (r < 0)
+		return r;
+	a->phase = 0;
+	a->took = 0;
+	a->left = 0;
+	/* Waiting again gives back the levels this wait took again (its
+	 * depth), not every level of the thread: a coro wait's re-take may
+	 * have come on top of its loop's thread's own hold of an RLock (a
+	 * recursive level), and releasing all of them freed the lock under
+	 * that hold, which the op then restored at its completion */
+	return again ? c->ish->release(c->lock, a->depth)
+		     : c->ish->release_all(c->lock, &a->depth);
+}
+
 static int
 cond_begin(struct aiop__obj *o, void *args)
 {
-	struct aiop_cond *c = C(o);
-	struct cond_args *a = args;
-	int r;
-
-	if (!c->ish->owned(c->lock))
-		return -EPERM;
-	r = join(o, &a->grp);
-	if (r < 0)
-		return r;
-	a->phase = 0;
-	a->took = 0;
-	a->left = 0;
-	return c->ish->release_all(c->lock, &a->depth);
-}
-
-/*
- * Wait again (a wait_for whose predicate is false): register in the open
- * group and give back the levels this wait took again (its depth), not
- * every level of the thread. A coro wait's re-take may have come on top of
- * its loop's thread's own hold of an RLock (a recursive level): releasing
- * all of them freed the lock under that hold, and the op restored them at
- * its completion. The lock is held (just re-taken).
- */
-static int
-regroup(struct aiop__obj *o, struct cond_args *a)
-{
-	struct aiop_cond *c = C(o);
-	int r;
-
-	if (!c->ish->owned(c->lock))
-		return -EPERM; /* the predicate released it */
-	r = join(o, &a->grp);
-	if (r < 0)
-		return r;
-	a->phase = 0;
-	a->took = 0;
-	a->left = 0;
-	return c->ish->release(c->lock, a->depth);
+	return enter(o, args, false);
 }
 
 static int
@@ -308,7 +297,7 @@ cond_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	/* not yet: wait again, within the same deadline. Back to the engine
 	 * at once: it arms the new queue and checks the deadline (a peer
 	 * refilling signals cannot keep us here) */
-	r = regroup(o, a);
+	r = enter(o, a, true);
 	return r < 0 ? r : -EAGAIN;
 }
 
