@@ -33,7 +33,6 @@ struct rlock_args {
 	uint32_t recovery;
 };
 
-
 static inline struct rlock_shm *
 S(struct aiop__obj *o)
 {
