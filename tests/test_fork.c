@@ -406,6 +406,17 @@ end_child(void)
 	cr_assert_eq(t_reap(cb_child, T_REAP_MS), 0);
 }
 
+/* Take L, then start a coro wait on x (ecb) and, behind it on the same
+ * loop, a coro acquire of L (lcb): both wait */
+static void
+event_then_lock(struct ev_loop *loop, struct aiop_op *e, struct aiop_event *x,
+		aiop_op_cb ecb, struct aiop_op *l, aiop_op_cb lcb)
+{
+	cr_assert_eq(aiop_lock_acquire(L, T_SEC), 0);
+	cr_assert_eq(aiop_event_coro_wait(loop, e, x, 5 * T_SEC, ecb), 0);
+	cr_assert_eq(aiop_lock_coro_acquire(loop, l, L, 5 * T_SEC, lcb), 0);
+}
+
 Test(fork, a_callback_that_forks)
 {
 	struct ev_loop *loop = ev_loop_new(0);
@@ -432,13 +443,7 @@ Test(fork, a_callback_that_forks)
 	/* both wait; one pass completes the first, whose callback forks;
 	 * the child's pass must not go on to take the lock */
 	cr_assert_eq(aiop_event_clear(x), 0);
-	cr_assert_eq(aiop_lock_acquire(L, T_SEC), 0);
-	cr_assert_eq(aiop_event_coro_wait(loop, &c.op, x, 5 * T_SEC,
-					  cb_forks),
-		     0);
-	cr_assert_eq(aiop_lock_coro_acquire(loop, &d.op, L, 5 * T_SEC,
-					    cb_counts),
-		     0);
+	event_then_lock(loop, &c.op, x, cb_forks, &d.op, cb_counts);
 	cr_assert_eq(aiop_lock_release(L), 0);
 	cr_assert_eq(aiop_event_set(x), 0);
 	cr_assert(t_run(loop, 8000));
@@ -641,13 +646,7 @@ Test(fork, a_child_may_run_the_loop_inside_a_callback)
 	cb_child = 0;
 	cr_assert_eq(aiop_event_new(&x), 0);
 	cr_assert_eq(aiop_lock_new(&L), 0);
-	cr_assert_eq(aiop_lock_acquire(L, T_SEC), 0);
-	cr_assert_eq(aiop_event_coro_wait(loop, &a.op, x, 5 * T_SEC,
-					  nr_forks),
-		     0);
-	cr_assert_eq(aiop_lock_coro_acquire(loop, &b.op, L, 5 * T_SEC,
-					    t_op_cb),
-		     0);
+	event_then_lock(loop, &a.op, x, nr_forks, &b.op, t_op_cb);
 	ev_check_init(&dirty, dirty_check);
 	ev_check_start(loop, &dirty);
 	cr_assert_eq(aiop_event_set(x), 0);
