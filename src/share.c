@@ -206,7 +206,34 @@ map_checked(int fd, unsigned type, uint64_t size, uint64_t max,
 	return 0;
 }
 
-/* A doorbell: an eventfd (as /proc names it) that never blocks a write */
+/* An eventfd made with EFD_SEMAPHORE, as its fdinfo says (Linux 6.3 and
+ * later print the mode; older kernels: none can be told, none refused) */
+static bool
+is_semaphore_mode(int fd)
+{
+	char path[40], info[512], *p;
+	ssize_t n;
+	int f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return true; /* fd/ was readable: refuse what we cannot see */
+	n = read(f, info, sizeof(info) - 1);
+	close(f);
+	if (n < 0)
+		return true;
+	info[n] = '\0';
+	p = strstr(info, "eventfd-semaphore:");
+	return p && strtol(p + sizeof("eventfd-semaphore:") - 1, NULL, 10);
+}
+
+/*
+ * A doorbell: an eventfd (as /proc names it) that never blocks a write and
+ * is not in semaphore mode. A semaphore-mode read takes one from the count
+ * and leaves it readable: one write of 2^64 - 2 by the sender would make
+ * the loop that claims it run a pass on every iteration, for good.
+ */
 static bool
 is_doorbell(int fd)
 {
@@ -221,7 +248,8 @@ is_doorbell(int fd)
 	if (n < 0)
 		return false;
 	link[n] = '\0';
-	return strcmp(link, "anon_inode:[eventfd]") == 0;
+	return strcmp(link, "anon_inode:[eventfd]") == 0 &&
+	       !is_semaphore_mode(fd);
 }
 
 /* Check the received domain (its memfd, then every doorbell) into d;

@@ -956,3 +956,52 @@ Test(share, the_receivers_socket_options_cost_nothing)
 	peer_end(&p);
 	cr_assert_eq(aiop_cond_free(c), 0);
 }
+
+/* ---- a doorbell in semaphore mode (found by review) --------------------- */
+
+/*
+ * An EFD_SEMAPHORE eventfd passed the doorbell check (non-blocking, and
+ * /proc names it an eventfd like any other). A loop that claims it reads
+ * one from the counter per pass and the counter stays readable, so a
+ * sender that had written 2^64 - 2 to it made the receiver's loop run a
+ * pass on every iteration for good: one write, unbounded work, where a
+ * co-holder otherwise pays a write per spurious wake-up. The mode is fixed
+ * when the eventfd is made, so the receiver's check closes it.
+ */
+static int
+semaphore_bell_child(void *arg)
+{
+	struct peer *p = arg;
+	struct aiop_lock *l = NULL;
+	int before = t_fd_count();
+
+	if (aiop_lock_recv(p->csock, &l, WAIT) != -EPROTO || l)
+		return 1;
+	if (aiop__dom.shm || t_fd_count() != before)
+		return 2; /* joined or leaked after all */
+	if (aiop_lock_recv(p->csock, &l, WAIT) != 0 || !aiop__dom.shm)
+		return 3;
+	return aiop_lock_free(l) == 0 ? 0 : 4;
+}
+
+Test(share, a_semaphore_eventfd_is_not_a_doorbell)
+{
+	int fds[AIOP__WIRE_FDS_MAX], n, bad;
+	struct aiop__wire w;
+	struct aiop_lock *l;
+	struct peer p;
+
+	p = peer_start(semaphore_bell_child);
+	cr_assert_eq(aiop_lock_new(&l), 0);
+	w = wire_for((struct aiop__obj *)l);
+	n = fds_for(((struct aiop__obj *)l)->fd, fds);
+	bad = eventfd(0, EFD_NONBLOCK | EFD_SEMAPHORE | EFD_CLOEXEC);
+	cr_assert_geq(bad, 0);
+	fds[5] = bad;
+	forge_send(p.sock, &w, sizeof(w), fds, n);
+	close(bad);
+	fds[5] = aiop__dom.efd[3];
+	forge_send(p.sock, &w, sizeof(w), fds, n);
+	peer_end(&p);
+	cr_assert_eq(aiop_lock_free(l), 0);
+}
