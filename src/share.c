@@ -365,6 +365,7 @@ recv_one(int sock, struct aiop__wire *w, int *fds, int *nfd,
 	struct iovec iov = {.iov_base = w, .iov_len = sizeof(*w)};
 	struct msghdr msg;
 	struct cmsghdr *c;
+	size_t extra;
 	ssize_t n;
 
 	memset(&msg, 0, sizeof(msg));
@@ -376,8 +377,11 @@ recv_one(int sock, struct aiop__wire *w, int *fds, int *nfd,
 	if (n < 0)
 		return (int)n;
 	/* every fd that arrived is collected (and closed by the caller on
-	 * any failure) before anything is judged */
+	 * any failure) before anything is judged; those past the most a
+	 * message carries are closed here, and counted: a message with more
+	 * fds than it announces is refused even when it announces the most */
 	*nfd = 0;
+	extra = 0;
 	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
 		size_t k;
 
@@ -398,15 +402,17 @@ recv_one(int sock, struct aiop__wire *w, int *fds, int *nfd,
 			int fd;
 
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-			if (*nfd < AIOP__WIRE_FDS_MAX)
+			if (*nfd < AIOP__WIRE_FDS_MAX) {
 				fds[(*nfd)++] = fd;
-			else
+			} else {
 				close(fd);
+				extra++;
+			}
 		}
 	}
 	if (n == 0 && *nfd == 0)
 		return -EPIPE; /* the peer closed (or sent nothing at all) */
-	if ((size_t)n != sizeof(*w) || (msg.msg_flags & MSG_TRUNC))
+	if ((size_t)n != sizeof(*w) || (msg.msg_flags & MSG_TRUNC) || extra)
 		return -EBADMSG;
 	if (msg.msg_flags & MSG_CTRUNC)
 		return w->magic == AIOP__WIRE_MAGIC &&

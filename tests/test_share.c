@@ -1005,3 +1005,59 @@ Test(share, a_semaphore_eventfd_is_not_a_doorbell)
 	peer_end(&p);
 	cr_assert_eq(aiop_lock_free(l), 0);
 }
+
+/* ---- more fds than the header announces (found by review) --------------- */
+
+/*
+ * recv_one() kept at most AIOP__WIRE_FDS_MAX fds and closed the rest
+ * without counting them, so a message that announces exactly that many
+ * (a Condition with 128 doorbells) and carries more (the kernel passes up
+ * to 253, and the control buffer holds about 214) was accepted, against
+ * "exactly the descriptors it announces". Nothing leaked; the check was
+ * just blind past the cap.
+ */
+Test(share, a_message_with_more_fds_than_it_announces_is_refused)
+{
+	struct aiop_cond *c, *got = NULL;
+	union aiop__cmsg_buf cb;
+	struct aiop__wire w;
+	struct iovec iov = {.iov_base = &w, .iov_len = sizeof(w)};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct cmsghdr *cm;
+	int sv[2], fds[AIOP__WIRE_FDS_MAX + 20], n, before;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv),
+		     0);
+	cr_assert_eq(aiop_cond_new(&c), 0);
+	/* the real message, taken apart: the objects' and domain's fds */
+	cr_assert_eq(aiop_cond_send(sv[0], c, 0), 0);
+	msg.msg_control = cb.buf;
+	msg.msg_controllen = sizeof(cb.buf);
+	cr_assert_eq(recvmsg(sv[1], &msg, MSG_CMSG_CLOEXEC),
+		     (ssize_t)sizeof(w));
+	cm = CMSG_FIRSTHDR(&msg);
+	cr_assert_not_null(cm);
+	n = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+	cr_assert_eq(n, 3 + aiop__dom.nbells);
+	memcpy(fds, CMSG_DATA(cm), sizeof(int) * (size_t)n);
+	/* announce the most a message carries, and send 20 more */
+	w.nbells = AIOP__DOORBELLS_MAX;
+	for (int i = 0; i < AIOP__WIRE_FDS_MAX + 20; i++)
+		if (i >= 3)
+			fds[i] = fds[3 + i % aiop__dom.nbells];
+	before = t_fd_count();
+	forge_send(sv[0], &w, sizeof(w), fds, AIOP__WIRE_FDS_MAX + 20);
+	cr_assert_eq(aiop_cond_recv(sv[1], &got, 0), -EBADMSG);
+	cr_assert_null(got);
+	cr_assert_eq(t_fd_count(), before, "fds leaked");
+	/* as many as announced: taken (the domain is ours, so the
+	 * doorbells are not looked at) */
+	forge_send(sv[0], &w, sizeof(w), fds, AIOP__WIRE_FDS_MAX);
+	cr_assert_eq(aiop_cond_recv(sv[1], &got, 0), 0);
+	cr_assert_eq(aiop_cond_free(got), 0);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	cr_assert_eq(aiop_cond_free(c), 0);
+	close(sv[0]);
+	close(sv[1]);
+}
