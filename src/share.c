@@ -356,6 +356,19 @@ object_take(const struct aiop__wire *w, int i,
 	return 0;
 }
 
+/* Did recvmsg() return 0 for the peer's close, or for an empty message
+ * (a datagram, or a SEQPACKET record: other traffic, consumed)? */
+static bool
+peer_closed(int sock)
+{
+	struct pollfd p = {.fd = sock, .events = POLLIN | POLLRDHUP};
+
+	while (poll(&p, 1, 0) < 0)
+		if (errno != EINTR)
+			return true;
+	return p.revents & (POLLRDHUP | POLLHUP);
+}
+
 /* Receive one message: its header into w, its fds into fds (*nfd). */
 static int
 recv_one(int sock, struct aiop__wire *w, int *fds, int *nfd,
@@ -410,8 +423,8 @@ recv_one(int sock, struct aiop__wire *w, int *fds, int *nfd,
 			}
 		}
 	}
-	if (n == 0 && *nfd == 0)
-		return -EPIPE; /* the peer closed (or sent nothing at all) */
+	if (n == 0 && *nfd == 0) /* the peer closed, or sent nothing */
+		return peer_closed(sock) ? -EPIPE : -EBADMSG;
 	if ((size_t)n != sizeof(*w) || (msg.msg_flags & MSG_TRUNC) || extra)
 		return -EBADMSG;
 	if (msg.msg_flags & MSG_CTRUNC)

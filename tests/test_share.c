@@ -1061,3 +1061,47 @@ Test(share, a_message_with_more_fds_than_it_announces_is_refused)
 	close(sv[0]);
 	close(sv[1]);
 }
+
+/* ---- an empty message is not a closed peer (found by review) ------------ */
+
+/*
+ * recvmsg() returning 0 with no fds was taken for the peer's close, so an
+ * empty datagram (SOCK_DGRAM has no end of file at all) or an empty
+ * SEQPACKET record, which is other traffic on the socket, gave -EPIPE: a
+ * caller that follows sharing.md gives up a peer that is still there and
+ * whose next message is an object. Such a message is consumed and refused
+ * with -EBADMSG like any other that is not the expected object.
+ */
+Test(share, an_empty_message_is_not_a_closed_peer)
+{
+	static const int types[] = {SOCK_DGRAM, SOCK_SEQPACKET};
+	struct aiop_lock *l, *got;
+	int sv[2];
+
+	cr_assert_eq(aiop_lock_new(&l), 0);
+	for (unsigned i = 0; i < 2; i++) {
+		cr_assert_eq(socketpair(AF_UNIX, types[i] | SOCK_CLOEXEC, 0,
+					sv), 0);
+		cr_assert_eq(send(sv[0], "", 0, MSG_NOSIGNAL), 0);
+		cr_assert_eq(aiop_lock_send(sv[0], l, 0), 0);
+		got = NULL;
+		cr_assert_eq(aiop_lock_recv(sv[1], &got, WAIT), -EBADMSG,
+			     "type %d", types[i]);
+		cr_assert_null(got);
+		cr_assert_eq(aiop_lock_recv(sv[1], &got, WAIT), 0);
+		cr_assert_eq(aiop_lock_free(got), 0);
+		/* a close is still one (SEQPACKET; DGRAM has none) */
+		if (types[i] == SOCK_SEQPACKET) {
+			cr_assert_eq(send(sv[0], "", 0, MSG_NOSIGNAL), 0);
+			close(sv[0]);
+			cr_assert_eq(aiop_lock_recv(sv[1], &got, WAIT),
+				     -EPIPE);
+			cr_assert_eq(aiop_lock_recv(sv[1], &got, WAIT),
+				     -EPIPE);
+		} else {
+			close(sv[0]);
+		}
+		close(sv[1]);
+	}
+	cr_assert_eq(aiop_lock_free(l), 0);
+}
