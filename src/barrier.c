@@ -114,6 +114,22 @@ dead_party(struct aiop__obj *o, uint64_t s)
 	return false;
 }
 
+/* Record this party for the death probes. Its generation may have ended
+ * before this store (a release does not wait for records, and a reset
+ * ends it too), and a party of a later generation may have recorded
+ * itself in this slot first: then its record goes back, or its death
+ * would go unseen. If it writes after our exchange, the CAS leaves it. */
+static void
+record(struct aiop__obj *o, const struct barrier_args *a)
+{
+	_Atomic uint64_t *slot = &S(o)->slot[a->idx];
+	uint64_t mine = ((uint64_t)a->gen << 32) | (uint32_t)aiop__tid();
+	uint64_t old = atomic_exchange(slot, mine);
+
+	if (GEN(atomic_load(&S(o)->st)) != a->gen)
+		atomic_compare_exchange_strong(slot, &mine, old);
+}
+
 static int
 release_last(struct aiop__obj *o, struct barrier_args *a)
 {
@@ -167,8 +183,7 @@ barrier_attempt(struct aiop__obj *o, void *args, unsigned flags)
 		a->phase = 1;
 		a->gen = GEN(s);
 		a->idx = COUNT(s);
-		atomic_store(&S(o)->slot[a->idx],
-			     ((uint64_t)a->gen << 32) | (uint32_t)aiop__tid());
+		record(o, a);
 		if (a->idx + 1 == b->parties)
 			return release_last(o, a);
 		s = atomic_load(st);

@@ -525,3 +525,162 @@ Test(barrier, an_action_in_a_start_call_cannot_detach_the_loop,
 	cr_assert_eq(aiop_loop_detach(detach_loop), 0, "idle now");
 	ev_loop_destroy(detach_loop);
 }
+
+/* ---- review h11 --------------------------------------------------------- */
+
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+/* what the processes of late_slot_write tell each other (in SH) */
+enum { LATE_TRAPPED = 1, LATE_GO, LATE_NO_SECCOMP };
+
+static _Atomic int late_listener = -1;
+
+/* A party thread whose gettid() waits for the test: the first one after
+ * its filter is the tid of its slot record, written right after its
+ * arrival CAS (a thread's tid is asked for once, and lazily). */
+static void *
+late_party(void *arg)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_gettid, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+	int fd;
+
+	(void)arg;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    (fd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+			       SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog)) < 0) {
+		late_listener = -2;
+		return NULL;
+	}
+	late_listener = fd;
+	SH->res[0] = aiop_barrier_wait(B, 10 * T_SEC);
+	return NULL;
+}
+
+/* The party process: its party thread is held between its arrival and
+ * its slot record until the test says go. */
+static int
+late_process(void *arg)
+{
+	struct seccomp_notif n;
+	struct seccomp_notif_resp resp;
+	pthread_t th;
+	int fd;
+
+	(void)arg;
+	if (pthread_create(&th, NULL, late_party, NULL) != 0)
+		return 1;
+	while ((fd = late_listener) == -1)
+		t_msleep(1);
+	if (fd < 0) {
+		pthread_join(th, NULL);
+		__atomic_store_n(&SH->ready, LATE_NO_SECCOMP,
+				 __ATOMIC_SEQ_CST);
+		return 0;
+	}
+	for (;;) {
+		memset(&n, 0, sizeof(n));
+		if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &n) < 0)
+			return 2;
+		if (aiop_barrier_n_waiting(B) == 1) {
+			/* arrived, not yet recorded: hold it there */
+			__atomic_store_n(&SH->ready, LATE_TRAPPED,
+					 __ATOMIC_SEQ_CST);
+			for (int i = 0; i < 10000 &&
+					__atomic_load_n(&SH->ready,
+							__ATOMIC_SEQ_CST) !=
+						LATE_GO;
+			     i++)
+				t_msleep(1);
+		}
+		memset(&resp, 0, sizeof(resp));
+		resp.id = n.id;
+		resp.val = n.pid; /* the thread's tid, as gettid() says */
+		if (ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0)
+			return 3;
+		if (aiop_barrier_n_waiting(B) != 0 ||
+		    __atomic_load_n(&SH->ready, __ATOMIC_SEQ_CST) == LATE_GO)
+			break;
+	}
+	pthread_join(th, NULL);
+	close(fd);
+	return SH->res[0] == 0 ? 0 : 4;
+}
+
+/* a party of the next generation whose record must survive: it arrives in
+ * its start call (which writes its slot), then says so and waits */
+static int
+recorded_party(void *arg)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+
+	(void)arg;
+	if (aiop_barrier_coro_wait(loop, &a.op, B, AIOP_FOREVER, t_op_cb) != 0)
+		return 1;
+	__atomic_store_n(&SH->bad, 1, __ATOMIC_SEQ_CST);
+	ev_run(loop, 0);
+	return 2;
+}
+
+/*
+ * A party records (generation, tid) in its slot right after its arrival
+ * CAS. Its generation can end before that store (the others arrive and
+ * the last releases them: a release does not wait for records), and a
+ * party of the next generation can arrive at the same index and record
+ * itself first. The late store then overwrote the newer record, so when
+ * that newer party died nobody saw it: the others waited for their
+ * timeout (forever with AIOP_FOREVER). Here the late party is held
+ * between its CAS and its store by a seccomp listener on its gettid().
+ */
+Test(barrier, a_late_record_keeps_a_later_partys_record, .init = setup,
+     .fini = teardown)
+{
+	pid_t late, other[2], recorded;
+	uint64_t t0;
+	int r;
+
+	cr_assert_eq(aiop_barrier_new(&B, 3, NULL, NULL), 0);
+	late = t_fork(late_process, NULL);
+	for (int i = 0; i < 5000 && !__atomic_load_n(&SH->ready,
+						      __ATOMIC_SEQ_CST); i++)
+		t_msleep(1);
+	if (SH->ready == LATE_NO_SECCOMP) {
+		cr_assert_eq(t_reap(late, T_REAP_MS), 0);
+		cr_skip_test("no seccomp user notification here");
+	}
+	cr_assert_eq(SH->ready, LATE_TRAPPED, "the party is held");
+	/* generation 0 completes without the late party's record */
+	for (int i = 0; i < 2; i++)
+		other[i] = t_fork(wait_then_exit, NULL);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(t_reap(other[i], T_REAP_MS), 0);
+	/* generation 1: a party arrives at index 0 and records itself */
+	recorded = t_fork(recorded_party, NULL);
+	for (int i = 0; i < 5000 && !__atomic_load_n(&SH->bad,
+						      __ATOMIC_SEQ_CST); i++)
+		t_msleep(1);
+	cr_assert_eq(SH->bad, 1, "a party of generation 1 arrived");
+	/* now the late party writes its record of generation 0 */
+	__atomic_store_n(&SH->ready, LATE_GO, __ATOMIC_SEQ_CST);
+	cr_assert_eq(t_reap(late, T_REAP_MS), 0, "the late party passed");
+	kill(recorded, SIGKILL);
+	cr_assert_eq(t_reap(recorded, T_REAP_MS), -SIGKILL);
+	t0 = t_now();
+	r = aiop_barrier_wait(B, 3 * T_SEC);
+	cr_assert_eq(r, -EPIPE, "the dead party of generation 1 is seen "
+				"(got %d)", r);
+	cr_assert_lt(t_now() - t0, 2 * T_SEC, "promptly");
+}
