@@ -12,7 +12,10 @@ struct barrier_shm {
 	struct aiop__waitq wq;
 	_Atomic uint64_t st;
 	uint32_t parties; /* informational; the handle's copy is used */
-	uint32_t pad;
+	/* generations ended (released or reset), counted after the CAS that
+	 * ends one: tells a party whose 16-bit generation came round again
+	 * (65 536 ended while it did not look) from one of the current one */
+	_Atomic uint32_t ended;
 	_Atomic uint64_t slot[]; /* (gen << 32) | tid of each arrival */
 };
 
@@ -27,6 +30,7 @@ struct barrier_args {
 	uint8_t phase; /* 0: arriving; 1: arrived, waiting for release */
 	uint16_t gen;
 	uint32_t idx;
+	uint32_t ended; /* barrier_shm.ended read after arriving */
 };
 
 #define GEN(s) ((uint16_t)((s) & 0xffff))
@@ -34,6 +38,11 @@ struct barrier_args {
 #define BROKEN(s) (((s) >> 31) & 1)
 #define HIST(s, g) (((s) >> (32 + ((g) % 32))) & 1)
 #define BROKEN_BIT (1ull << 31)
+/* More generations than this ended since a party arrived: its own ended
+ * long ago, whatever its 16 bits say. Far below 65 536, so that enders
+ * that have not counted yet (stalled between their CAS and their count)
+ * can neither hide a wrap nor make a current party look stale. */
+#define STALE_ENDS 32768u
 
 static inline struct barrier_shm *
 S(struct aiop__obj *o)
@@ -80,16 +89,25 @@ break_gen(struct aiop__obj *o, uint16_t g)
 	return GEN(s) == g ? r : -1;
 }
 
+/* Has the generation counter come round since this party arrived? Then
+ * its gen bits name a later generation, not its own. */
+static bool
+stale(struct aiop__obj *o, const struct barrier_args *a)
+{
+	return atomic_load(&S(o)->ended) - a->ended > STALE_ENDS;
+}
+
 /* Outcome for a party of generation g, or -EAGAIN if still pending. */
 static int
-outcome(uint64_t s, const struct barrier_args *a)
+outcome(struct aiop__obj *o, uint64_t s, const struct barrier_args *a)
 {
 	if (GEN(s) != a->gen) {
 		/* hist keeps 32 generations: beyond that the outcome cannot
 		 * be proved, and a pass is never reported without proof */
-		if ((uint16_t)(GEN(s) - a->gen) > 32)
+		if ((uint16_t)(GEN(s) - a->gen) > 32 ||
+		    HIST(s, a->gen) || stale(o, a))
 			return -EPIPE;
-		return HIST(s, a->gen) ? -EPIPE : (int)a->idx;
+		return (int)a->idx;
 	}
 	return BROKEN(s) ? -EPIPE : -EAGAIN;
 }
@@ -143,12 +161,14 @@ release_last(struct aiop__obj *o, struct barrier_args *a)
 			break; /* reset or broken while the action ran */
 		ns = ok ? next_gen(s, false) : s | BROKEN_BIT;
 		if (atomic_compare_exchange_weak(st, &s, ns)) {
+			if (ok)
+				atomic_fetch_add(&S(o)->ended, 1);
 			s = ns;
 			break;
 		}
 	}
 	aiop__wake(&S(o)->wq, AIOP__WAKE_ALL);
-	return ok ? outcome(s, a) : -EPIPE;
+	return ok ? outcome(o, s, a) : -EPIPE;
 }
 
 static int
@@ -183,18 +203,21 @@ barrier_attempt(struct aiop__obj *o, void *args, unsigned flags)
 		a->phase = 1;
 		a->gen = GEN(s);
 		a->idx = COUNT(s);
+		a->ended = atomic_load(&S(o)->ended);
 		record(o, a);
 		if (a->idx + 1 == b->parties)
 			return release_last(o, a);
 		s = atomic_load(st);
 	}
-	r = outcome(s, a);
+	r = outcome(o, s, a);
+	if (r == -EAGAIN && (flags & AIOP__ATT_PROBE) && stale(o, a))
+		return -EPIPE; /* its generation ended long ago */
 	if (r == -EAGAIN && (flags & AIOP__ATT_PROBE) && dead_party(o, s)) {
 		/* the probe takes a while: a release that landed meanwhile
 		 * wins (the generation was never broken) */
 		if (break_gen(o, a->gen) >= 0)
 			return -EPIPE;
-		return outcome(atomic_load(st), a);
+		return outcome(o, atomic_load(st), a);
 	}
 	return r;
 }
@@ -207,12 +230,14 @@ leave_broken(struct aiop__obj *o, void *args, int why)
 
 	if (a->phase == 0)
 		return why; /* never arrived: not a party, nothing breaks */
-	r = outcome(atomic_load(&S(o)->st), a);
+	r = outcome(o, atomic_load(&S(o)->st), a);
 	if (r != -EAGAIN)
 		return r; /* released or broken in the meantime */
+	if (stale(o, a))
+		return -EPIPE; /* the current generation is not its own */
 	/* released, reset or broken by another just now: that wins */
 	if (break_gen(o, a->gen) < 1)
-		return outcome(atomic_load(&S(o)->st), a);
+		return outcome(o, atomic_load(&S(o)->st), a);
 	return why;
 }
 
@@ -360,7 +385,11 @@ aiop_barrier_abort(struct aiop_barrier *barrier)
 AIOP_API int
 aiop_barrier_reset(struct aiop_barrier *barrier)
 {
-	return transition(barrier, reset_gen);
+	int r = transition(barrier, reset_gen);
+
+	if (r == 0)
+		atomic_fetch_add(&S(&barrier->o)->ended, 1);
+	return r;
 }
 
 AIOP_API int

@@ -684,3 +684,62 @@ Test(barrier, a_late_record_keeps_a_later_partys_record, .init = setup,
 				"(got %d)", r);
 	cr_assert_lt(t_now() - t0, 2 * T_SEC, "promptly");
 }
+
+/* ends 65 536 generations (by reset): the 16-bit generation is back */
+static void
+come_round(struct aiop_barrier *b)
+{
+	int bad = 0;
+
+	for (int i = 0; i < 65536; i++)
+		bad |= aiop_barrier_reset(b);
+	cr_assert_eq(bad, 0);
+}
+
+/*
+ * Generations are counted in 16 bits. A coro party whose loop does not
+ * run while 65 536 generations end (here by reset; more processes than
+ * parties do it in well under a second) saw its generation number again
+ * and took the new generation for its own: it got an index for a
+ * generation that had been reset, and its timeout broke the new
+ * generation under parties that had nothing to do with it. It now gets
+ * -EPIPE (barrier.md: never a pass it cannot prove) and breaks nothing.
+ */
+Test(barrier, a_party_whose_generation_came_round_again, .init = setup,
+     .fini = teardown)
+{
+	struct ev_loop *loop = ev_loop_new(0), *l2 = ev_loop_new(0);
+	struct t_op a = { 0 }, x = { 0 }, y = { 0 };
+
+	/* its generation 0 was reset; generation 65 536 is released */
+	cr_assert_eq(aiop_barrier_new(&B, 2, NULL, NULL), 0);
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &a.op, B, 5 * T_SEC,
+					    t_op_cb), 0);
+	come_round(B);
+	cr_assert_eq(aiop_barrier_coro_wait(l2, &x.op, B, T_SEC, t_op_cb), 0);
+	cr_assert_eq(aiop_barrier_coro_wait(l2, &y.op, B, T_SEC, t_op_cb), 0);
+	cr_assert(t_run(l2, 5000));
+	cr_assert_eq((1 << x.result) | (1 << y.result), 3);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -EPIPE, "no pass for a reset generation "
+				       "(got %d)", a.result);
+	cr_assert_eq(aiop_barrier_free(B), 0);
+
+	/* its timeout comes while generation 65 536 waits for its parties */
+	memset(&a, 0, sizeof(a));
+	memset(&x, 0, sizeof(x));
+	cr_assert_eq(aiop_barrier_new(&B, 2, NULL, NULL), 0);
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &a.op, B, 50 * T_MS,
+					    t_op_cb), 0);
+	come_round(B);
+	cr_assert_eq(aiop_barrier_coro_wait(l2, &x.op, B, 5 * T_SEC, t_op_cb),
+		     0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -EPIPE, "got %d", a.result);
+	cr_assert_eq(aiop_barrier_broken(B), 0, "nothing of its own to break");
+	cr_assert_eq(aiop_barrier_n_waiting(B), 1);
+	cr_assert_eq(aiop_op_cancel(&x.op), 0);
+	cr_assert(t_run(l2, 5000));
+	ev_loop_destroy(l2);
+	ev_loop_destroy(loop);
+}
