@@ -45,9 +45,10 @@ AIOP_API int aiop_barrier_free(struct aiop_barrier *barrier);
  *        passes breaks the barrier
  * @return the arrival index, 0 .. parties-1, distinct within a generation
  *         (first arrival 0); -EPIPE the barrier is or became broken (abort,
- *         reset, another party's timeout, a failing action, a party that
- *         died); -ETIMEDOUT this party's deadline passed (the barrier is now
- *         broken); -EINVAL; -EPROTO
+ *         reset, another party's timeout or cancel, a failing action, a
+ *         party that died); -ETIMEDOUT this party's deadline passed (if it had
+ *         arrived, the barrier is now broken; a caller still waiting to
+ *         get into a full barrier breaks nothing); -EINVAL; -EPROTO
  */
 AIOP_API int aiop_barrier_wait(struct aiop_barrier *barrier,
 			       int64_t timeout_ns);
