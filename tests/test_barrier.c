@@ -743,3 +743,92 @@ Test(barrier, a_party_whose_generation_came_round_again, .init = setup,
 	ev_loop_destroy(l2);
 	ev_loop_destroy(loop);
 }
+
+#include "internal.h" /* aiop__cnt.owner_probes */
+
+#define CROWD 32
+
+static void *
+crowd_party(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)aiop_barrier_wait(B, 10 * T_SEC);
+}
+
+/*
+ * Every waiting party probed every arrived party for death, every 100 ms
+ * (kill() plus a read of /proc/<tid>/stat each): parties squared probes
+ * per period. 256 threads waiting one second on a 257-party barrier
+ * burned 0.8 s of CPU on it, and at a few thousand parties (the maximum
+ * is 32 767) a probe round outlasts its period. A waiter now probes the
+ * next party to arrive after it (and the one after that, past the last
+ * party, which runs the action and probes nobody): a death still breaks
+ * the barrier within a period, at O(parties) probes for all of them.
+ */
+Test(barrier, waiting_parties_do_not_probe_each_other_all, .init = setup,
+     .fini = teardown)
+{
+	pthread_t th[CROWD];
+	uint64_t p0, p1;
+
+	cr_assert_eq(aiop_barrier_new(&B, CROWD + 1, NULL, NULL), 0);
+	for (int i = 0; i < CROWD; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, crowd_party, NULL),
+			     0);
+	for (int i = 0; i < 5000 && aiop_barrier_n_waiting(B) < CROWD; i++)
+		t_msleep(1);
+	cr_assert_eq(aiop_barrier_n_waiting(B), CROWD);
+	t_msleep(150); /* past every waiter's probe before its first sleep */
+	p0 = atomic_load(&aiop__cnt.owner_probes);
+	t_msleep(500); /* about 5 periods */
+	p1 = atomic_load(&aiop__cnt.owner_probes);
+	cr_assert_eq(aiop_barrier_abort(B), 0);
+	for (int i = 0; i < CROWD; i++) {
+		void *r;
+
+		pthread_join(th[i], &r);
+		cr_assert_eq((int)(intptr_t)r, -EPIPE);
+	}
+	/* 2 probes a waiter a period, with room for 8 periods; probing all
+	 * made about CROWD times as many */
+	cr_assert_leq(p1 - p0, CROWD * 2 * 8, "%llu probes",
+		      (unsigned long long)(p1 - p0));
+}
+
+static pid_t first_party;
+
+static int
+kill_first_action(void *arg)
+{
+	(void)arg;
+	kill(first_party, SIGKILL);
+	t_reap(first_party, T_REAP_MS);
+	/* the others' probes run meanwhile (bounded: a miss fails below) */
+	for (int i = 0; i < 5000 && aiop_barrier_broken(B) != 1; i++)
+		t_msleep(1);
+	return 0;
+}
+
+/*
+ * The first party dies while the last one runs the action. Its usual
+ * prober is the party after the newest arrival, which is the last party,
+ * busy in the action; the party before the last probes it as well, so
+ * the generation breaks as it did when every waiter probed every slot.
+ */
+Test(barrier, the_first_party_dying_during_the_action_is_seen,
+     .init = setup, .fini = teardown)
+{
+	pid_t mid;
+
+	cr_assert_eq(aiop_barrier_new(&B, 3, kill_first_action, NULL), 0);
+	first_party = t_fork(arrive_then_die, NULL);
+	while (aiop_barrier_n_waiting(B) < 1)
+		t_msleep(1);
+	mid = t_fork(party, (void *)0);
+	while (aiop_barrier_n_waiting(B) < 2)
+		t_msleep(1);
+	cr_assert_eq(aiop_barrier_wait(B, 5 * T_SEC), -EPIPE,
+		     "the death broke the generation");
+	cr_assert_eq(t_reap(mid, T_REAP_MS), 0);
+	cr_assert_eq(SH->res[0], -EPIPE);
+}
