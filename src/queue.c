@@ -26,6 +26,31 @@
 #include "queue_shm.h"
 #include "share_wire.h"
 
+/*
+ * The reservations and peeks handed out through a handle, written down in
+ * the handle (process-local) so that aiop_queue_free() can end the ones
+ * left open. The ring's state word names the thread that holds a record,
+ * not the handle it came through: two handles of one queue in a process
+ * are told apart only here. A slot is taken by one CAS on `key` (fork
+ * generation << 32 | tid, 0 free), so no thread ever takes another's;
+ * pos and tag follow, written by the owner. A slot of another fork
+ * generation is the parent's (inherited with the handle): free for the
+ * taking, and never ended here, since the record is the parent's.
+ */
+#define OPEN_SLOTS 8
+
+struct q_open {
+	_Atomic uint64_t key;
+	_Atomic uint64_t pos;
+	_Atomic uint64_t tag; /* the record's state word when handed out */
+};
+
+struct q_opens {
+	struct q_open s[OPEN_SLOTS];
+	/* more when all are taken; freed with the handle */
+	struct q_opens *_Atomic next;
+};
+
 struct aiop_queue {
 	struct aiop__obj o;
 	/* trusted copies, fixed at creation and inherited by fork */
@@ -34,6 +59,7 @@ struct aiop_queue {
 	uint32_t msg_max, maxsize, flags;
 	bool simple;
 	unsigned char *ring;
+	struct q_opens open;
 };
 
 static inline struct q_shm *
@@ -697,7 +723,7 @@ dropped(struct aiop_queue *q, unsigned n)
 }
 
 /*
- * Records in state RES(self) from pos (n of them, PADs between) are dropped:
+ * Records in state RES(tid) from pos (n of them, PADs between) are dropped:
  * never delivered. Under plock (drop_locked()); if a live holder keeps it
  * (stopped, or a hostile peer), they are abandoned instead: RES with no
  * owner (tid 0, never alive), which the next probe drops as it drops a
@@ -706,15 +732,14 @@ dropped(struct aiop_queue *q, unsigned n)
 static uint64_t next_rec(struct aiop_queue *q, uint64_t pos);
 
 static unsigned
-drop_own(struct aiop_queue *q, uint64_t pos, unsigned n)
+drop_res(struct aiop_queue *q, uint64_t pos, unsigned n, uint32_t tid)
 {
-	uint32_t self = me();
 	uint64_t p = pos;
 	unsigned done = 0;
 	bool locked = plock_take(q, 0) == 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		uint64_t nx = next_rec(q, p), from = mk(q, p, K_RES, self);
+		uint64_t nx = next_rec(q, p), from = mk(q, p, K_RES, tid);
 
 		if (locked ? drop_locked(q, p, from)
 			   : atomic_compare_exchange_strong(
@@ -729,6 +754,12 @@ drop_own(struct aiop_queue *q, uint64_t pos, unsigned n)
 			dropped(q, done);
 	}
 	return done;
+}
+
+static unsigned
+drop_own(struct aiop_queue *q, uint64_t pos, unsigned n)
+{
+	return drop_res(q, pos, n, me());
 }
 
 /* A dead producer's record (RES, as read in `from`) is dropped. -EAGAIN:
@@ -1419,6 +1450,117 @@ probe_dead(struct aiop_queue *q)
 	advance_release(q, false, false);
 }
 
+/* ---- zero-copy messages open through a handle (struct q_opens) ---------- */
+
+static inline uint64_t
+open_key(void)
+{
+	uint32_t tid = (uint32_t)aiop__tid(); /* first: may see a fork */
+
+	return (uint64_t)atomic_load_explicit(&aiop__fork_gen,
+					      memory_order_relaxed) << 32 |
+	       tid;
+}
+
+/*
+ * Write down a record handed out through q (tag: its state word then).
+ * With every slot taken and no memory for more, it is not written down:
+ * free cannot end it then (as before it could end none), but the call
+ * keeps the errors docs/errors.md lists for it.
+ */
+static void
+open_add(struct aiop_queue *q, uint64_t pos, uint64_t tag)
+{
+	uint64_t key = open_key();
+	uint32_t gen = (uint32_t)(key >> 32);
+	struct q_opens *c = &q->open, *nc, *none;
+
+	for (;;) {
+		for (unsigned i = 0; i < OPEN_SLOTS; i++) {
+			struct q_open *o = &c->s[i];
+			uint64_t k = atomic_load_explicit(
+				&o->key, memory_order_relaxed);
+
+			if ((k == 0 || (uint32_t)(k >> 32) != gen) &&
+			    atomic_compare_exchange_strong(&o->key, &k, key)) {
+				atomic_store_explicit(&o->pos, pos,
+						      memory_order_relaxed);
+				atomic_store_explicit(&o->tag, tag,
+						      memory_order_relaxed);
+				return;
+			}
+		}
+		nc = atomic_load(&c->next);
+		if (!nc) {
+			/* once per OPEN_SLOTS records open at the same
+			 * time, at most: never per operation */
+			if (!(nc = calloc(1, sizeof(*nc))))
+				return;
+			none = NULL;
+			if (!atomic_compare_exchange_strong(&c->next, &none,
+							    nc)) {
+				free(nc); /* another thread's came first */
+				nc = none;
+			}
+		}
+		c = nc;
+	}
+}
+
+/* The record at pos, handed out to this thread through q, is ended. */
+static void
+open_drop(struct aiop_queue *q, uint64_t pos)
+{
+	uint64_t key = open_key();
+
+	for (struct q_opens *c = &q->open; c; c = atomic_load(&c->next))
+		for (unsigned i = 0; i < OPEN_SLOTS; i++)
+			if (atomic_load_explicit(&c->s[i].key,
+						 memory_order_relaxed) == key &&
+			    atomic_load_explicit(&c->s[i].pos,
+						 memory_order_relaxed) == pos) {
+				atomic_store(&c->s[i].key, 0);
+				return;
+			}
+}
+
+/*
+ * The handle goes: end what this process left open through it, whatever
+ * the thread (no call can end it once the handle is gone), if `end`; and
+ * free the extra slots. A reservation is dropped as abort drops it, a peek
+ * goes back as unpeek gives it; a record no longer in the state it was
+ * handed out in (its thread died and a peer recovered it) is left alone.
+ * The parent's records, inherited with the handle, are not ours to end.
+ */
+static void
+open_end_all(struct aiop_queue *q, bool end)
+{
+	uint32_t gen = atomic_load(&aiop__fork_gen);
+	struct q_opens *c, *nx;
+
+	for (c = &q->open; c; c = nx) {
+		for (unsigned i = 0; i < OPEN_SLOTS && end; i++) {
+			struct q_open *o = &c->s[i];
+			uint64_t k = atomic_load(&o->key), pos, tag;
+
+			if (k == 0 || (uint32_t)(k >> 32) != gen)
+				continue;
+			pos = atomic_load(&o->pos);
+			tag = atomic_load(&o->tag);
+			if (kind_of(tag) == K_RES)
+				(void)drop_res(q, pos, 1,
+					       (uint32_t)tag & TID_MASK);
+			else
+				(void)rec_unclaim(q, pos, tag);
+			atomic_store(&o->key, 0);
+		}
+		nx = atomic_load(&c->next);
+		if (c != &q->open)
+			free(c);
+	}
+	atomic_store(&q->open.next, NULL);
+}
+
 /* ---- the operations as attempts ------------------------------------------ */
 
 static int qsize(struct aiop_queue *q);
@@ -1485,11 +1627,13 @@ second_half(struct aiop_queue *q, struct qargs *a)
 		r = consume(q, a->pos, a->n, true, a->buf, a->len, a->lens);
 		return r < 0 ? r : (int)a->n;
 	case QO_RESERVE:
+		open_add(q, a->pos, mk(q, a->pos, K_RES, me()));
 		fill_msg(q, a->buf, a->pos, K_RES);
 		/* the length asked for, not the header's (a peer's to write) */
 		((struct aiop_msg *)a->buf)->len = a->len;
 		return 0;
 	case QO_PEEK:
+		open_add(q, a->pos, mk(q, a->pos, K_CLAIM, me()));
 		fill_msg(q, a->buf, a->pos, K_CLAIM);
 		return 0;
 	}
@@ -1849,12 +1993,30 @@ aiop_queue_new(struct aiop_queue **out, const struct aiop_queue_attr *attr)
 	return queue_new(out, attr, false);
 }
 
+/*
+ * Reservations and peeks left open through the handle are ended first
+ * (open_end_all()), and only once free cannot fail: a failed free leaves
+ * the handle as it was. Pending coro ops make it fail (-EBUSY): a granted
+ * one is still the loop's to deliver or give back.
+ */
+static int
+queue_free(struct aiop_queue *q, bool simple)
+{
+	if (!q)
+		return 0;
+	if (!aiop__handle_ok(&q->o, AIOP__T_QUEUE) || q->simple != simple)
+		return -EINVAL;
+	if (aiop__pending(&q->o) > 0)
+		return -EBUSY;
+	/* a peer that broke the header: leave its ring alone */
+	open_end_all(q, aiop__ident_ok(&q->o, AIOP__T_QUEUE));
+	return aiop__obj_free(&q->o, AIOP__T_QUEUE);
+}
+
 AIOP_API int
 aiop_queue_free(struct aiop_queue *q)
 {
-	if (q && q->o.hmagic == AIOP__HANDLE_MAGIC && q->simple)
-		return -EINVAL;
-	return q ? aiop__obj_free(&q->o, AIOP__T_QUEUE) : 0;
+	return queue_free(q, false);
 }
 
 /* ---- to and from other processes (share.c) ---------------------------- */
@@ -2037,7 +2199,9 @@ aiop_queue_commit(struct aiop_queue *q, struct aiop_msg *msg)
 		return -EINVAL;
 	atomic_store_explicit(&REC(q, msg->aiop_pos)->len, (uint32_t)msg->len,
 			      memory_order_relaxed);
-	if ((r = commit_one(q, msg->aiop_pos, me())) < 0)
+	r = commit_one(q, msg->aiop_pos, me());
+	open_drop(q, msg->aiop_pos); /* taken away, if r < 0: not ours */
+	if (r < 0)
 		return r;
 	published(q, msg->aiop_pos, 1);
 	msg->aiop_tag = 0;
@@ -2052,6 +2216,7 @@ aiop_queue_abort(struct aiop_queue *q, struct aiop_msg *msg)
 	if (r < 0)
 		return r;
 	r = drop_own(q, msg->aiop_pos, 1) == 1 ? 0 : -EPROTO;
+	open_drop(q, msg->aiop_pos);
 	msg->aiop_tag = 0;
 	return r;
 }
@@ -2155,6 +2320,7 @@ aiop_queue_release(struct aiop_queue *q, struct aiop_msg *msg)
 	if (r < 0)
 		return r;
 	r = consume(q, msg->aiop_pos, 1, false, NULL, 0, NULL);
+	open_drop(q, msg->aiop_pos);
 	msg->aiop_tag = 0;
 	return r;
 }
@@ -2167,6 +2333,7 @@ aiop_queue_unpeek(struct aiop_queue *q, struct aiop_msg *msg)
 	if (r < 0)
 		return r;
 	r = rec_unclaim(q, msg->aiop_pos, msg->aiop_tag);
+	open_drop(q, msg->aiop_pos);
 	msg->aiop_tag = 0;
 	return r;
 }
@@ -2458,9 +2625,7 @@ aiop_simplequeue_new(struct aiop_simplequeue **out)
 AIOP_API int
 aiop_simplequeue_free(struct aiop_simplequeue *sq)
 {
-	if (sq && SQ(sq)->o.hmagic == AIOP__HANDLE_MAGIC && !SQ(sq)->simple)
-		return -EINVAL;
-	return sq ? aiop__obj_free(&SQ(sq)->o, AIOP__T_QUEUE) : 0;
+	return queue_free(SQ(sq), true);
 }
 
 AIOP_API int

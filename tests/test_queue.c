@@ -6,11 +6,13 @@
  * and peers that die mid-operation (suite queue_death).
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -1554,6 +1556,196 @@ Test(queue, zero_copy_belongs_to_its_thread)
 	cr_assert_eq(t_reap(t_fork(commit_other_process, &m), T_REAP_MS), 0);
 	cr_assert_eq(aiop_queue_unpeek(Q, &m), 0);
 	assert_next(Q, "own");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+}
+
+/*
+ * aiop_queue_free() ends what was left open through the handle: no call
+ * can end it once the handle is gone. It used to end nothing, and a
+ * reservation of a thread that lives on held up every consumer for as long
+ * as the thread lived (a peek, the room behind it). The consumers here use
+ * a second handle of the queue in this process (sent to ourselves).
+ */
+static struct aiop_queue *
+second_handle(struct aiop_queue *q)
+{
+	struct aiop_queue *q2 = NULL;
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv),
+		     0);
+	cr_assert_eq(aiop_queue_send(sv[0], q, T_SEC), 0);
+	cr_assert_eq(aiop_queue_recv(sv[1], &q2, T_SEC), 0);
+	close(sv[0]);
+	close(sv[1]);
+	cr_assert_not_null(q2);
+	return q2;
+}
+
+/* A thread that reserves through Q, then waits (alive) until told. */
+struct holder {
+	pthread_t th;
+	int state; /* 1 reserved, 2 may return */
+	int r;
+};
+
+static void *
+reserve_and_wait(void *arg)
+{
+	struct holder *h = arg;
+	struct aiop_msg m;
+
+	h->r = aiop_queue_reserve(Q, 5, &m, T_SEC);
+	if (h->r == 0)
+		memcpy(m.data, "never", 5);
+	__atomic_store_n(&h->state, 1, __ATOMIC_SEQ_CST);
+	(void)wait_count(&h->state, 2, T_REAP_MS);
+	return NULL;
+}
+
+Test(queue, free_aborts_open_reservations)
+{
+	struct holder h = { 0 };
+	struct aiop_queue *q2;
+	struct aiop_msg m;
+	char buf[16];
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	q2 = second_handle(Q);
+	cr_assert_eq(put_s(Q, "A"), 0);
+	cr_assert_eq(aiop_queue_reserve(Q, 4, &m, T_SEC), 0);
+	memcpy(m.data, "lost", 4);
+	/* another thread's, through the same handle: ended too */
+	cr_assert_eq(pthread_create(&h.th, NULL, reserve_and_wait, &h), 0);
+	cr_assert(wait_count(&h.state, 1, 5000));
+	cr_assert_eq(h.r, 0);
+	cr_assert_eq(put_s(Q, "B"), 0);
+	assert_next(q2, "A");
+	cr_assert_eq(aiop_queue_try_get(q2, buf, sizeof(buf), NULL), -EAGAIN,
+		     "B waits behind the reservations");
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	/* both threads live on: only the free can have ended them */
+	assert_next_t(q2, "B", bound_ns(T_SEC));
+	cr_assert_eq(aiop_queue_try_get(q2, buf, sizeof(buf), NULL), -EAGAIN,
+		     "an aborted reservation is never delivered");
+	cr_assert_eq(aiop_queue_qsize(q2), 0);
+	cr_assert_eq(put_s(q2, "C"), 0);
+	assert_next(q2, "C");
+	__atomic_store_n(&h.state, 2, __ATOMIC_SEQ_CST);
+	cr_assert_eq(pthread_join(h.th, NULL), 0);
+	cr_assert_eq(aiop_queue_free(q2), 0);
+}
+
+Test(queue, free_gives_open_peeks_back)
+{
+	struct aiop_queue *q2;
+	struct aiop_msg m;
+	char buf[16];
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	q2 = second_handle(Q);
+	cr_assert_eq(put_s(Q, "P1"), 0);
+	cr_assert_eq(put_s(Q, "P2"), 0);
+	cr_assert_eq(aiop_queue_peek(Q, &m, T_SEC), 0);
+	cr_assert_eq(m.len, 2);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	/* given back as unpeek gives it: first again, delivered once */
+	assert_next(q2, "P1");
+	assert_next(q2, "P2");
+	cr_assert_eq(aiop_queue_try_get(q2, buf, sizeof(buf), NULL), -EAGAIN);
+	cr_assert_eq(aiop_queue_free(q2), 0);
+}
+
+/* a coro reservation and peek, once their callbacks ran, are the
+ * caller's to end like blocking ones: free ends them too */
+Test(queue_coro, free_ends_what_coro_calls_left_open)
+{
+	struct ev_loop *loop = new_loop();
+	struct t_op a = { 0 }, b = { 0 };
+	struct aiop_queue *q2;
+	struct aiop_msg rm, pm;
+	char buf[16];
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	q2 = second_handle(Q);
+	cr_assert_eq(put_s(Q, "first"), 0);
+	START(&a, aiop_queue_coro_peek(loop, &a.op, Q, &pm, T_SEC, t_op_cb));
+	START(&b, aiop_queue_coro_reserve(loop, &b.op, Q, 3, &rm, T_SEC,
+					  t_op_cb));
+	cr_assert_eq(aiop_queue_free(Q), -EBUSY, "ops pending");
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.calls, 1);
+	cr_assert_eq(a.result, 0);
+	cr_assert_eq(b.calls, 1);
+	cr_assert_eq(b.result, 0);
+	cr_assert_eq(put_s(Q, "second"), 0);
+	cr_assert_eq(aiop_queue_free(Q), 0);
+	assert_next(q2, "first");
+	assert_next_t(q2, "second", bound_ns(T_SEC));
+	cr_assert_eq(aiop_queue_try_get(q2, buf, sizeof(buf), NULL), -EAGAIN);
+	end_loop(loop);
+	cr_assert_eq(aiop_queue_free(q2), 0);
+}
+
+/*
+ * A child's free of the handle it inherited ends the child's own
+ * reservations and peeks, never the parent's: they belong to the parent,
+ * which can still end them.
+ */
+static int
+free_inherited(void *arg)
+{
+	(void)arg;
+	return aiop_queue_free(Q) == 0 ? 0 : 1;
+}
+
+static int
+reserve_then_free(void *arg)
+{
+	struct aiop_msg m;
+
+	(void)arg;
+	if (aiop_queue_reserve(Q, 5, &m, T_SEC) != 0)
+		return 1;
+	memcpy(m.data, "child", 5);
+	if (aiop_queue_free(Q) != 0)
+		return 2;
+	/* alive: the free, not a death, must have ended it */
+	__atomic_store_n(&SH->flag, 1, __ATOMIC_SEQ_CST);
+	(void)wait_count(&SH->done, 1, T_REAP_MS);
+	return 0;
+}
+
+Test(queue, child_free_keeps_the_parents_reservations, .init = setup,
+     .fini = teardown)
+{
+	struct aiop_msg m, p;
+	char buf[16];
+	pid_t pid;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	cr_assert_eq(put_s(Q, "p"), 0);
+	cr_assert_eq(aiop_queue_peek(Q, &p, T_SEC), 0);
+	cr_assert_eq(aiop_queue_reserve(Q, 6, &m, T_SEC), 0);
+	memcpy(m.data, "parent", 6);
+	cr_assert_eq(put_s(Q, "x"), 0);
+	/* a child that only frees: both of ours are in the table it got */
+	cr_assert_eq(t_reap(t_fork(free_inherited, NULL), T_REAP_MS), 0);
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN,
+		     "the parent's peek and reservation still hold");
+	cr_assert_eq(aiop_queue_commit(Q, &m), 0, "still ours");
+	cr_assert_eq(aiop_queue_unpeek(Q, &p), 0, "still ours");
+	assert_next(Q, "p");
+	assert_next(Q, "parent");
+	assert_next(Q, "x");
+	/* a child's own reservation is aborted by its free, child alive */
+	pid = t_fork(reserve_then_free, NULL);
+	cr_assert(t_wait_flag(&SH->flag, 5000));
+	cr_assert_eq(put_s(Q, "y"), 0);
+	assert_next_t(Q, "y", bound_ns(T_SEC));
+	cr_assert_eq(aiop_queue_try_get(Q, buf, sizeof(buf), NULL), -EAGAIN);
+	__atomic_store_n(&SH->done, 1, __ATOMIC_SEQ_CST);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), 0);
 	cr_assert_eq(aiop_queue_free(Q), 0);
 }
 

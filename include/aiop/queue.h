@@ -78,8 +78,15 @@ AIOP_API int aiop_queue_new(struct aiop_queue **out,
 
 /**
  * Drop this process's handle (the queue lives on in other processes).
+ * Reservations and peeks this process left open through the handle, in
+ * any of its threads, are ended first (no call could end them later): a
+ * reservation as aiop_queue_abort() ends it, a peek given back as
+ * aiop_queue_unpeek() gives it. Their struct aiop_msg are dead after.
+ * Those of the parent, inherited by a fork()ed child, stay the parent's.
+ * No other call on the handle may run meanwhile.
  * @return 0 (also for NULL), -EBUSY if coro ops on it are pending in this
- *         process, -EINVAL if it is not a queue handle
+ *         process (nothing is ended then), -EINVAL if it is not a queue
+ *         handle
  */
 AIOP_API int aiop_queue_free(struct aiop_queue *q);
 
