@@ -10,6 +10,10 @@
  * signal is there for it (on the condition's queue), phase 1 re-takes the
  * lock (on the lock's queue) and only then takes the signal: a waiter that
  * dies on the way takes none with it (design.md 8.1).
+ * grp is 16 bits and wraps; gen, beside the word, counts the groups ever
+ * closed (a lower bound, published after each close and each join), so a
+ * waiter keeps its group's full id and never takes a wrapped grp for its
+ * own (design.md 8.1).
  */
 #include <stdlib.h>
 
@@ -20,6 +24,8 @@ struct cond_shm {
 	struct aiop__shm_hdr hdr;
 	struct aiop__waitq wq;
 	_Atomic uint64_t word; /* grp | open | closed | sig, 16 bits each */
+	_Atomic uint64_t gen;  /* groups closed: a lower bound of the open
+				  group's full id, whose low 16 bits are grp */
 };
 
 struct aiop_cond {
@@ -37,10 +43,10 @@ struct cond_args {
 	uint8_t mode;    /* MODE_WAIT or MODE_WAIT_FOR */
 	uint8_t expired; /* the deadline passed */
 	uint8_t took;    /* consumed a notification since registering */
-	uint16_t grp;    /* the group it registered in */
 	uint8_t left;    /* not registered any more: took a signal, or left */
 	int32_t result;  /* reported once the lock is held again */
 	uint32_t depth;  /* recursion depth to restore */
+	uint64_t gid;    /* full id of the group it registered in */
 	aiop_cond_pred pred;
 	void *arg;
 };
@@ -84,6 +90,35 @@ mk(uint16_t grp, uint32_t open, uint32_t closed, uint32_t sig)
 	       (uint64_t)closed << 16 | sig;
 }
 
+/* The smallest full group id >= g whose low 16 bits are grp: the open
+ * group's id when g is gen read before grp (gen is never above it, and
+ * never 65536 below it; design.md 8.1). */
+static inline uint64_t
+full_id(uint64_t g, uint16_t grp)
+{
+	return g + (uint16_t)(grp - (uint16_t)g);
+}
+
+/* gen = max(gen, v); v must be a lower bound of the open group's id. g:
+ * gen as read before (it only grows: no store if it was already v) */
+static void
+publish(struct cond_shm *s, uint64_t g, uint64_t v)
+{
+	while (g < v && !atomic_compare_exchange_weak(&s->gen, &g, v))
+		;
+}
+
+/* Is the group gid closed, the word being cur? grp moved on, or gen
+ * already counts past it (grp came round to the same 16 bits again). gen
+ * is read after the word: a gen above gid proves the group closed whenever
+ * read; one read after cur, with grp equal, is at most a few below cur's
+ * full id, so the group is open only if cur's full id is gid. */
+static inline bool
+closed_grp(struct cond_shm *s, uint64_t cur, uint64_t gid)
+{
+	return F_GRP(cur) != (uint16_t)gid || atomic_load(&s->gen) > gid;
+}
+
 /*
  * notify(n): returns how many waiters were signalled. Every waiter
  * registered before it becomes eligible: the open group is closed even
@@ -95,6 +130,9 @@ static int
 notify_n(struct aiop__obj *o, uint32_t n)
 {
 	_Atomic uint64_t *w = &S(o)->word;
+	/* read before the word: full_id() below is then a lower bound of
+	 * the new group's id however long this call is held up */
+	uint64_t g = atomic_load(&S(o)->gen);
 	uint64_t cur = atomic_load(w);
 	uint32_t open, closed, sig, k;
 	uint16_t grp;
@@ -118,6 +156,10 @@ notify_n(struct aiop__obj *o, uint32_t n)
 			return 0;
 	} while (!atomic_compare_exchange_weak(
 		w, &cur, mk(grp, open, closed - k, sig + k)));
+	/* a group closed: count it before the wake, so a woken waiter whose
+	 * grp came round again finds its group closed by gen */
+	if (grp != F_GRP(cur))
+		publish(S(o), g, full_id(g, grp));
 	if (k)
 		aiop__wake(&S(o)->wq, (int)k);
 	return (int)k;
@@ -126,21 +168,21 @@ notify_n(struct aiop__obj *o, uint32_t n)
 /* Is a signal there for this waiter (its group closed)? Only a look: it is
  * taken once the lock is held again (cond_attempt()). */
 static bool
-signal_there(struct aiop__obj *o, uint16_t grp)
+signal_there(struct aiop__obj *o, uint64_t gid)
 {
-	uint64_t cur = atomic_load_explicit(&S(o)->word, memory_order_relaxed);
+	uint64_t cur = atomic_load_explicit(&S(o)->word, memory_order_acquire);
 
-	return F_GRP(cur) != grp && F_SIG(cur) > 0;
+	return F_SIG(cur) > 0 && closed_grp(S(o), cur, gid);
 }
 
 /* Take a signal, if this waiter's group is closed and one is there. */
 static bool
-take_signal(struct aiop__obj *o, uint16_t grp)
+take_signal(struct aiop__obj *o, uint64_t gid)
 {
 	_Atomic uint64_t *w = &S(o)->word;
-	uint64_t cur = atomic_load_explicit(w, memory_order_relaxed);
+	uint64_t cur = atomic_load(w);
 
-	while (F_GRP(cur) != grp && F_SIG(cur) > 0)
+	while (F_SIG(cur) > 0 && closed_grp(S(o), cur, gid))
 		if (atomic_compare_exchange_weak(w, &cur, cur - 1))
 			return true;
 	return false;
@@ -149,21 +191,24 @@ take_signal(struct aiop__obj *o, uint16_t grp)
 /* Leave the waiting set: unregister, or take the signal that was meant
  * for us. Returns true if a signal was taken (we were notified). */
 static bool
-leave(struct aiop__obj *o, uint16_t grp)
+leave(struct aiop__obj *o, uint64_t gid)
 {
 	_Atomic uint64_t *w = &S(o)->word;
 	uint64_t cur = atomic_load(w);
+	bool closed;
 
 	for (;;) {
-		if (F_GRP(cur) == grp && F_OPEN(cur) > 0) {
+		/* gen again on every turn, after the word it judges */
+		closed = closed_grp(S(o), cur, gid);
+		if (!closed && F_OPEN(cur) > 0) {
 			if (atomic_compare_exchange_weak(w, &cur,
 							 cur - (1ull << 32)))
 				return false;
-		} else if (F_GRP(cur) != grp && F_CLOSED(cur) > 0) {
+		} else if (closed && F_CLOSED(cur) > 0) {
 			if (atomic_compare_exchange_weak(w, &cur,
 							 cur - (1ull << 16)))
 				return false;
-		} else if (F_GRP(cur) != grp && F_SIG(cur) > 0) {
+		} else if (closed && F_SIG(cur) > 0) {
 			if (atomic_compare_exchange_weak(w, &cur, cur - 1))
 				return true;
 		} else {
@@ -179,25 +224,31 @@ leave(struct aiop__obj *o, uint16_t grp)
 static void
 quit(struct aiop__obj *o, struct cond_args *a)
 {
-	a->took = leave(o, a->grp);
+	a->took = leave(o, a->gid);
 	if (!a->took && F_SIG(atomic_load(&S(o)->word)) > 0)
 		aiop__wake(&S(o)->wq, 1);
 	a->left = 1;
 	a->phase = 1;
 }
 
-/* Join the open group; -EOVERFLOW if it is full. */
+/* Join the open group, the lock held; -EOVERFLOW if it is full. *gid:
+ * the group's full id, from gen read before the word (a lower bound of it,
+ * at most a few groups behind: the lock keeps other joins, and so all but
+ * one close, out until this returns). Published, so gen is never more than
+ * a group or two behind the open group (design.md 8.1). */
 static int
-join(struct aiop__obj *o, uint16_t *grp)
+join(struct aiop__obj *o, uint64_t *gid)
 {
 	_Atomic uint64_t *w = &S(o)->word;
+	uint64_t g = atomic_load(&S(o)->gen);
 	uint64_t cur = atomic_load(w);
 
 	do {
 		if (F_OPEN(cur) >= F_MAX)
 			return -EOVERFLOW;
 	} while (!atomic_compare_exchange_weak(w, &cur, cur + (1ull << 32)));
-	*grp = F_GRP(cur);
+	*gid = full_id(g, F_GRP(cur));
+	publish(S(o), g, *gid);
 	return 0;
 }
 
@@ -213,7 +264,7 @@ enter(struct aiop__obj *o, struct cond_args *a, bool again)
 
 	if (!c->ish->owned(c->lock))
 		return -EPERM; /* again: the predicate released it */
-	r = join(o, &a->grp);
+	r = join(o, &a->gid);
 	if (r < 0)
 		return r;
 	a->phase = 0;
@@ -242,7 +293,7 @@ cond_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	int r, ok;
 
 	if (a->phase == 0) {
-		if (!signal_there(o, a->grp))
+		if (!signal_there(o, a->gid))
 			return -EAGAIN;
 		a->phase = 1;
 	}
@@ -263,7 +314,7 @@ cond_attempt(struct aiop__obj *o, void *args, unsigned flags)
 		/* the lock is held: take the signal now. Taken before, it
 		 * went with a waiter killed while it waited for the lock,
 		 * and a notify(1) woke nobody */
-		if (take_signal(o, a->grp)) {
+		if (take_signal(o, a->gid)) {
 			a->took = 1;
 			a->left = 1;
 			a->result = 0;

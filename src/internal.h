@@ -43,7 +43,9 @@ aiop__restore_errno(int **saved)
 /* ---- shared-memory header: first bytes of every object ---------------- */
 
 #define AIOP__SHM_MAGIC 0x706f6961u /* "aiop" */
-#define AIOP__ABI 2u /* 2: a Lock's owner word carries a grant serial */
+/* 2: a Lock's owner word carries a grant serial; 3: a Condition counts
+ * its closed groups (gen) beside its word */
+#define AIOP__ABI 3u
 
 enum aiop__type {
 	AIOP__T_DOMAIN = 1,

@@ -3,7 +3,9 @@
  * notify(n)/notify_all, wait_for, timeouts, cancel, peer death. */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -898,4 +900,129 @@ Test(cond, a_regrouped_wait_for_keeps_the_threads_other_levels)
 	ev_loop_destroy(loop);
 	cr_assert_eq(aiop_cond_free(C), 0);
 	cr_assert_eq(aiop_rlock_free(rl), 0);
+}
+
+/*
+ * The word's group id (grp) is 16 bits. A waiter that did not run while
+ * 65536 groups were closed (stopped here) found grp equal to its own again:
+ * it took its group for open, could not take the notify(1) meant for it
+ * (woken by nobody, it waited to its deadline) and then found nothing to
+ * give back, so its count stayed in `closed` for good. A full group id
+ * kept beside the word (gen) tells the two apart (design.md 8.1).
+ */
+struct t_cond_shm {
+	struct aiop__shm_hdr hdr;
+	struct aiop__waitq wq;
+	_Atomic uint64_t word;
+};
+
+static uint64_t
+cond_word(void)
+{
+	return atomic_load(&((struct t_cond_shm *)((struct aiop__obj *)C)
+				     ->shm)->word);
+}
+
+/* open, closed and sig of the word, none of them counted */
+#define COUNTS(w) ((w) & 0xffffffffffffull)
+
+/* Close n groups of this thread's coro waits: each round one op joins the
+ * open group, notify(1) closes it and the op takes the signal. */
+static void
+close_groups(unsigned n)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op op;
+
+	for (unsigned i = 0; i < n; i++) {
+		memset(&op, 0, sizeof(op));
+		cr_assert_eq(aiop_cond_try_acquire(C), 0);
+		cr_assert_eq(aiop_cond_coro_wait(loop, &op.op, C, 5 * T_SEC,
+						 t_op_cb), 0);
+		cr_assert_eq(aiop_cond_try_acquire(C), 0);
+		cr_assert_eq(aiop_cond_notify(C, 1), 1);
+		cr_assert_eq(aiop_cond_release(C), 0);
+		cr_assert(t_run(loop, 5000));
+		cr_assert_eq(op.calls, 1);
+		cr_assert_eq(op.result, 0, "round %u: %d", i, op.result);
+		cr_assert_eq(aiop_cond_release(C), 0, "held at the callback");
+	}
+	cr_assert_eq(aiop_loop_detach(loop), 0);
+	ev_loop_destroy(loop);
+}
+
+/* a coro waiter in a child: ready once registered, 0 if notified */
+static int
+coro_waiter(void *arg)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op op = { 0 };
+
+	(void)arg;
+	if (aiop_cond_acquire(C, 5 * T_SEC) != 0)
+		return 10;
+	if (aiop_cond_coro_wait(loop, &op.op, C, 60 * T_SEC, t_op_cb) != 0)
+		return 11;
+	__atomic_fetch_add(&SH->ready, 1, __ATOMIC_SEQ_CST);
+	if (!t_run(loop, 60000) || op.calls != 1)
+		return 12;
+	if (aiop_cond_release(C) != 0)
+		return 13;
+	if (op.result == 0)
+		__atomic_fetch_add(&SH->woke, 1, __ATOMIC_SEQ_CST);
+	return op.result == 0 ? 0 : 14;
+}
+
+static void
+stopped_across_a_wrap(int (*fn)(void *))
+{
+	pid_t s, x;
+	uint64_t w;
+	int st;
+
+	if (getenv("AIOP_UNDER_VALGRIND"))
+		cr_skip_test("65536 rounds: far too slow under valgrind");
+	s = t_fork(fn, (void *)(intptr_t)60000);
+	wait_ready(1);
+	cr_assert_eq(kill(s, SIGSTOP), 0);
+	cr_assert_eq(waitpid(s, &st, WUNTRACED), s);
+	cr_assert(WIFSTOPPED(st));
+	cr_assert_eq(aiop_cond_acquire(C, 5 * T_SEC), 0);
+	w = cond_word();
+	cr_assert_eq(aiop_cond_release(C), 0);
+	/* S's group is the open one; 65536 closes bring grp back to it */
+	close_groups(65536);
+	cr_assert_eq(aiop_cond_acquire(C, 5 * T_SEC), 0);
+	cr_assert_eq(cond_word() >> 48, w >> 48, "grp came round");
+	cr_assert_eq(aiop_cond_notify(C, 1), 1);
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert_eq(kill(s, SIGCONT), 0);
+	/* S waits 60 s: only the notify ends it within the bound */
+	cr_assert_eq(t_reap(s, 5000), 0, "S must get the notify");
+	cr_assert_eq(SH->woke, 1);
+	cr_assert_eq(COUNTS(cond_word()), 0, "counts clean: %#llx",
+		     (unsigned long long)cond_word());
+	/* and the condition works as before: one waiter, one wake */
+	x = t_fork(waiter, (void *)(intptr_t)5000);
+	wait_ready(2);
+	cr_assert_eq(aiop_cond_acquire(C, 5 * T_SEC), 0);
+	cr_assert_eq(aiop_cond_notify(C, 1), 1);
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert_eq(t_reap(x, T_REAP_MS), 0, "X must get the notify");
+	cr_assert_eq(aiop_cond_acquire(C, 5 * T_SEC), 0);
+	cr_assert_eq(aiop_cond_notify_all(C), 0, "nobody is left counted");
+	cr_assert_eq(aiop_cond_release(C), 0);
+	cr_assert_eq(COUNTS(cond_word()), 0);
+}
+
+Test(cond, a_waiter_stopped_across_65536_groups_gets_its_notify,
+     .init = setup, .fini = teardown)
+{
+	stopped_across_a_wrap(waiter);
+}
+
+Test(cond, a_coro_waiter_stopped_across_65536_groups_gets_its_notify,
+     .init = setup, .fini = teardown)
+{
+	stopped_across_a_wrap(coro_waiter);
 }
