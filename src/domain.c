@@ -192,8 +192,8 @@ env_doorbells(void)
 	char *end;
 	long v;
 
-	if (!s || !*s)
-		return 64;
+	if (!s || *s < '0' || *s > '9')
+		return 64; /* strtol() would take " 5" and "+5" (coro.md) */
 	v = strtol(s, &end, 10);
 	if (*end || v < 1 || v > AIOP__DOORBELLS_MAX)
 		return 64;

@@ -460,3 +460,39 @@ Test(errors, doorbells_run_out_cleanly)
 	ev_loop_destroy(l2);
 	ev_loop_destroy(l3);
 }
+
+/* A child makes its domain with AIOP_DOORBELLS set to *arg: exit status
+ * 0 if it got the number of doorbells the docs promise (coro.md) */
+static int
+doorbells_child(void *arg)
+{
+	const char *v = ((const char **)arg)[0];
+	int want = atoi(((const char **)arg)[1]);
+	struct aiop_event *e;
+
+	if (setenv("AIOP_DOORBELLS", v, 1) < 0 || aiop_event_new(&e) < 0)
+		return 2;
+	(void)aiop_event_free(e);
+	return aiop__dom.nbells == want ? 0 : 1;
+}
+
+Test(errors, doorbells_env)
+{
+	/* only a plain decimal in 1..128 is taken; anything else gives 64
+	 * (strtol() alone took " 5" and "+5") */
+	static const char *cases[][2] = {
+		{ "5", "5" },    { "128", "128" }, { "1", "1" },
+		{ " 5", "64" },  { "+5", "64" },   { "-5", "64" },
+		{ "5 ", "64" },  { "0x10", "64" }, { "0", "64" },
+		{ "129", "64" }, { "", "64" },     { "many", "64" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pid_t p = t_fork(doorbells_child, (void *)cases[i]);
+
+		cr_assert_gt(p, 0);
+		cr_assert_eq(t_reap(p, T_REAP_MS), 0,
+			     "AIOP_DOORBELLS=\"%s\" did not give %s",
+			     cases[i][0], cases[i][1]);
+	}
+}
