@@ -24,6 +24,7 @@ memory, wrong doorbells, another domain, a short header.
     python3 tests/fuzz/gen_corpus.py [outdir [queue_outdir [recv_outdir]]]
 """
 import os
+import re
 import struct
 import sys
 
@@ -622,6 +623,20 @@ R_F_OUR_DOMAIN, R_F_LEN, R_F_OUR_NBELLS = 1, 2, 4
 # (index into the target's g_objs: lock, rlock, sem, event, cond, the
 # cond's rlock, barrier of 3, queue of 4096 bytes; 4 KiB pages)
 T_QUEUE = 8
+
+
+def wire_abi():
+    """AIOP__ABI from src/internal.h: a seed of another ABI is refused
+    (-EPROTO) before anything else is checked, so it must follow it."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "src", "internal.h")) as fh:
+        for line in fh:
+            m = re.match(r"#define AIOP__ABI (\d+)u", line)
+            if m:
+                return int(m.group(1))
+    raise SystemExit("gen_corpus: no AIOP__ABI in src/internal.h")
+
+
 RECVS = [(T_LOCK, 0, 0, [4096], [0]), (T_RLOCK, 0, 0, [4096], [1]),
          (T_SEM, 0, 0, [4096], [2]), (T_EVENT, 0, 0, [4096], [3]),
          (T_COND, T_RLOCK, 0, [4096, 4096], [4, 5]),
@@ -640,7 +655,7 @@ def r_seed(r, objs=None, bells=None, dom=K_DOMAIN, flags=None,
     bells = [K_BELL | (i % 16) << 4 for i in range(nbells)] \
         if bells is None else bells
     sz = sizes + [0] * (2 - len(sizes))
-    wire = struct.pack("<IHHHHHHQQQ", 0x776f6961, 1, t, sub, wflags,
+    wire = struct.pack("<IHHHHHHQQQ", 0x776f6961, wire_abi(), t, sub, wflags,
                        len(sizes), nbells, 0, sz[0], sz[1])
     if wire_patch:
         wire = wire_patch(wire)
