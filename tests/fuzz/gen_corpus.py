@@ -19,7 +19,9 @@ owner across a wrap, dead and live holders, and corrupt words.
 
 Each fuzz_recv seed is one message for one receiver: a faithful one (the
 real objects' fds, this process's domain) and variants with forged
-memory, wrong doorbells, another domain, a short header.
+memory, wrong doorbells, another domain, short, long and empty messages,
+none at all, datagrams, up to 253 fds, too little room for them, and
+receivers with no domain that join (F_JOIN).
 
     python3 tests/fuzz/gen_corpus.py [outdir [queue_outdir [recv_outdir]]]
 """
@@ -619,8 +621,11 @@ def write_queue_corpus(out):
 # ---- fuzz_recv (format: top of fuzz_recv.c) ------------------------------
 
 R_F_OUR_DOMAIN, R_F_LEN, R_F_OUR_NBELLS = 1, 2, 4
-# receivers (recvs in fuzz_recv.c): type, sub, flags, sizes, object kinds
-# (index into the target's g_objs: lock, rlock, sem, event, cond, the
+R_F_DGRAM, R_F_CLOSE, R_F_JOIN, R_F_PASSCRED, R_F_NOMSG = (
+    8, 0x10, 0x20, 0x40, 0x80)
+R_OURS = R_F_OUR_DOMAIN | R_F_OUR_NBELLS
+# receivers (recv_obj() in fuzz_recv.c): type, sub, flags, sizes, object
+# kinds (index into the target's g_objs: lock, rlock, sem, event, cond, the
 # cond's rlock, barrier of 3, queue of 4096 bytes; 4 KiB pages)
 T_QUEUE = 8
 
@@ -644,12 +649,17 @@ RECVS = [(T_LOCK, 0, 0, [4096], [0]), (T_RLOCK, 0, 0, [4096], [1]),
          (T_QUEUE, 0, 1, [8192], [7])]
 R_NAMES = ["lock", "rlock", "sem", "event", "cond", "barrier", "queue",
            "squeue"]
-K_DOMAIN, K_BELL, K_FORGED, K_PIPE, K_EVENTFD, K_NULL, K_SOCK = (
-    8, 9, 10, 11, 12, 13, 14)
+K_DOMAIN, K_BELL, K_FORGED, K_PIPE, K_EVENTFD, K_NULL, K_SOCK, K_OTHER = (
+    8, 9, 10, 11, 12, 13, 14, 15)
+# K_EVENTFD parameters; K_OTHER ones: O_PATH, read-only, unsealed file,
+# a non-blocking timerfd (an anon inode, not an eventfd)
+EFD_NONBLOCK, EFD_SEMA, EFD_COUNT = 1 << 4, 2 << 4, 4 << 4
+O_PATH_, O_RDONLY_, O_FILE_, O_TIMERFD_ = 0, 1 << 4, 2 << 4, 3 << 4
 
 
 def r_seed(r, objs=None, bells=None, dom=K_DOMAIN, flags=None,
-           wire_patch=None, img=b"", nbells=64):
+           wire_patch=None, img=b"", nbells=8, length=40, nfd=None,
+           room=0):
     t, sub, wflags, sizes, kinds = RECVS[r]
     objs = kinds if objs is None else objs
     bells = [K_BELL | (i % 16) << 4 for i in range(nbells)] \
@@ -660,12 +670,16 @@ def r_seed(r, objs=None, bells=None, dom=K_DOMAIN, flags=None,
     if wire_patch:
         wire = wire_patch(wire)
     fds = list(objs) + [dom] + list(bells)
-    f = R_F_OUR_DOMAIN | R_F_OUR_NBELLS if flags is None else flags
-    return bytes([r, f]) + wire + bytes([40, len(fds)]) + bytes(fds) + img
+    f = R_OURS if flags is None else flags
+    n = len(fds) if nfd is None else nfd
+    return bytes([r, f]) + wire + bytes([length, n, room]) + bytes(fds) + \
+        img
 
 
 def write_recv_corpus(out):
     os.makedirs(out, exist_ok=True)
+    for f in os.listdir(out):  # the format changed: no stale seeds
+        os.remove(os.path.join(out, f))
     seeds = {}
     for r, name in enumerate(R_NAMES):
         seeds[name] = r_seed(r)
@@ -675,22 +689,91 @@ def write_recv_corpus(out):
                          (3, "wsealed")):
             seeds[f"{name}-{what}"] = r_seed(
                 r, objs=[K_FORGED | hi << 4] * nobj)
+        # the same, received by a process with no domain: it joins
+        seeds[f"{name}-join"] = r_seed(r, flags=R_OURS | R_F_JOIN)
     seeds["lock-xor-ident"] = r_seed(0, objs=[K_FORGED],
                                      img=bytes([0, 0, 0, 0, 0, 0, 1]))
     seeds["queue-xor-capacity"] = r_seed(
         6, objs=[K_FORGED], img=bytes(24) + bytes([0, 1]))
-    seeds["lock-pipe-bell"] = r_seed(0, bells=[K_PIPE | 1 << 4] * 64)
-    seeds["lock-blocking-bell"] = r_seed(0, bells=[K_EVENTFD] * 64)
+    seeds["lock-pipe-bell"] = r_seed(0, bells=[K_PIPE | 1 << 4] * 8)
+    seeds["lock-blocking-bell"] = r_seed(0, bells=[K_EVENTFD] * 8)
     # another domain, the object's header saying the same: -EXDEV
     seeds["lock-foreign"] = r_seed(
         0, objs=[K_FORGED], img=bytes(16) + bytes([0x55]),
         wire_patch=lambda w: w[:16] + bytes([0x55]) + w[17:])
     seeds["lock-forged-domain"] = r_seed(0, dom=K_FORGED)
     seeds["lock-as-event"] = r_seed(3, objs=[0])
-    seeds["lock-short"] = r_seed(0, flags=R_F_OUR_DOMAIN | R_F_OUR_NBELLS |
-                                 R_F_LEN)[:42] + bytes([12]) + \
-        r_seed(0)[43:]
+    seeds["lock-short"] = r_seed(0, flags=R_OURS | R_F_LEN, length=12)
+    seeds["lock-long"] = r_seed(0, flags=R_OURS | R_F_LEN, length=200)
     seeds["lock-null-sock"] = r_seed(0, objs=[K_NULL], dom=K_SOCK)
+    # fds that are what a position wants, opened otherwise
+    seeds["lock-opath"] = r_seed(0, objs=[K_OTHER | O_PATH_])
+    seeds["lock-rdonly"] = r_seed(0, objs=[K_OTHER | O_RDONLY_],
+                                  dom=K_OTHER | O_RDONLY_)
+    seeds["lock-tmpfile"] = r_seed(0, objs=[K_OTHER | O_FILE_])
+    # datagrams: the same messages
+    seeds["lock-dgram"] = r_seed(0, flags=R_OURS | R_F_DGRAM)
+    seeds["cond-dgram"] = r_seed(4, flags=R_OURS | R_F_DGRAM)
+    # nothing sent (-EAGAIN), a hang-up (-EPIPE), empty messages (-EBADMSG
+    # unless the peer closed too), an empty one with fds
+    for f, what in ((0, "seq"), (R_F_DGRAM, "dgram")):
+        seeds[f"none-{what}"] = r_seed(0, flags=R_OURS | R_F_NOMSG | f)
+        seeds[f"hangup-{what}"] = r_seed(
+            0, flags=R_OURS | R_F_NOMSG | R_F_CLOSE | f)
+        seeds[f"empty-{what}"] = r_seed(0, flags=R_OURS | R_F_LEN | f,
+                                        length=0, nfd=0)
+        seeds[f"empty-closed-{what}"] = r_seed(
+            0, flags=R_OURS | R_F_LEN | R_F_CLOSE | f, length=0, nfd=0)
+        seeds[f"empty-fds-{what}"] = r_seed(
+            0, flags=R_OURS | R_F_LEN | f, length=0)
+    seeds["lock-then-close"] = r_seed(0, flags=R_OURS | R_F_CLOSE)
+    # more fds than a message announces (131), than fit the receiver's
+    # control buffer (MSG_CTRUNC), the most (253)
+    for n in (132, 140, 200, 230, 253):
+        seeds[f"lock-{n}fds"] = r_seed(0, nfd=n)
+    seeds["lock-253-nulls"] = r_seed(0, objs=[], dom=K_NULL, bells=[],
+                                     nfd=253)
+    seeds["lock-128bells"] = r_seed(0, nbells=128, flags=R_F_OUR_DOMAIN)
+    # the most a message announces (a Condition: 131), and more: refused
+    # (67b2cc6)
+    seeds["cond-128bells"] = r_seed(4, nbells=128, flags=R_F_OUR_DOMAIN)
+    seeds["cond-128bells-more"] = r_seed(4, nbells=128,
+                                         flags=R_F_OUR_DOMAIN, nfd=140)
+    # no room for all fds: MSG_CTRUNC, -EMFILE (room k+1: k fds)
+    for k in (0, 1, 2, 10, 60):
+        seeds[f"lock-room{k}"] = r_seed(0, room=k + 1)
+    seeds["cond-room3"] = r_seed(4, room=4)
+    # the receiving socket asks for credentials and a pidfd
+    seeds["lock-passcred"] = r_seed(0, flags=R_OURS | R_F_PASSCRED)
+    seeds["lock-passcred-room1"] = r_seed(0, flags=R_OURS | R_F_PASSCRED,
+                                          room=2)
+    seeds["lock-passcred-join"] = r_seed(
+        0, flags=R_OURS | R_F_PASSCRED | R_F_JOIN)
+    # doorbells a joiner must refuse: semaphore mode (with a count),
+    # blocking, a pipe, a blocking reopening of a real doorbell; and one
+    # it may take: fresh non-blocking eventfds
+    for b, what in ((K_EVENTFD | EFD_NONBLOCK | EFD_SEMA, "sema"),
+                    (K_EVENTFD | EFD_NONBLOCK | EFD_SEMA | EFD_COUNT,
+                     "sema-count"),
+                    (K_EVENTFD, "blocking"), (K_PIPE | 1 << 4, "pipe"),
+                    (K_OTHER | O_TIMERFD_, "timerfd"),
+                    (K_EVENTFD | EFD_NONBLOCK, "fresh")):
+        seeds[f"join-bells-{what}"] = r_seed(
+            0, flags=R_OURS | R_F_JOIN, bells=[b] * 8)
+    seeds["join-bell-one-sema"] = r_seed(
+        0, flags=R_OURS | R_F_JOIN,
+        bells=[K_BELL] * 7 + [K_EVENTFD | EFD_NONBLOCK | EFD_SEMA])
+    # a whole forged domain, its id changed in the object, the domain and
+    # the header alike (one image XORed over both): a joiner takes it
+    seeds["join-forged-domain"] = r_seed(
+        0, objs=[K_FORGED], dom=K_FORGED, img=bytes(16) + bytes([0x55]),
+        flags=R_OURS | R_F_JOIN,
+        wire_patch=lambda w: w[:16] + bytes([0x55]) + w[17:])
+    seeds["join-unsealed-domain"] = r_seed(
+        0, dom=K_FORGED | 1 << 4, flags=R_OURS | R_F_JOIN)
+    seeds["join-dgram"] = r_seed(6, flags=R_OURS | R_F_JOIN | R_F_DGRAM)
+    seeds["join-room5"] = r_seed(0, flags=R_OURS | R_F_JOIN, room=6)
+    seeds["join-140fds"] = r_seed(0, flags=R_OURS | R_F_JOIN, nfd=140)
     write_seeds(seeds, out)
 
 

@@ -78,7 +78,7 @@ fuzz_one() { # $1 = target, then extra libFuzzer flags
 	case $name in
 	fuzz_objects) seeds=corpus maxlen=4400 ;;
 	fuzz_queue) seeds=corpus-queue maxlen=4609 ;; # flags+script+image
-	fuzz_recv) seeds=corpus-recv maxlen=8400 ;; # header+fds+8 KiB image
+	fuzz_recv) seeds=corpus-recv maxlen=8500 ;; # header+fds+8 KiB image
 	*) echo "fuzz: unknown target $name" >&2; return 1 ;;
 	esac
 	bin=$build/tests/fuzz/$name
