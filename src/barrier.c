@@ -119,18 +119,24 @@ arrived(struct aiop__obj *o, uint64_t s)
 	return COUNT(s) < B(o)->parties ? COUNT(s) : B(o)->parties;
 }
 
-/* Did the party recorded in slot i for generation GEN(s) die? *rec: was
- * there a record of that generation (PROBE rechecks). */
+/* Did the party of record v (a slot's value) die, GEN(s) being current?
+ * *rec: was v a record of that generation (PROBE rechecks). */
 static bool
-slot_dead(struct aiop__obj *o, uint64_t s, uint32_t i, bool *rec)
+rec_dead(uint64_t s, uint64_t v, bool *rec)
 {
-	uint64_t v = atomic_load_explicit(&S(o)->slot[i],
-					  memory_order_relaxed);
-
 	/* tid 0: not written yet in this object's life (a zeroed slot
 	 * reads as generation 0), so nobody to test */
 	*rec = (uint16_t)(v >> 32) == GEN(s) && (uint32_t)v != 0;
 	return *rec && !aiop__tid_alive((pid_t)(uint32_t)v);
+}
+
+/* Did the party recorded in slot i for generation GEN(s) die? */
+static bool
+slot_dead(struct aiop__obj *o, uint64_t s, uint32_t i, bool *rec)
+{
+	return rec_dead(s, atomic_load_explicit(&S(o)->slot[i],
+						memory_order_relaxed),
+			rec);
 }
 
 /* A party of this generation that died breaks it. Every slot: only for
@@ -149,24 +155,47 @@ dead_party(struct aiop__obj *o, uint64_t s)
 
 /*
  * What a waiting party at index j probes: the party that arrived after
- * it (the first, for the newest), and past the last party, which runs
- * the action and probes nobody, the first as well. Walking back from a
- * dead party, every arrived party but the last has a prober, so a death
- * is found within a period unless every party before it died too (then
- * the last party, if alive, releases them). Each waiter probing every
- * slot cost parties squared probes a period: 256 parties waiting a
- * second burned 0.8 s of CPU.
+ * it (the first, for the newest). Walking back from a dead party, every
+ * arrived party has a prober, so a death is found within a period unless
+ * every party before it died too. Once the barrier is full, the last
+ * party runs the action and probes nobody, and neither do other parties
+ * of its thread (coro ops of the loop the action runs in): the walk goes
+ * on past each of them to the next party (past the last, the first). A
+ * party of that thread used to be the only prober of the one after it,
+ * whose death during the action then went unseen: the action ended and
+ * the generation was released. Each waiter probing every slot cost
+ * parties squared probes a period: 256 parties waiting a second burned
+ * 0.8 s of CPU.
  */
 static bool
 dead_next(struct aiop__obj *o, uint64_t s, uint32_t j)
 {
-	uint32_t n = arrived(o, s), i = j + 1 < n ? j + 1 : 0;
+	uint32_t n = arrived(o, s), i = j, k, busy = 0;
+	uint64_t v;
 	bool rec;
 
-	if (slot_dead(o, s, i, &rec))
-		return true;
-	return i + 1 == B(o)->parties && i != 0 && j != 0 &&
-	       slot_dead(o, s, 0, &rec);
+	if (n == B(o)->parties) {
+		/* the action's thread, if the last party recorded it */
+		v = atomic_load_explicit(&S(o)->slot[n - 1],
+					 memory_order_relaxed);
+		if ((uint16_t)(v >> 32) == GEN(s))
+			busy = (uint32_t)v;
+	}
+	for (k = 0; k < n; k++) {
+		i = i + 1 < n ? i + 1 : 0;
+		if (i == j)
+			break;
+		v = atomic_load_explicit(&S(o)->slot[i],
+					 memory_order_relaxed);
+		if (rec_dead(s, v, &rec))
+			return true;
+		/* it probes for itself, unless it is the last party or
+		 * in the action's thread */
+		if (n < B(o)->parties ||
+		    (i + 1 != n && (!rec || !busy || (uint32_t)v != busy)))
+			break;
+	}
+	return false;
 }
 
 /* A caller outside a full barrier: if its last party (in its action)

@@ -832,3 +832,44 @@ Test(barrier, the_first_party_dying_during_the_action_is_seen,
 	cr_assert_eq(t_reap(mid, T_REAP_MS), 0);
 	cr_assert_eq(SH->res[0], -EPIPE);
 }
+
+/* ---- review h13 --------------------------------------------------------- */
+
+/*
+ * A loop holds two parties: index 1 and the last one, whose action runs in
+ * that loop's thread. The party at index 2 dies during the action. Its
+ * prober (index 1) is the other op of the action's loop: it cannot probe
+ * while the action runs, and the party at index 0 (another process) probed
+ * only index 1. The death went unseen; the action ended, the last party
+ * released the generation and every live party passed, where the probe of
+ * every slot broke it (as the_first_party_dying_during_the_action_is_seen
+ * expects when the prober is the last party itself).
+ */
+Test(barrier, a_death_behind_a_party_of_the_actions_loop_is_seen,
+     .init = setup, .fini = teardown)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 }, last = { 0 };
+	pid_t first;
+
+	cr_assert_eq(aiop_barrier_new(&B, 4, kill_first_action, NULL), 0);
+	first = t_fork(party, (void *)0); /* index 0, another process */
+	while (aiop_barrier_n_waiting(B) < 1)
+		t_msleep(1);
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &a.op, B, 10 * T_SEC,
+					    t_op_cb), 0); /* index 1 */
+	cr_assert_eq(aiop_barrier_n_waiting(B), 2);
+	first_party = t_fork(arrive_then_die, NULL); /* index 2 */
+	while (aiop_barrier_n_waiting(B) < 3)
+		t_msleep(1);
+	/* index 3: the action runs in this start call, in a's thread */
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &last.op, B, 10 * T_SEC,
+					    t_op_cb), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(t_reap(first, T_REAP_MS), 0);
+	cr_assert_eq(SH->res[0], -EPIPE, "the death broke the generation "
+					 "(index 0 got %d)", SH->res[0]);
+	cr_assert_eq(a.result, -EPIPE);
+	cr_assert_eq(last.result, -EPIPE);
+	ev_loop_destroy(loop);
+}
