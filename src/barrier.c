@@ -211,20 +211,25 @@ dead_full(struct aiop__obj *o, uint64_t s)
 	return !rec && dead_party(o, s);
 }
 
-/* Record this party for the death probes. Its generation may have ended
- * before this store (a release does not wait for records, and a reset
- * ends it too), and a party of a later generation may have recorded
- * itself in this slot first: then its record goes back, or its death
- * would go unseen. If it writes after our exchange, the CAS leaves it. */
+/* Record this party for the death probes, only while its generation is
+ * current: it may have ended before (a release does not wait for records,
+ * and a reset ends it too), and a party of a later generation may have
+ * recorded itself in this slot. The slot is read, then the generation,
+ * then the CAS: a later record written after that read fails it, and one
+ * written before it means the generation had ended by the check. Writing
+ * first and putting the displaced record back when the generation had
+ * ended lost the current record when two late parties crossed (each put
+ * back what the other had written). */
 static void
 record(struct aiop__obj *o, const struct barrier_args *a)
 {
 	_Atomic uint64_t *slot = &S(o)->slot[a->idx];
 	uint64_t mine = ((uint64_t)a->gen << 32) | (uint32_t)aiop__tid();
-	uint64_t old = atomic_exchange(slot, mine);
+	uint64_t old = atomic_load(slot);
 
-	if (GEN(atomic_load(&S(o)->st)) != a->gen)
-		atomic_compare_exchange_strong(slot, &mine, old);
+	while (GEN(atomic_load(&S(o)->st)) == a->gen &&
+	       !atomic_compare_exchange_weak(slot, &old, mine))
+		;
 }
 
 static int
