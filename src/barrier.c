@@ -31,6 +31,7 @@ struct barrier_args {
 	uint16_t gen;
 	uint32_t idx;
 	uint32_t ended; /* barrier_shm.ended read after arriving */
+	uint8_t blocking; /* aiop_barrier_wait(): its thread's loops stall */
 };
 
 #define GEN(s) ((uint16_t)((s) & 0xffff))
@@ -163,9 +164,10 @@ dead_party(struct aiop__obj *o, uint64_t s)
  * on past each of them to the next party (past the last, the first). A
  * party of that thread used to be the only prober of the one after it,
  * whose death during the action then went unseen: the action ended and
- * the generation was released. Each waiter probing every slot cost
- * parties squared probes a period: 256 parties waiting a second burned
- * 0.8 s of CPU.
+ * the generation was released. (A blocking waiter also probes for the
+ * coro parties of its thread: dead_next_of_mine().) Each waiter probing
+ * every slot cost parties squared probes a period: 256 parties waiting
+ * a second burned 0.8 s of CPU.
  */
 static bool
 dead_next(struct aiop__obj *o, uint64_t s, uint32_t j)
@@ -194,6 +196,28 @@ dead_next(struct aiop__obj *o, uint64_t s, uint32_t j)
 		if (n < B(o)->parties ||
 		    (i + 1 != n && (!rec || !busy || (uint32_t)v != busy)))
 			break;
+	}
+	return false;
+}
+
+/* A blocking waiter at index j: its thread's loops do not run while it
+ * waits, so coro parties of theirs probe nobody. It probes for each of its
+ * thread's other parties of this generation (only if this process has
+ * coro ops on the barrier: a scan of the slots, no probe, for the others).
+ */
+static bool
+dead_next_of_mine(struct aiop__obj *o, uint64_t s, uint32_t j)
+{
+	uint32_t n = arrived(o, s), me = (uint32_t)aiop__tid(), i;
+	uint64_t v;
+
+	if (aiop__pending(o) == 0)
+		return false;
+	for (i = 0; i < n; i++) {
+		v = atomic_load_explicit(&S(o)->slot[i], memory_order_relaxed);
+		if (i != j && (uint16_t)(v >> 32) == GEN(s) &&
+		    (uint32_t)v == me && dead_next(o, s, i))
+			return true;
 	}
 	return false;
 }
@@ -297,7 +321,8 @@ barrier_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	if (r == -EAGAIN && (flags & AIOP__ATT_PROBE) && stale(o, a))
 		return -EPIPE; /* its generation ended long ago */
 	if (r == -EAGAIN && (flags & AIOP__ATT_PROBE) &&
-	    dead_next(o, s, a->idx)) {
+	    (dead_next(o, s, a->idx) ||
+	     (a->blocking && dead_next_of_mine(o, s, a->idx)))) {
 		/* the probe takes a while: a release that landed meanwhile
 		 * wins (the generation was never broken) */
 		if (break_gen(o, a->gen) >= 0)
@@ -407,7 +432,7 @@ aiop_barrier_free(struct aiop_barrier *barrier)
 AIOP_API int
 aiop_barrier_wait(struct aiop_barrier *barrier, int64_t timeout_ns)
 {
-	struct barrier_args a = { 0 };
+	struct barrier_args a = { .blocking = 1 };
 	int r = check(barrier);
 
 	if (r < 0)

@@ -1035,3 +1035,52 @@ Test(barrier, two_late_records_keep_the_current_partys_record,
 	free(ops);
 	ev_loop_destroy(loop);
 }
+
+/* a coro party of its own loop, which exits (its thread dies) once three
+ * parties have arrived */
+static int
+arrive_then_exit(void *arg)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+
+	(void)arg;
+	if (aiop_barrier_coro_wait(loop, &a.op, B, AIOP_FOREVER, t_op_cb) != 0)
+		return 1;
+	for (int i = 0; i < 5000 && aiop_barrier_n_waiting(B) < 3; i++)
+		t_msleep(1);
+	_exit(0);
+}
+
+/*
+ * A thread holds a coro party (index 0) and then makes a blocking wait on
+ * the same barrier (index 2): its loop does not run meanwhile, so the coro
+ * party probes nobody. The party at index 1, whose prober it is, dies:
+ * the blocking waiter probed only the party after it (index 0, itself)
+ * and waited for its timeout, where the probe of every slot broke the
+ * generation. It now does the probes of its thread's stalled parties.
+ */
+Test(barrier, a_blocking_wait_probes_for_its_threads_coro_party,
+     .init = setup, .fini = teardown)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+	pid_t victim;
+	uint64_t t0;
+	int r;
+
+	cr_assert_eq(aiop_barrier_new(&B, 4, NULL, NULL), 0);
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &a.op, B, 10 * T_SEC,
+					    t_op_cb), 0); /* index 0 */
+	victim = t_fork(arrive_then_exit, NULL);     /* index 1 */
+	while (aiop_barrier_n_waiting(B) < 2)
+		t_msleep(1);
+	t0 = t_now();
+	r = aiop_barrier_wait(B, 3 * T_SEC); /* index 2 */
+	cr_assert_eq(r, -EPIPE, "the death is seen (got %d)", r);
+	cr_assert_lt(t_now() - t0, 2 * T_SEC, "promptly");
+	cr_assert_eq(t_reap(victim, T_REAP_MS), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(a.result, -EPIPE);
+	ev_loop_destroy(loop);
+}
