@@ -16,6 +16,9 @@ struct barrier_shm {
 	 * ends one: tells a party whose 16-bit generation came round again
 	 * (65 536 ended while it did not look) from one of the current one */
 	_Atomic uint32_t ended;
+	/* when a waiter last took its turn to probe every slot for a dead
+	 * party (CLOCK_MONOTONIC ns; design.md 8.2) */
+	_Atomic uint64_t probed;
 	_Atomic uint64_t slot[]; /* (gen << 32) | tid of each arrival */
 };
 
@@ -31,7 +34,6 @@ struct barrier_args {
 	uint16_t gen;
 	uint32_t idx;
 	uint32_t ended; /* barrier_shm.ended read after arriving */
-	uint8_t blocking; /* aiop_barrier_wait(): its thread's loops stall */
 };
 
 #define GEN(s) ((uint16_t)((s) & 0xffff))
@@ -120,28 +122,23 @@ arrived(struct aiop__obj *o, uint64_t s)
 	return COUNT(s) < B(o)->parties ? COUNT(s) : B(o)->parties;
 }
 
-/* Did the party of record v (a slot's value) die, GEN(s) being current?
- * *rec: was v a record of that generation (PROBE rechecks). */
+/* Did the party recorded in slot i for generation GEN(s) die? *rec: was
+ * there a record of that generation (PROBE rechecks). */
 static bool
-rec_dead(uint64_t s, uint64_t v, bool *rec)
+slot_dead(struct aiop__obj *o, uint64_t s, uint32_t i, bool *rec)
 {
+	uint64_t v = atomic_load_explicit(&S(o)->slot[i],
+					  memory_order_relaxed);
+
 	/* tid 0: not written yet in this object's life (a zeroed slot
 	 * reads as generation 0), so nobody to test */
 	*rec = (uint16_t)(v >> 32) == GEN(s) && (uint32_t)v != 0;
 	return *rec && !aiop__tid_alive((pid_t)(uint32_t)v);
 }
 
-/* Did the party recorded in slot i for generation GEN(s) die? */
-static bool
-slot_dead(struct aiop__obj *o, uint64_t s, uint32_t i, bool *rec)
-{
-	return rec_dead(s, atomic_load_explicit(&S(o)->slot[i],
-						memory_order_relaxed),
-			rec);
-}
-
-/* A party of this generation that died breaks it. Every slot: only for
- * a caller outside a full barrier whose last party left no record. */
+/* A party of this generation that died breaks it. Every slot: for the
+ * waiter whose turn it is (probe_turn()), and for a caller outside a full
+ * barrier whose last party left no record. */
 static bool
 dead_party(struct aiop__obj *o, uint64_t s)
 {
@@ -155,71 +152,25 @@ dead_party(struct aiop__obj *o, uint64_t s)
 }
 
 /*
- * What a waiting party at index j probes: the party that arrived after
- * it (the first, for the newest). Walking back from a dead party, every
- * arrived party has a prober, so a death is found within a period unless
- * every party before it died too. Once the barrier is full, the last
- * party runs the action and probes nobody, and neither do other parties
- * of its thread (coro ops of the loop the action runs in): the walk goes
- * on past each of them to the next party (past the last, the first). A
- * party of that thread used to be the only prober of the one after it,
- * whose death during the action then went unseen: the action ended and
- * the generation was released. (A blocking waiter also probes for the
- * coro parties of its thread: dead_next_of_mine().) Each waiter probing
- * every slot cost parties squared probes a period: 256 parties waiting
- * a second burned 0.8 s of CPU.
+ * Is it this waiter's turn to probe every slot? One waiter a PROBE_GAP_NS
+ * does, whichever rechecks first once the gap has passed: every waiter
+ * probing every slot each period cost parties squared probes (a kill()
+ * and a /proc read each), and 256 waiting parties burned 0.8 s of CPU a
+ * second. The turn goes to a waiter that runs, so a stalled one (its loop
+ * busy, its process stopped, its thread in the action) never keeps the
+ * others from looking. A time ahead of ours is a peer's garbage: taken.
  */
+#define PROBE_GAP_NS (AIOP__RECHECK_OWNER_NS / 2)
+
 static bool
-dead_next(struct aiop__obj *o, uint64_t s, uint32_t j)
+probe_turn(struct aiop__obj *o)
 {
-	uint32_t n = arrived(o, s), i = j, k, busy = 0;
-	uint64_t v;
-	bool rec;
+	_Atomic uint64_t *w = &S(o)->probed;
+	uint64_t now = aiop__now_ns(), last = atomic_load(w);
 
-	if (n == B(o)->parties) {
-		/* the action's thread, if the last party recorded it */
-		v = atomic_load_explicit(&S(o)->slot[n - 1],
-					 memory_order_relaxed);
-		if ((uint16_t)(v >> 32) == GEN(s))
-			busy = (uint32_t)v;
-	}
-	for (k = 0; k < n; k++) {
-		i = i + 1 < n ? i + 1 : 0;
-		if (i == j)
-			break;
-		v = atomic_load_explicit(&S(o)->slot[i],
-					 memory_order_relaxed);
-		if (rec_dead(s, v, &rec))
-			return true;
-		/* it probes for itself, unless it is the last party or
-		 * in the action's thread */
-		if (n < B(o)->parties ||
-		    (i + 1 != n && (!rec || !busy || (uint32_t)v != busy)))
-			break;
-	}
-	return false;
-}
-
-/* A blocking waiter at index j: its thread's loops do not run while it
- * waits, so coro parties of theirs probe nobody. It probes for each of its
- * thread's other parties of this generation (only if this process has
- * coro ops on the barrier: a scan of the slots, no probe, for the others).
- */
-static bool
-dead_next_of_mine(struct aiop__obj *o, uint64_t s, uint32_t j)
-{
-	uint32_t n = arrived(o, s), me = (uint32_t)aiop__tid(), i;
-	uint64_t v;
-
-	if (aiop__pending(o) == 0)
+	if (last <= now && now - last < PROBE_GAP_NS)
 		return false;
-	for (i = 0; i < n; i++) {
-		v = atomic_load_explicit(&S(o)->slot[i], memory_order_relaxed);
-		if (i != j && (uint16_t)(v >> 32) == GEN(s) &&
-		    (uint32_t)v == me && dead_next(o, s, i))
-			return true;
-	}
-	return false;
+	return atomic_compare_exchange_strong(w, &last, now);
 }
 
 /* A caller outside a full barrier: if its last party (in its action)
@@ -321,8 +272,7 @@ barrier_attempt(struct aiop__obj *o, void *args, unsigned flags)
 	if (r == -EAGAIN && (flags & AIOP__ATT_PROBE) && stale(o, a))
 		return -EPIPE; /* its generation ended long ago */
 	if (r == -EAGAIN && (flags & AIOP__ATT_PROBE) &&
-	    (dead_next(o, s, a->idx) ||
-	     (a->blocking && dead_next_of_mine(o, s, a->idx)))) {
+	    probe_turn(o) && dead_party(o, s)) {
 		/* the probe takes a while: a release that landed meanwhile
 		 * wins (the generation was never broken) */
 		if (break_gen(o, a->gen) >= 0)
@@ -432,7 +382,7 @@ aiop_barrier_free(struct aiop_barrier *barrier)
 AIOP_API int
 aiop_barrier_wait(struct aiop_barrier *barrier, int64_t timeout_ns)
 {
-	struct barrier_args a = { .blocking = 1 };
+	struct barrier_args a = { 0 };
 	int r = check(barrier);
 
 	if (r < 0)

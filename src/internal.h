@@ -44,7 +44,8 @@ aiop__restore_errno(int **saved)
 
 #define AIOP__SHM_MAGIC 0x706f6961u /* "aiop" */
 /* 2: a Lock's owner word carries a grant serial; 3: a Condition counts
- * its closed groups (gen) beside its word */
+ * its closed groups (gen) beside its word, a Barrier keeps when a waiter
+ * last probed its parties */
 #define AIOP__ABI 3u
 
 enum aiop__type {
