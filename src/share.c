@@ -206,26 +206,57 @@ map_checked(int fd, unsigned type, uint64_t size, uint64_t max,
 	return 0;
 }
 
-/* An eventfd made with EFD_SEMAPHORE, as its fdinfo says (Linux 6.3 and
- * later print the mode; older kernels: none can be told, none refused) */
+/*
+ * An eventfd made with EFD_SEMAPHORE, as its fdinfo says (Linux 6.3 and
+ * later print the mode; older kernels: none can be told, none refused).
+ * The whole file is read, line by line: the kernel prints the file's locks
+ * (a line each) before the eventfd's lines, and a flock() or OFD lock
+ * belongs to the open file description, so the sender's locks are listed
+ * here too (found by review: 20 of them pushed the mode past the 512 bytes
+ * read, and a semaphore-mode doorbell was taken). The sender pays a
+ * syscall and kernel memory for each line we read.
+ */
 static bool
 is_semaphore_mode(int fd)
 {
-	char path[40], info[512], *p;
+	static const char key[] = "eventfd-semaphore:";
+	char path[40], buf[512], *line, *nl;
+	size_t have = 0;
 	ssize_t n;
-	int f;
+	int f, r = -1;
 
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
 	f = open(path, O_RDONLY | O_CLOEXEC);
 	if (f < 0)
 		return true; /* fd/ was readable: refuse what we cannot see */
-	n = read(f, info, sizeof(info) - 1);
+	while (r < 0) {
+		n = read(f, buf + have, sizeof(buf) - 1 - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* end of file: no such line (an older kernel),
+			 * unless the last one lacks its newline */
+			buf[have] = '\0';
+			r = n < 0 || (strncmp(buf, key, sizeof(key) - 1) == 0 &&
+				      strtol(buf + sizeof(key) - 1, NULL, 10));
+			break;
+		}
+		have += (size_t)n;
+		buf[have] = '\0';
+		for (line = buf; r < 0 && (nl = strchr(line, '\n'));
+		     line = nl + 1) {
+			*nl = '\0';
+			if (strncmp(line, key, sizeof(key) - 1) == 0)
+				r = strtol(line + sizeof(key) - 1, NULL,
+					   10) != 0;
+		}
+		have -= (size_t)(line - buf);
+		memmove(buf, line, have);
+		if (r < 0 && have == sizeof(buf) - 1)
+			r = 1; /* a line longer than any the kernel prints */
+	}
 	close(f);
-	if (n < 0)
-		return true;
-	info[n] = '\0';
-	p = strstr(info, "eventfd-semaphore:");
-	return p && strtol(p + sizeof("eventfd-semaphore:") - 1, NULL, 10);
+	return r != 0;
 }
 
 /*

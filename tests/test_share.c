@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -1103,5 +1104,60 @@ Test(share, an_empty_message_is_not_a_closed_peer)
 		}
 		close(sv[1]);
 	}
+	cr_assert_eq(aiop_lock_free(l), 0);
+}
+
+/* ---- a semaphore-mode doorbell behind file locks (found by review) ------ */
+
+/*
+ * The mode check read the first 512 bytes of /proc/self/fdinfo/N, but the
+ * kernel prints the file's locks (one line each) before the eventfd's own
+ * lines, and a flock() or OFD lock belongs to the open file description,
+ * so a sender's locks show in the receiver's fdinfo too. A sender that
+ * took 20 OFD read locks on an EFD_SEMAPHORE eventfd before sending it
+ * pushed "eventfd-semaphore: 1" past byte 512, and the doorbell was
+ * taken after all.
+ */
+Test(share, a_semaphore_doorbell_behind_file_locks_is_refused)
+{
+	int fds[AIOP__WIRE_FDS_MAX], n, bad, f;
+	char path[48], info[4096];
+	struct aiop__wire w;
+	struct aiop_lock *l;
+	struct peer p;
+	ssize_t got;
+	char *m;
+
+	bad = eventfd(0, EFD_NONBLOCK | EFD_SEMAPHORE | EFD_CLOEXEC);
+	cr_assert_geq(bad, 0);
+	/* read locks only: every eventfd shares one anonymous inode */
+	for (int i = 0; i < 40; i++) {
+		struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET,
+				   .l_start = 2 * i, .l_len = 1};
+
+		cr_assert_eq(fcntl(bad, F_OFD_SETLK, &fl), 0);
+	}
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", bad);
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(f, 0);
+	got = read(f, info, sizeof(info) - 1);
+	close(f);
+	cr_assert_gt(got, 0);
+	info[got] = '\0';
+	if (!(m = strstr(info, "eventfd-semaphore:"))) {
+		close(bad);
+		cr_skip_test("before Linux 6.3 fdinfo shows no eventfd mode");
+	}
+	cr_assert_gt(m - info, 512, "the locks no longer push it that far");
+	p = peer_start(semaphore_bell_child);
+	cr_assert_eq(aiop_lock_new(&l), 0);
+	w = wire_for((struct aiop__obj *)l);
+	n = fds_for(((struct aiop__obj *)l)->fd, fds);
+	fds[5] = bad;
+	forge_send(p.sock, &w, sizeof(w), fds, n);
+	close(bad);
+	fds[5] = aiop__dom.efd[3];
+	forge_send(p.sock, &w, sizeof(w), fds, n);
+	peer_end(&p);
 	cr_assert_eq(aiop_lock_free(l), 0);
 }
