@@ -387,17 +387,33 @@ object_take(const struct aiop__wire *w, int i,
 	return 0;
 }
 
-/* Did recvmsg() return 0 for the peer's close, or for an empty message
- * (a datagram, or a SEQPACKET record: other traffic, consumed)? */
+/*
+ * Did recvmsg() return 0 for the peer's close, or for an empty message (a
+ * datagram, or a SEQPACKET record: other traffic, consumed)? A closed (or
+ * shut down) peer may have queued records after the empty one, the object
+ * it sent before closing among them: a peek that finds a record (bytes,
+ * or fds it leaves in the queue: MSG_CTRUNC) says the 0 was a record, and
+ * -EPIPE would make a caller give up that object (found by review). An
+ * empty record behind ours is not told from the end: it reads -EPIPE.
+ */
 static bool
 peer_closed(int sock)
 {
 	struct pollfd p = {.fd = sock, .events = POLLIN | POLLRDHUP};
+	char c;
+	struct iovec iov = {.iov_base = &c, .iov_len = 1};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n;
 
 	while (poll(&p, 1, 0) < 0)
 		if (errno != EINTR)
 			return true;
-	return p.revents & (POLLRDHUP | POLLHUP);
+	if (!(p.revents & (POLLRDHUP | POLLHUP)))
+		return false;
+	do
+		n = recvmsg(sock, &m, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC);
+	while (n < 0 && errno == EINTR);
+	return !(n > 0 || (n == 0 && (m.msg_flags & MSG_CTRUNC)));
 }
 
 /* Receive one message: its header into w, its fds into fds (*nfd). */

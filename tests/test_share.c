@@ -1161,3 +1161,44 @@ Test(share, a_semaphore_doorbell_behind_file_locks_is_refused)
 	peer_end(&p);
 	cr_assert_eq(aiop_lock_free(l), 0);
 }
+
+/* ---- an empty record, then an object, then a close (found by review) ---- */
+
+/*
+ * recvmsg() returning 0 was taken for the peer's close whenever the peer
+ * had closed, so an empty SEQPACKET record that a sender queued before an
+ * object and its close read -EPIPE, not -EBADMSG: a caller that stops at
+ * -EPIPE, as sharing.md says it may, never saw the object. A sender that
+ * sends and exits is common. The same for a peer that shut down its
+ * writing side.
+ */
+Test(share, an_empty_record_before_an_object_and_a_close_is_not_the_close)
+{
+	struct aiop_lock *l, *got;
+	int sv[2], before;
+
+	cr_assert_eq(aiop_lock_new(&l), 0);
+	for (int how = 0; how < 2; how++) {
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC,
+					0, sv), 0);
+		cr_assert_eq(send(sv[0], "", 0, MSG_NOSIGNAL), 0);
+		cr_assert_eq(aiop_lock_send(sv[0], l, 0), 0);
+		if (how == 0)
+			close(sv[0]);
+		else
+			cr_assert_eq(shutdown(sv[0], SHUT_WR), 0);
+		got = NULL;
+		before = t_fd_count();
+		cr_assert_eq(aiop_lock_recv(sv[1], &got, WAIT), -EBADMSG,
+			     "how %d", how);
+		cr_assert_null(got);
+		cr_assert_eq(t_fd_count(), before, "the peek leaked fds");
+		cr_assert_eq(aiop_lock_recv(sv[1], &got, WAIT), 0);
+		cr_assert_eq(aiop_lock_free(got), 0);
+		cr_assert_eq(aiop_lock_recv(sv[1], &got, WAIT), -EPIPE);
+		if (how == 1)
+			close(sv[0]);
+		close(sv[1]);
+	}
+	cr_assert_eq(aiop_lock_free(l), 0);
+}
