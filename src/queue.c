@@ -60,6 +60,9 @@ struct aiop_queue {
 	bool simple;
 	unsigned char *ring;
 	struct q_opens open;
+	/* in open_list (open_thread_exit()), under aiop__reg_mu */
+	_Atomic bool open_listed;
+	struct aiop_queue *open_next;
 };
 
 static inline struct q_shm *
@@ -1463,6 +1466,99 @@ open_key(void)
 }
 
 /*
+ * A thread that exits gives up its slots in every handle (a pthread key's
+ * destructor), and its records are the death probes' to recover, as a dead
+ * process's are. A slot left behind would outlive the tid it names: once a
+ * probe had given its peek back and the kernel had given the tid to a new
+ * thread that peeked the same message through another handle, the state
+ * word was again the one written down, and free() took that live thread's
+ * peek away (found by review: the message came twice, and its holder's
+ * release failed). The handles that ever had a slot taken are listed,
+ * under aiop__reg_mu (fork() never leaves it held in the child); each
+ * leaves the list in queue_free(), before its slots are freed.
+ */
+static struct aiop_queue *open_list;
+static pthread_key_t open_exit_key;
+static pthread_once_t open_exit_once = PTHREAD_ONCE_INIT;
+static bool open_exit_ok;
+static __thread bool t_open_armed;
+
+static void
+open_thread_exit(void *unused)
+{
+	uint64_t key = open_key();
+
+	(void)unused;
+	pthread_mutex_lock(&aiop__reg_mu);
+	for (struct aiop_queue *q = open_list; q; q = q->open_next)
+		for (struct q_opens *c = &q->open; c; c = atomic_load(&c->next))
+			for (unsigned i = 0; i < OPEN_SLOTS; i++) {
+				uint64_t k = key;
+
+				atomic_compare_exchange_strong(&c->s[i].key,
+							       &k, 0);
+			}
+	pthread_mutex_unlock(&aiop__reg_mu);
+}
+
+static void
+open_exit_key_make(void)
+{
+	open_exit_ok = pthread_key_create(&open_exit_key, open_thread_exit) ==
+		       0;
+}
+
+/* The key's destructor is code of this library: a dlclose() that unmaps
+ * it must not leave threads that exit later calling into the hole. */
+__attribute__((destructor)) static void
+open_exit_key_drop(void)
+{
+	if (open_exit_ok)
+		(void)pthread_key_delete(open_exit_key);
+}
+
+/* Once per thread, and per handle: then each open_add() reads two flags.
+ * Without a key or the memory for its value, this thread's slots outlive
+ * it, as they did before. */
+static void
+open_arm(struct aiop_queue *q)
+{
+	if (AIOP_UNLIKELY(!t_open_armed)) {
+		pthread_once(&open_exit_once, open_exit_key_make);
+		if (open_exit_ok)
+			(void)pthread_setspecific(open_exit_key, (void *)1);
+		t_open_armed = true;
+	}
+	if (AIOP_UNLIKELY(!atomic_load_explicit(&q->open_listed,
+						memory_order_relaxed))) {
+		aiop__atfork_ensure(); /* before reg_mu (domain.c) */
+		pthread_mutex_lock(&aiop__reg_mu);
+		if (!atomic_load_explicit(&q->open_listed,
+					  memory_order_relaxed)) {
+			q->open_next = open_list;
+			open_list = q;
+			atomic_store(&q->open_listed, true);
+		}
+		pthread_mutex_unlock(&aiop__reg_mu);
+	}
+}
+
+static void
+open_unlist(struct aiop_queue *q)
+{
+	if (!atomic_load(&q->open_listed))
+		return;
+	pthread_mutex_lock(&aiop__reg_mu);
+	for (struct aiop_queue **pp = &open_list; *pp; pp = &(*pp)->open_next)
+		if (*pp == q) {
+			*pp = q->open_next;
+			break;
+		}
+	atomic_store(&q->open_listed, false);
+	pthread_mutex_unlock(&aiop__reg_mu);
+}
+
+/*
  * Write down a record handed out through q (tag: its state word then).
  * With every slot taken and no memory for more, it is not written down:
  * free cannot end it then (as before it could end none), but the call
@@ -1475,6 +1571,7 @@ open_add(struct aiop_queue *q, uint64_t pos, uint64_t tag)
 	uint32_t gen = (uint32_t)(key >> 32);
 	struct q_opens *c = &q->open, *nc, *none;
 
+	open_arm(q);
 	for (;;) {
 		for (unsigned i = 0; i < OPEN_SLOTS; i++) {
 			struct q_open *o = &c->s[i];
@@ -2008,6 +2105,8 @@ queue_free(struct aiop_queue *q, bool simple)
 		return -EINVAL;
 	if (aiop__pending(&q->o) > 0)
 		return -EBUSY;
+	/* first, so that no exiting thread walks the slots freed here */
+	open_unlist(q);
 	/* a peer that broke the header: leave its ring alone */
 	open_end_all(q, aiop__ident_ok(&q->o, AIOP__T_QUEUE));
 	return aiop__obj_free(&q->o, AIOP__T_QUEUE);

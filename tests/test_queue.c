@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 TestSuite(queue, .timeout = 120);
 TestSuite(queue_coro, .timeout = 120);
@@ -3242,4 +3243,82 @@ Test(queue_death, joinable_producer_killed_at_random, .init = setup,
 		cr_assert_eq(aiop_queue_free(Q), 0);
 		Q = NULL;
 	}
+}
+
+/* ---- free() and a tid given again (found by review) ---------------------- */
+
+/*
+ * A thread that exited with a peek open left its slot in the handle. A
+ * probe gave the peek back (the thread was dead), and once the kernel gave
+ * its tid to a new thread that peeked the same message through another
+ * handle, the record's state word was the one the slot had written down
+ * (same position, same lap, same tid): free() of the first handle took the
+ * live thread's peek away. The message came twice, and the holder's
+ * release failed with -EINVAL. The kernel's reuse of a tid takes a lap of
+ * pid_max; the new thread here takes the dead one's tid in aiop's own
+ * cache instead, which is all that the ring and the slots see.
+ */
+static pid_t exited_tid;
+
+static void *
+peek_and_exit(void *arg)
+{
+	struct aiop_msg m;
+
+	*(int *)arg = aiop_queue_peek(Q, &m, T_SEC);
+	exited_tid = aiop__tid();
+	return NULL;
+}
+
+struct reused {
+	struct aiop_queue *q2;
+	int peek, freed, other, release;
+};
+
+static void *
+peek_with_the_tid_again(void *arg)
+{
+	struct reused *r = arg;
+	struct aiop_msg m;
+	char buf[16];
+
+	(void)aiop__tid();
+	aiop__t_tid = exited_tid; /* as the kernel would, a pid_max later */
+	r->peek = aiop_queue_try_peek(r->q2, &m);
+	r->freed = aiop_queue_free(Q);
+	r->other = aiop_queue_try_get(r->q2, buf, sizeof(buf), NULL);
+	r->release = r->peek == 0 ? aiop_queue_release(r->q2, &m) : 1;
+	aiop__t_gen = 0; /* our own tid again, for what runs at exit */
+	return NULL;
+}
+
+Test(queue, free_never_ends_a_peek_of_a_thread_that_took_a_dead_ones_tid)
+{
+	struct reused r = { 0 };
+	struct aiop_msg m;
+	pthread_t th;
+	char buf[16];
+	int rp = 1;
+
+	Q = new_queue(SMALL_CAP, 0, 0);
+	r.q2 = second_handle(Q);
+	cr_assert_eq(put_s(Q, "M"), 0);
+	cr_assert_eq(pthread_create(&th, NULL, peek_and_exit, &rp), 0);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert_eq(rp, 0);
+	/* a probe finds the peeker dead and gives M back (we take it, then
+	 * give it back ourselves: first in line again) */
+	cr_assert_eq(aiop_queue_peek(r.q2, &m, bound_ns(2 * T_SEC)), 0);
+	cr_assert_eq(m.len, 1);
+	cr_assert_eq(aiop_queue_unpeek(r.q2, &m), 0);
+	cr_assert_eq(pthread_create(&th, NULL, peek_with_the_tid_again, &r),
+		     0);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	Q = NULL;
+	cr_assert_eq(r.peek, 0);
+	cr_assert_eq(r.freed, 0);
+	cr_assert_eq(r.other, -EAGAIN, "M came twice: its peek was ended");
+	cr_assert_eq(r.release, 0);
+	cr_assert_eq(aiop_queue_try_get(r.q2, buf, sizeof(buf), NULL), -EAGAIN);
+	cr_assert_eq(aiop_queue_free(r.q2), 0);
 }

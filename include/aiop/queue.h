@@ -79,7 +79,8 @@ AIOP_API int aiop_queue_new(struct aiop_queue **out,
 /**
  * Drop this process's handle (the queue lives on in other processes).
  * Reservations and peeks this process left open through the handle, in
- * any of its threads, are ended first (no call could end them later): a
+ * any of its live threads, are ended first (no call could end them later;
+ * those of a thread that exited are left to the death probes): a
  * reservation as aiop_queue_abort() ends it, a peek given back as
  * aiop_queue_unpeek() gives it. Their struct aiop_msg are dead after.
  * Those of the parent, inherited by a fork()ed child, stay the parent's.
