@@ -86,12 +86,20 @@ wait_ready(int sock, short events, uint64_t deadline)
 	}
 }
 
-/* sendmsg (out) or recvmsg without blocking, waiting for the socket in
- * between up to the deadline: the byte count, or -errno */
+/*
+ * sendmsg (out) or recvmsg without blocking, waiting for the socket in
+ * between up to the deadline: the byte count, or -errno. ECONNRESET is
+ * a SEQPACKET peer's close with data of ours unread, reported once,
+ * ahead of anything still queued for us: a receive goes on (what the
+ * peer sent before it closed comes next, then the end: -EPIPE), a send
+ * says -EPIPE (the peer is gone, as the docs' table has it).
+ */
 static ssize_t
 sock_io(int sock, bool out, struct msghdr *msg, int64_t timeout_ns,
 	uint64_t deadline)
 {
+	bool reset = false;
+
 	for (;;) {
 		ssize_t n = out ? sendmsg(sock, msg,
 					  MSG_DONTWAIT | MSG_NOSIGNAL)
@@ -103,6 +111,12 @@ sock_io(int sock, bool out, struct msghdr *msg, int64_t timeout_ns,
 			return n;
 		if (errno == EINTR)
 			continue;
+		if (errno == ECONNRESET && out)
+			return -EPIPE;
+		if (errno == ECONNRESET && !reset) {
+			reset = true; /* once: the error is cleared by now */
+			continue;
+		}
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
 		if (timeout_ns == 0)

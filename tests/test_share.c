@@ -1202,3 +1202,38 @@ Test(share, an_empty_record_before_an_object_and_a_close_is_not_the_close)
 	}
 	cr_assert_eq(aiop_lock_free(l), 0);
 }
+
+/*
+ * A Unix socket closed with unread data in its own receive queue makes
+ * the peer's next call fail with ECONNRESET, once. A receive saw it
+ * before the object still queued for it: a caller that stops at any
+ * error lost that object (a new user's walk-through; sharing.md promises
+ * the close only once nothing is left to read). A send saw it where the
+ * table promises -EPIPE.
+ */
+Test(share, a_reset_by_an_unread_close_is_not_the_end)
+{
+	struct aiop_lock *l, *got = NULL;
+	int sv[2];
+
+	cr_assert_eq(aiop_lock_new(&l), 0);
+	/* the receiver's end wrote a byte the sender never reads */
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	cr_assert_eq(write(sv[0], "hello", 5), 5);
+	cr_assert_eq(aiop_lock_send(sv[1], l, T_SEC), 0);
+	close(sv[1]);
+	cr_assert_eq(aiop_lock_recv(sv[0], &got, T_SEC), 0,
+		     "the object queued before the close comes first");
+	cr_assert_eq(aiop_lock_recv(sv[0], &got, T_SEC), -EPIPE);
+	close(sv[0]);
+	cr_assert_eq(aiop_lock_free(got), 0);
+
+	/* the receiver closes leaving the sender's message unread */
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	cr_assert_eq(aiop_lock_send(sv[1], l, T_SEC), 0);
+	close(sv[0]);
+	cr_assert_eq(aiop_lock_send(sv[1], l, T_SEC), -EPIPE);
+	cr_assert_eq(aiop_lock_send(sv[1], l, T_SEC), -EPIPE);
+	close(sv[1]);
+	cr_assert_eq(aiop_lock_free(l), 0);
+}
