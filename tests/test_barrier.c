@@ -276,6 +276,41 @@ arrive_then_die(void *arg)
 	return 1;
 }
 
+/*
+ * As arrive_then_die, but says when its slot is recorded (a coro start
+ * arrives and records before it returns): a party killed between its
+ * arrival and its record is not seen (barrier.md), and a test that kills
+ * a party once aiop_barrier_n_waiting() counts it can land in that window
+ * (seen under valgrind on a loaded machine).
+ */
+static int
+arrive_recorded_then_die(void *arg)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct t_op a = { 0 };
+
+	(void)arg;
+	if (aiop_barrier_coro_wait(loop, &a.op, B, AIOP_FOREVER,
+				   t_op_cb) < 0)
+		return 2;
+	__atomic_store_n(&SH->ready, 1, __ATOMIC_SEQ_CST);
+	t_run(loop, 60000); /* killed long before */
+	return 1;
+}
+
+/* Fork a party that arrives, records its slot and waits to be killed */
+static pid_t
+fork_recorded_party(void)
+{
+	pid_t p;
+
+	__atomic_store_n(&SH->ready, 0, __ATOMIC_SEQ_CST);
+	p = t_fork(arrive_recorded_then_die, NULL);
+	cr_assert_gt(p, 0);
+	cr_assert(t_wait_flag(&SH->ready, 10000), "the party arrived");
+	return p;
+}
+
 Test(barrier, dead_party_breaks_it_promptly, .init = setup,
      .fini = teardown)
 {
@@ -823,9 +858,7 @@ Test(barrier, the_first_party_dying_during_the_action_is_seen,
 	pid_t mid;
 
 	cr_assert_eq(aiop_barrier_new(&B, 3, kill_first_action, NULL), 0);
-	first_party = t_fork(arrive_then_die, NULL);
-	while (aiop_barrier_n_waiting(B) < 1)
-		t_msleep(1);
+	first_party = fork_recorded_party();
 	mid = t_fork(party, (void *)0);
 	while (aiop_barrier_n_waiting(B) < 2)
 		t_msleep(1);
@@ -860,9 +893,8 @@ Test(barrier, a_death_behind_a_party_of_the_actions_loop_is_seen,
 	cr_assert_eq(aiop_barrier_coro_wait(loop, &a.op, B, 10 * T_SEC,
 					    t_op_cb), 0); /* index 1 */
 	cr_assert_eq(aiop_barrier_n_waiting(B), 2);
-	first_party = t_fork(arrive_then_die, NULL); /* index 2 */
-	while (aiop_barrier_n_waiting(B) < 3)
-		t_msleep(1);
+	first_party = fork_recorded_party(); /* index 2 */
+	cr_assert_eq(aiop_barrier_n_waiting(B), 3);
 	/* index 3: the action runs in this start call, in a's thread */
 	cr_assert_eq(aiop_barrier_coro_wait(loop, &last.op, B, 10 * T_SEC,
 					    t_op_cb), 0);
