@@ -1489,6 +1489,9 @@ open_thread_exit(void *unused)
 	uint64_t key = open_key();
 
 	(void)unused;
+	/* a destructor of another key may still peek or reserve (a later
+	 * round): its slot must arm this one again, or it outlives us */
+	t_open_armed = false;
 	pthread_mutex_lock(&aiop__reg_mu);
 	for (struct aiop_queue *q = open_list; q; q = q->open_next)
 		for (struct q_opens *c = &q->open; c; c = atomic_load(&c->next))

@@ -3330,3 +3330,75 @@ Test(queue, free_never_ends_a_peek_of_a_thread_that_took_a_dead_ones_tid)
 	cr_assert_eq(aiop_queue_try_get(r.q2, buf, sizeof(buf), NULL), -EAGAIN);
 	cr_assert_eq(aiop_queue_free(r.q2), 0);
 }
+
+/* ---- a peek in another key's destructor (review h16) --------------------- */
+
+/*
+ * A thread gave up its slots at exit (a pthread key's destructor), once:
+ * a destructor of another key that ran after it (the next round of
+ * destructors) and peeked through a handle left a slot that outlived the
+ * thread, and the tid-reuse case above came back. The late destructor
+ * here asks for a second round itself, so it runs after the handle's
+ * destructor whatever the keys' order.
+ */
+static pthread_key_t late_key;
+
+static void
+late_peek(void *v)
+{
+	struct aiop_msg m;
+
+	if (v == (void *)1) {
+		(void)pthread_setspecific(late_key, (void *)2);
+		return;
+	}
+	(void)aiop_queue_try_peek(Q, &m); /* left open: the thread exits */
+}
+
+static void *
+arm_then_peek_in_a_destructor(void *arg)
+{
+	struct aiop_msg m;
+
+	*(int *)arg = aiop_queue_peek(Q, &m, T_SEC);
+	if (*(int *)arg == 0)
+		*(int *)arg = aiop_queue_release(Q, &m);
+	(void)pthread_setspecific(late_key, (void *)1);
+	exited_tid = aiop__tid();
+	return NULL;
+}
+
+Test(queue, a_peek_in_a_late_thread_destructor_goes_with_the_thread)
+{
+	struct reused r = { 0 };
+	struct aiop_msg m;
+	pthread_t th;
+	char buf[16];
+	int rp = 1;
+
+	cr_assert_eq(pthread_key_create(&late_key, late_peek), 0);
+	Q = new_queue(SMALL_CAP, 0, 0);
+	r.q2 = second_handle(Q);
+	cr_assert_eq(put_s(Q, "A"), 0);
+	cr_assert_eq(put_s(Q, "M"), 0);
+	cr_assert_eq(pthread_create(&th, NULL, arm_then_peek_in_a_destructor,
+				    &rp), 0);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert_eq(rp, 0);
+	/* a probe finds the peeker dead and gives M back */
+	cr_assert_eq(aiop_queue_peek(r.q2, &m, bound_ns(2 * T_SEC)), 0);
+	cr_assert_eq(m.len, 1);
+	cr_assert_eq(((char *)m.data)[0], 'M');
+	cr_assert_eq(aiop_queue_unpeek(r.q2, &m), 0);
+	cr_assert_eq(pthread_create(&th, NULL, peek_with_the_tid_again, &r),
+		     0);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	Q = NULL;
+	cr_assert_eq(r.peek, 0);
+	cr_assert_eq(r.freed, 0);
+	cr_assert_eq(r.other, -EAGAIN, "M came twice: its peek was ended");
+	cr_assert_eq(r.release, 0);
+	cr_assert_eq(aiop_queue_try_get(r.q2, buf, sizeof(buf), NULL), -EAGAIN);
+	cr_assert_eq(aiop_queue_free(r.q2), 0);
+	cr_assert_eq(pthread_key_delete(late_key), 0);
+}
