@@ -3300,12 +3300,40 @@ peek_with_the_tid_again(void *arg)
 	return NULL;
 }
 
-Test(queue, free_never_ends_a_peek_of_a_thread_that_took_a_dead_ones_tid)
+/*
+ * The thread that peeked M has exited with it open. A probe finds it dead
+ * and gives M back (taken through q2 and given back: first in line again);
+ * a new thread with its tid peeks M through q2 and frees Q: its peek must
+ * survive (M not delivered again, its release accepted).
+ */
+static void
+m_again_with_the_tid(struct reused *r)
 {
-	struct reused r = { 0 };
 	struct aiop_msg m;
 	pthread_t th;
 	char buf[16];
+
+	cr_assert_eq(aiop_queue_peek(r->q2, &m, bound_ns(2 * T_SEC)), 0);
+	cr_assert_eq(m.len, 1);
+	cr_assert_eq(((char *)m.data)[0], 'M');
+	cr_assert_eq(aiop_queue_unpeek(r->q2, &m), 0);
+	cr_assert_eq(pthread_create(&th, NULL, peek_with_the_tid_again, r),
+		     0);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	Q = NULL;
+	cr_assert_eq(r->peek, 0);
+	cr_assert_eq(r->freed, 0);
+	cr_assert_eq(r->other, -EAGAIN, "M came twice: its peek was ended");
+	cr_assert_eq(r->release, 0);
+	cr_assert_eq(aiop_queue_try_get(r->q2, buf, sizeof(buf), NULL),
+		     -EAGAIN);
+	cr_assert_eq(aiop_queue_free(r->q2), 0);
+}
+
+Test(queue, free_never_ends_a_peek_of_a_thread_that_took_a_dead_ones_tid)
+{
+	struct reused r = { 0 };
+	pthread_t th;
 	int rp = 1;
 
 	Q = new_queue(SMALL_CAP, 0, 0);
@@ -3314,21 +3342,7 @@ Test(queue, free_never_ends_a_peek_of_a_thread_that_took_a_dead_ones_tid)
 	cr_assert_eq(pthread_create(&th, NULL, peek_and_exit, &rp), 0);
 	cr_assert_eq(pthread_join(th, NULL), 0);
 	cr_assert_eq(rp, 0);
-	/* a probe finds the peeker dead and gives M back (we take it, then
-	 * give it back ourselves: first in line again) */
-	cr_assert_eq(aiop_queue_peek(r.q2, &m, bound_ns(2 * T_SEC)), 0);
-	cr_assert_eq(m.len, 1);
-	cr_assert_eq(aiop_queue_unpeek(r.q2, &m), 0);
-	cr_assert_eq(pthread_create(&th, NULL, peek_with_the_tid_again, &r),
-		     0);
-	cr_assert_eq(pthread_join(th, NULL), 0);
-	Q = NULL;
-	cr_assert_eq(r.peek, 0);
-	cr_assert_eq(r.freed, 0);
-	cr_assert_eq(r.other, -EAGAIN, "M came twice: its peek was ended");
-	cr_assert_eq(r.release, 0);
-	cr_assert_eq(aiop_queue_try_get(r.q2, buf, sizeof(buf), NULL), -EAGAIN);
-	cr_assert_eq(aiop_queue_free(r.q2), 0);
+	m_again_with_the_tid(&r);
 }
 
 /* ---- a peek in another key's destructor (review h16) --------------------- */
@@ -3371,9 +3385,7 @@ arm_then_peek_in_a_destructor(void *arg)
 Test(queue, a_peek_in_a_late_thread_destructor_goes_with_the_thread)
 {
 	struct reused r = { 0 };
-	struct aiop_msg m;
 	pthread_t th;
-	char buf[16];
 	int rp = 1;
 
 	cr_assert_eq(pthread_key_create(&late_key, late_peek), 0);
@@ -3385,20 +3397,6 @@ Test(queue, a_peek_in_a_late_thread_destructor_goes_with_the_thread)
 				    &rp), 0);
 	cr_assert_eq(pthread_join(th, NULL), 0);
 	cr_assert_eq(rp, 0);
-	/* a probe finds the peeker dead and gives M back */
-	cr_assert_eq(aiop_queue_peek(r.q2, &m, bound_ns(2 * T_SEC)), 0);
-	cr_assert_eq(m.len, 1);
-	cr_assert_eq(((char *)m.data)[0], 'M');
-	cr_assert_eq(aiop_queue_unpeek(r.q2, &m), 0);
-	cr_assert_eq(pthread_create(&th, NULL, peek_with_the_tid_again, &r),
-		     0);
-	cr_assert_eq(pthread_join(th, NULL), 0);
-	Q = NULL;
-	cr_assert_eq(r.peek, 0);
-	cr_assert_eq(r.freed, 0);
-	cr_assert_eq(r.other, -EAGAIN, "M came twice: its peek was ended");
-	cr_assert_eq(r.release, 0);
-	cr_assert_eq(aiop_queue_try_get(r.q2, buf, sizeof(buf), NULL), -EAGAIN);
-	cr_assert_eq(aiop_queue_free(r.q2), 0);
+	m_again_with_the_tid(&r);
 	cr_assert_eq(pthread_key_delete(late_key), 0);
 }
