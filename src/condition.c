@@ -403,9 +403,10 @@ cond_undo(struct aiop__obj *o, void *args, int result)
 	return result == -EOWNERDEAD ? -EOWNERDEAD : -ECANCELED;
 }
 
-/* coro: the result reaches the callback now. A re-take from a dead holder
- * tells the thread only here: a level it took before was told too (the
- * RLock's mark, rlock.c) */
+/* The result reaches the caller now (a coro callback; a blocking wait's
+ * return, wait_common()). A re-take from a dead holder tells the thread
+ * only here: a level it took before was told too (the RLock's mark,
+ * rlock.c) */
 static int
 cond_finish(struct aiop__obj *o, void *args, int result)
 {
@@ -609,9 +610,7 @@ wait_common(struct aiop_cond *cond, struct cond_args *a, int64_t timeout_ns)
 		return r;
 	r = aiop__wait(&cond->o, &S(&cond->o)->wq, desc_of(a), a,
 		       timeout_ns);
-	if (r == -EOWNERDEAD && cond->ish->told)
-		cond->ish->told(cond->lock); /* see cond_finish() */
-	return r;
+	return cond_finish(&cond->o, a, r);
 }
 
 AIOP_API int

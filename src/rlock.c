@@ -330,12 +330,6 @@ ish_release(struct aiop__obj *o, uint32_t n)
 	return rlock_release(o);
 }
 
-static void
-ish_told(struct aiop__obj *o)
-{
-	told(o);
-}
-
 const struct aiop__lockish aiop__rlock_ish = {
 	.type = AIOP__T_RLOCK,
 	.wq = ish_wq,
@@ -344,5 +338,5 @@ const struct aiop__lockish aiop__rlock_ish = {
 	.release_all = ish_release_all,
 	.restore = ish_restore,
 	.release = ish_release,
-	.told = ish_told,
+	.told = told,
 };
