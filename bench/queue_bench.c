@@ -831,7 +831,7 @@ consume_spin_ring(struct run *r)
 static int
 setup_q1(struct run *r)
 {
-	/* the default ring (16 MiB) and message cap: what users get */
+	/* the default ring (8 MiB) and message cap: what users get */
 	return aiop_queue_new(&r->q[0], NULL);
 }
 
@@ -844,8 +844,8 @@ setup_q2(struct run *r)
 }
 
 /* Two 64 KiB rings: a round trip then reuses records whose lines are
- * still in a cache, where the default 16 MiB ring walks into lines last
- * written 200 000 messages ago (docs/performance.md). */
+ * still in a cache, where the default 8 MiB ring walks into lines last
+ * written 100 000 messages ago (docs/performance.md). */
 static int
 setup_q2_small(struct run *r)
 {
@@ -1744,7 +1744,7 @@ static const struct scen scens[S_N] = {
 	[S_RT_Q] = {RT, "aiop queues, child blocking get, spin auto", K_RT,
 		    U_NS, AIOP_SPIN_AUTO, false, ALL_PL, MSG, setup_q2,
 		    echo_q_blk, NULL, rt_q, NULL},
-	[S_RT_Q_SMALL] = {RT, "same, 64 KiB rings instead of 16 MiB", K_RT,
+	[S_RT_Q_SMALL] = {RT, "same, 64 KiB rings instead of the default", K_RT,
 			  U_NS, AIOP_SPIN_AUTO, false,
 			  ON(PL_UNPINNED) | ON(PL_SPLIT), MSG,
 			  setup_q2_small, echo_q_blk, NULL, rt_q, NULL},
@@ -2868,9 +2868,10 @@ print_header(const struct cfg *cfg, const struct bench_cpus *cpus)
 	       ms(cfg->mn_warm_ns), ms(cfg->mn_meas_ns));
 	bench_print_machine(cpus);
 	printf("- throughput: producer (child) and consumer (parent, times "
-	       "it) %s; queues: default\n  attributes (16 MiB ring); the "
+	       "it) %s; queues: default\n  attributes (%u MiB ring); the "
 	       "benchmark sets the aiop spin mode (AIOP_SPIN is ignored)\n",
-	       have_split ? "on two CPUs (split)" : "unpinned");
+	       have_split ? "on two CPUs (split)" : "unpinned",
+	       AIOP_QUEUE_CAPACITY_DEFAULT >> 20);
 }
 
 /* ---- main --------------------------------------------------------------- */

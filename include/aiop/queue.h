@@ -26,9 +26,10 @@ extern "C" {
 struct aiop_queue;
 struct aiop_simplequeue;
 
-/** Default ring size in bytes: 16 MiB, room for 7 messages of 2 MiB in
- * flight (each also takes a 16-byte header). */
-#define AIOP_QUEUE_CAPACITY_DEFAULT (16u << 20)
+/** Default ring size in bytes: 8 MiB, the smallest power of two that takes
+ * the default largest message (msg_max <= capacity / 2 - 32): room for 3
+ * messages of 2 MiB in flight (each also takes a 16-byte header). */
+#define AIOP_QUEUE_CAPACITY_DEFAULT (8u << 20)
 /** Default largest message in bytes. */
 #define AIOP_QUEUE_MSG_MAX_DEFAULT (2u << 20)
 /** Smallest and largest ring sizes accepted. */
