@@ -92,7 +92,8 @@ wait_ready(int sock, short events, uint64_t deadline)
  * a SEQPACKET peer's close with data of ours unread, reported once,
  * ahead of anything still queued for us: a receive goes on (what the
  * peer sent before it closed comes next, then the end: -EPIPE), a send
- * says -EPIPE (the peer is gone, as the docs' table has it).
+ * says -EPIPE (the peer is gone, as the docs' table has it), as it does
+ * for the ECONNREFUSED of a DGRAM socket whose peer has gone.
  */
 static ssize_t
 sock_io(int sock, bool out, struct msghdr *msg, int64_t timeout_ns,
@@ -111,8 +112,8 @@ sock_io(int sock, bool out, struct msghdr *msg, int64_t timeout_ns,
 			return n;
 		if (errno == EINTR)
 			continue;
-		if (errno == ECONNRESET && out)
-			return -EPIPE;
+		if ((errno == ECONNRESET || errno == ECONNREFUSED) && out)
+			return -EPIPE; /* ECONNREFUSED: a DGRAM peer gone */
 		if (errno == ECONNRESET && !reset) {
 			reset = true; /* once: the error is cleared by now */
 			continue;

@@ -782,6 +782,31 @@ Test(share, a_forged_domain_is_not_joined)
 
 /* ---- the calls' own errors --------------------------------------------- */
 
+/*
+ * A datagram peer that has gone: the kernel refuses a send with
+ * ECONNREFUSED, which the send passed through, where the docs promise
+ * -EPIPE for a peer that is gone (SEQPACKET's EPIPE and ECONNRESET were
+ * mapped, this one was not). The kernel then leaves the socket without a
+ * peer. A receive has no close to see on a datagram socket: it waits out
+ * its timeout (sharing.md).
+ */
+Test(share, a_datagram_peer_gone_is_epipe)
+{
+	struct aiop_lock *l, *got = NULL;
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_eq(aiop_lock_new(&l), 0);
+	close(sv[1]);
+	cr_assert_eq(aiop_lock_send(sv[0], l, WAIT), -EPIPE);
+	/* the kernel has dropped the socket's peer by now */
+	cr_assert_eq(aiop_lock_send(sv[0], l, 0), -ENOTCONN);
+	cr_assert_eq(aiop_lock_recv(sv[0], &got, 20 * T_MS), -ETIMEDOUT);
+	cr_assert_null(got);
+	close(sv[0]);
+	cr_assert_eq(aiop_lock_free(l), 0);
+}
+
 static int
 closed_peer_child(void *arg)
 {
