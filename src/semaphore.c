@@ -167,10 +167,14 @@ AIOP_API int
 aiop_sem_get_value(struct aiop_sem *sem)
 {
 	int r = aiop__obj_check(sem ? &sem->o : NULL, AIOP__T_SEM);
+	uint32_t v;
 
 	if (r < 0)
 		return r;
-	return (int)(atomic_load(&S(&sem->o)->value) & AIOP_SEM_VALUE_MAX);
+	/* above the max only if a peer wrote it: units are there to take,
+	 * so it reads as the most an int says (a mask made 2^31 read 0) */
+	v = atomic_load(&S(&sem->o)->value);
+	return (int)(v > AIOP_SEM_VALUE_MAX ? AIOP_SEM_VALUE_MAX : v);
 }
 
 /* ---- to and from other processes (share.c) ---------------------------- */

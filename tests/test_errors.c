@@ -303,6 +303,30 @@ Test(errors, hostile_semaphore_value)
 	cr_assert_eq(aiop_sem_free(s), 0);
 }
 
+/* A count above AIOP_SEM_VALUE_MAX is one no release writes (a peer's
+ * garbage). Units are there to take, so get_value must not read 0: it used
+ * to mask the top bit, and 0x80000000 read as an empty semaphore while a
+ * try took a unit from it. It reads as the most it can say. */
+Test(errors, a_semaphore_count_above_the_max_reads_as_the_max)
+{
+	static const uint32_t forged[] = { 0x80000000u, 0x80000001u,
+					   0xfffffffeu, 0xffffffffu };
+	struct aiop_sem *s;
+	struct t_sem_shm *sh;
+
+	cr_assert_eq(aiop_sem_new(&s, 0), 0);
+	sh = (struct t_sem_shm *)hdr_of(s);
+	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+		atomic_store(&sh->value, forged[i]);
+		cr_assert_eq(aiop_sem_get_value(s), AIOP_SEM_VALUE_MAX,
+			     "count %#x", forged[i]);
+		cr_assert_eq(aiop_sem_release(s), -EOVERFLOW);
+		cr_assert_eq(aiop_sem_try_acquire(s), 0);
+		cr_assert_eq(atomic_load(&sh->value), forged[i] - 1);
+	}
+	cr_assert_eq(aiop_sem_free(s), 0);
+}
+
 Test(errors, strerror_covers_codes)
 {
 	int codes[] = { EAGAIN, ETIMEDOUT, ECANCELED, EINVAL, EPERM,

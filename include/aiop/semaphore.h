@@ -55,7 +55,11 @@ AIOP_API int aiop_sem_try_acquire(struct aiop_sem *sem);
  */
 AIOP_API int aiop_sem_release(struct aiop_sem *sem);
 
-/** @return the current value (a snapshot) or -EINVAL/-EPROTO */
+/**
+ * @return the current value (a snapshot; a count above AIOP_SEM_VALUE_MAX,
+ *         which only a peer writing over the shared page leaves, reads as
+ *         AIOP_SEM_VALUE_MAX) or -EINVAL/-EPROTO
+ */
 AIOP_API int aiop_sem_get_value(struct aiop_sem *sem);
 
 /**
