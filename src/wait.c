@@ -905,12 +905,21 @@ reg_stop_all(struct aiop__reg *r)
 		/* inherited: the ops' timers are the parent's, stop them in
 		 * this copy of the loop */
 		for (struct aiop_op *op = r->wait.aiop_next;
-		     op && op != &r->wait; op = op->aiop_next)
+		     op && op != &r->wait; op = op->aiop_next) {
 			/* not a dispatcher's cursor (a callback that forked
 			 * and runs the loop in the child before returning
 			 * leaves it linked): its timer was never set up */
-			if (op->aiop_state == OP_WAITING)
-				ev_timer_stop(r->loop, &op->aiop_timer);
+			if (op->aiop_state == OP_CURSOR)
+				continue;
+			/* the child zeroed this copy and started it afresh:
+			 * its links lead into the child's own list, which
+			 * never comes back to ours (the walk spun for ever).
+			 * The copies after it stop themselves when their
+			 * timers fire (op_timeout_cb) */
+			if (op->aiop_state != OP_WAITING || op_reg(op) != r)
+				break;
+			ev_timer_stop(r->loop, &op->aiop_timer);
+		}
 	}
 }
 

@@ -664,3 +664,55 @@ Test(fork, a_child_may_run_the_loop_inside_a_callback)
 	cr_assert_eq(aiop_event_free(x), 0);
 	ev_loop_destroy(loop);
 }
+
+/* ---- a child that zeroes its copy of a parent's op and uses it ------- */
+
+static struct aiop_event *ZE;
+static struct t_op ZOP;
+
+static int
+child_rezeroes(void *arg)
+{
+	struct ev_loop *loop = arg;
+
+	ev_loop_fork(loop);
+	/* the copy of the parent's op is the child's memory: zeroed, it is
+	 * a new op (coro.md, Fork) */
+	aiop_op_init(&ZOP.op);
+	ZOP.calls = 0;
+	if (aiop_event_coro_wait(loop, &ZOP.op, ZE, 1500 * T_MS, t_op_cb) < 0)
+		return 1;
+	/* the parent's registration's recheck (1 s) fires in this copy of
+	 * the loop meanwhile, and stops the parent's watchers */
+	if (!t_run(loop, 10000))
+		return 2;
+	return ZOP.calls == 1 && ZOP.result == -ETIMEDOUT ? 0 : 3;
+}
+
+/*
+ * The parent's watchers, stopping themselves in the child's copy of the
+ * loop, walked the parent's list of waiting ops to stop their timers. The
+ * child had zeroed its copy of the first one and started it afresh: its
+ * links led into the child's own list, which never comes back to the
+ * parent's sentinel, and the walk spun for ever (found by review; the
+ * child was killed at the reap bound).
+ */
+Test(fork, a_child_may_zero_a_parents_op_and_reuse_it)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	pid_t pid;
+
+	cr_assert_eq(aiop_event_new(&ZE), 0);
+	cr_assert_eq(aiop_event_coro_wait(loop, &ZOP.op, ZE, AIOP_FOREVER,
+					  t_op_cb), 0);
+	pid = t_fork(child_rezeroes, loop);
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), 0, "the child hung or failed");
+	cr_assert_eq(aiop_op_cancel(&ZOP.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(ZOP.calls, 1);
+	cr_assert_eq(ZOP.result, -ECANCELED);
+	cr_assert_eq(aiop_loop_detach(loop), 0);
+	cr_assert_eq(aiop_event_free(ZE), 0);
+	ev_loop_destroy(loop);
+}
