@@ -50,6 +50,9 @@ struct aiop__reg {
 	ev_check check;
 	ev_idle idle;
 	ev_timer recheck;
+#if EV_CLEANUP_ENABLE
+	ev_cleanup cleanup; /* ev_loop_destroy() of the loop */
+#endif
 };
 
 static struct aiop__reg *regs;
@@ -901,6 +904,9 @@ reg_stop_all(struct aiop__reg *r)
 	ev_check_stop(r->loop, &r->check);
 	ev_idle_stop(r->loop, &r->idle);
 	ev_timer_stop(r->loop, &r->recheck);
+#if EV_CLEANUP_ENABLE
+	ev_cleanup_stop(r->loop, &r->cleanup);
+#endif
 	if (r->gen != cur_gen()) {
 		/* inherited: the ops' timers are the parent's, stop them in
 		 * this copy of the loop */
@@ -922,6 +928,74 @@ reg_stop_all(struct aiop__reg *r)
 		}
 	}
 }
+
+/* Give the loop's doorbell back and forget the loop; reg_mu held */
+static void
+reg_detach(struct aiop__reg *r)
+{
+	reg_stop_all(r);
+	atomic_store(&bell_reg[r->bell], NULL);
+	aiop__bell_release(r->bell);
+	r->bell = -1;
+	r->loop = NULL; /* kept: other threads may cache the pointer */
+}
+
+#if EV_CLEANUP_ENABLE
+/* An op whose callback can never run (its loop is being destroyed): it
+ * ends here, with no callback, as if called back with -ECANCELED */
+static void
+op_forget(struct aiop_op *op)
+{
+	op->aiop_state = OP_DONE;
+	op->aiop_result = -ECANCELED;
+	op->aiop_next = op->aiop_prev = NULL;
+	pend_drop(op->aiop_obj);
+}
+
+/*
+ * ev_loop_destroy() of a loop this process registered: it is detached, as
+ * by aiop_loop_detach(), and its doorbell comes back. Ops still pending
+ * (coro.md: do not destroy the loop then) can never be called back: they
+ * are cancelled as by aiop_op_cancel(), so what they were granted goes
+ * back, and forgotten. The registration used to stay bound to the freed
+ * loop: a release or set on its thread started watchers in it (a crash),
+ * and a new loop at the same address took over the dead ops.
+ */
+static void
+cleanup_cb(struct ev_loop *loop, ev_cleanup *w, int revents)
+{
+	struct aiop__reg *r = aiop__container_of(w, struct aiop__reg,
+						 cleanup);
+	struct aiop_op *op, *next;
+
+	(void)loop;
+	(void)revents;
+	/* a parent's, in the child's copy; or destroyed from inside one of
+	 * our callbacks (coro.md: do not), whose dispatcher goes on with r */
+	if (r->gen != cur_gen() || r->in_dispatch)
+		return;
+	for (op = r->wait.aiop_next; op != &r->wait; op = next) {
+		next = op->aiop_next;
+		(void)aiop_op_cancel(op); /* waiting ones take nothing back */
+	}
+	/* left: Condition waits that would re-take their lock; they left the
+	 * waiting set and hold nothing yet */
+	while ((op = r->wait.aiop_next) != &r->wait) {
+		unwait(r, op);
+		op_forget(op);
+	}
+	while ((op = r->done_head)) {
+		r->done_head = op->aiop_next;
+		(void)aiop_op_cancel(op); /* a grant goes back (undo) */
+		op_forget(op);
+	}
+	r->done_tail = NULL;
+	r->kicked = false;
+	pthread_mutex_lock(&aiop__reg_mu);
+	reg_detach(r);
+	pthread_mutex_unlock(&aiop__reg_mu);
+}
+#endif
 
 static int
 reg_get(struct ev_loop *loop, struct aiop__reg **out)
@@ -993,6 +1067,11 @@ reg_get(struct ev_loop *loop, struct aiop__reg **out)
 		ev_init(&r->recheck, recheck_cb);
 		/* run after the user's own check watchers, before others' io */
 		ev_set_priority(&r->check, EV_MINPRI);
+#if EV_CLEANUP_ENABLE
+		/* keeps no reference: ev_run() returns as before */
+		ev_cleanup_init(&r->cleanup, cleanup_cb);
+		ev_cleanup_start(loop, &r->cleanup);
+#endif
 		atomic_store_explicit(&bell_reg[bell], r, memory_order_release);
 	}
 	pthread_mutex_unlock(&aiop__reg_mu);
@@ -1018,13 +1097,8 @@ aiop_loop_detach(struct ev_loop *loop)
 		pthread_mutex_unlock(&aiop__reg_mu);
 		return -EBUSY;
 	}
-	if (r) {
-		reg_stop_all(r);
-		atomic_store(&bell_reg[r->bell], NULL);
-		aiop__bell_release(r->bell);
-		r->bell = -1;
-		r->loop = NULL; /* kept: other threads may cache the pointer */
-	}
+	if (r)
+		reg_detach(r);
 	pthread_mutex_unlock(&aiop__reg_mu);
 	return 0;
 }

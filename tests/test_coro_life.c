@@ -2,8 +2,9 @@
 /*
  * The coro API's lifecycle edges (coro.md): timeouts at their limits,
  * cancels from other callbacks, an op restarted or its object freed from
- * its own callback, ev_break() with ops pending. Each callback runs
- * exactly once and never inside the start call (t_op's in_start).
+ * its own callback, ev_break() and ev_loop_destroy() with ops pending,
+ * doorbells given back. Each callback runs exactly once and never inside
+ * the start call (t_op's in_start).
  */
 #include <criterion/criterion.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 TestSuite(coro_life, .timeout = 60);
 
@@ -289,4 +291,128 @@ Test(coro_life, ev_break_with_ops_pending)
 	cr_assert_eq(aiop_event_free(ev), 0);
 	cr_assert_eq(aiop_event_free(ev2), 0);
 	ev_loop_destroy(PL);
+}
+
+/*
+ * A loop destroyed with ops pending (coro.md: do not) used to leave its
+ * registration bound to the freed loop: a set on its thread then started
+ * aiop's watchers in the freed loop (a crash, now and then), a cancel
+ * queued a result there, and a new loop at the same address took over the
+ * dead ops (libev asserted). Their callbacks cannot run; the ops are
+ * cancelled instead, what they were granted goes back, and they are
+ * forgotten: the objects and the op memory are free again.
+ */
+Test(coro_life, a_loop_destroyed_with_ops_pending_gives_their_grants_back)
+{
+	struct ev_loop *loop = ev_loop_new(0), *next;
+	struct aiop_lock *l;
+	struct aiop_sem *s;
+	struct aiop_event *e;
+	struct aiop_queue *q;
+	struct aiop_cond *cv;
+	struct aiop_barrier *br;
+	struct aiop_rlock *rl;
+	struct t_op ops[7], c = { 0 };
+	char buf[8];
+	size_t len = 0;
+
+	memset(ops, 0, sizeof(ops));
+
+	cr_assert_eq(aiop_lock_new(&l), 0);
+	cr_assert_eq(aiop_sem_new(&s, 1), 0);
+	cr_assert_eq(aiop_event_new(&e), 0);
+	cr_assert_eq(aiop_queue_new(&q, NULL), 0);
+	cr_assert_eq(aiop_cond_new(&cv), 0);
+	cr_assert_eq(aiop_barrier_new(&br, 2, NULL, NULL), 0);
+	cr_assert_eq(aiop_rlock_new(&rl), 0);
+	cr_assert_eq(aiop_queue_try_put(q, "m", 2), 0);
+	/* granted at their start, callbacks queued */
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &ops[0].op, l, AIOP_FOREVER,
+					    t_op_cb), 0);
+	cr_assert_eq(aiop_sem_coro_acquire(loop, &ops[1].op, s, AIOP_FOREVER,
+					   t_op_cb), 0);
+	cr_assert_eq(aiop_queue_coro_get(loop, &ops[2].op, q, buf, sizeof(buf),
+					 &len, AIOP_FOREVER, t_op_cb), 0);
+	cr_assert_eq(aiop_rlock_coro_acquire(loop, &ops[6].op, rl, AIOP_FOREVER,
+					     t_op_cb), 0);
+	/* waiting */
+	cr_assert_eq(aiop_event_coro_wait(loop, &ops[3].op, e, T_SEC, t_op_cb),
+		     0);
+	cr_assert_eq(aiop_cond_acquire(cv, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_cond_coro_wait(loop, &ops[4].op, cv, AIOP_FOREVER,
+					 t_op_cb), 0);
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &ops[5].op, br, AIOP_FOREVER,
+					    t_op_cb), 0);
+	ev_loop_destroy(loop);
+	cr_assert_eq(aiop_event_set(e), 0); /* rang the dead loop's thread */
+	for (int i = 0; i < 7; i++) {
+		cr_assert_eq(ops[i].calls, 0);
+		cr_assert_eq(aiop_op_pending(&ops[i].op), 0);
+		cr_assert_eq(aiop_op_cancel(&ops[i].op), -EALREADY);
+	}
+	/* the grants went back; the barrier party left (broke it) */
+	cr_assert_eq(aiop_lock_locked(l), 0);
+	cr_assert_eq(aiop_sem_get_value(s), 1);
+	cr_assert_eq(aiop_rlock_release(rl), -EPERM); /* not held */
+	cr_assert_eq(aiop_queue_try_get(q, buf, sizeof(buf), &len), 2);
+	cr_assert_str_eq(buf, "m");
+	cr_assert_eq(aiop_barrier_wait(br, 0), -EPIPE);
+	/* the Condition wait left the waiting set: nobody to notify */
+	cr_assert_eq(aiop_cond_acquire(cv, 0), 0);
+	cr_assert_eq(aiop_cond_notify(cv, 1), 0);
+	cr_assert_eq(aiop_cond_release(cv), 0);
+	cr_assert_eq(aiop_loop_detach(loop), 0);
+	/* a new loop (often at the same address) starts afresh */
+	next = ev_loop_new(0);
+	cr_assert_eq(aiop_event_coro_wait(next, &c.op, e, T_SEC, t_op_cb), 0);
+	cr_assert(t_run(next, 5000));
+	cr_assert_eq(c.calls, 1);
+	cr_assert_eq(c.result, 0);
+	cr_assert_eq(aiop_loop_detach(next), 0);
+	ev_loop_destroy(next);
+	cr_assert_eq(aiop_lock_free(l), 0);
+	cr_assert_eq(aiop_sem_free(s), 0);
+	cr_assert_eq(aiop_event_free(e), 0);
+	cr_assert_eq(aiop_queue_free(q), 0);
+	cr_assert_eq(aiop_cond_free(cv), 0);
+	cr_assert_eq(aiop_barrier_free(br), 0);
+	cr_assert_eq(aiop_rlock_free(rl), 0);
+}
+
+static int
+bells_claimed(void)
+{
+	int n = 0;
+
+	for (int i = 0; i < aiop__dom.nbells; i++)
+		n += aiop__bell_owner(i) != 0;
+	return n;
+}
+
+/* ev_loop_destroy() without aiop_loop_detach() gives the doorbell back:
+ * it stayed claimed until the process exited, and a program that made
+ * loops at new addresses ran out of doorbells (-EMFILE) */
+Test(coro_life, a_destroyed_loop_gives_its_doorbell_back)
+{
+	struct ev_loop *l1, *l2;
+	struct aiop_event *e;
+	struct t_op a = { 0 }, b = { 0 };
+
+	cr_assert_eq(aiop_event_new(&e), 0);
+	cr_assert_eq(aiop_event_set(e), 0);
+	l1 = ev_loop_new(0);
+	l2 = ev_loop_new(0);
+	cr_assert_eq(aiop_event_coro_wait(l1, &a.op, e, T_SEC, t_op_cb), 0);
+	cr_assert_eq(aiop_event_coro_wait(l2, &b.op, e, T_SEC, t_op_cb), 0);
+	cr_assert_eq(bells_claimed(), 2);
+	cr_assert(t_run(l1, 5000));
+	cr_assert(t_run(l2, 5000));
+	cr_assert_eq(a.result, 0);
+	cr_assert_eq(b.result, 0);
+	ev_loop_destroy(l1);
+	cr_assert_eq(bells_claimed(), 1);
+	cr_assert_eq(aiop_loop_detach(l2), 0); /* detach first: still fine */
+	ev_loop_destroy(l2);
+	cr_assert_eq(bells_claimed(), 0);
+	cr_assert_eq(aiop_event_free(e), 0);
 }

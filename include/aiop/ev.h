@@ -97,11 +97,15 @@ AIOP_API int aiop_op_cancel(struct aiop_op *op);
 AIOP_API int aiop_op_pending(const struct aiop_op *op);
 
 /**
- * Give back the doorbell this process claimed for a loop. Call it before
- * ev_loop_destroy() of a loop that ran coro ops: otherwise the doorbell
- * stays claimed until the process exits (or execs and then exits), and a
- * program that makes many loops runs out of them (-EMFILE). Doorbells of a
- * process that died are reclaimed by the next claimant.
+ * Give back the doorbell this process claimed for a loop, which keeps
+ * working and claims one again at its next start. ev_loop_destroy() gives
+ * it back too (an ev_cleanup watcher). Do not destroy a loop with ops
+ * pending: their callbacks never run; they are cancelled (what they were
+ * granted goes back) and forgotten (coro.md). With a libev built
+ * without cleanup watchers, call it before ev_loop_destroy(): otherwise
+ * the doorbell stays claimed until the process exits, and a program that
+ * makes many loops runs out of them (-EMFILE). Doorbells of a process
+ * that died are reclaimed by the next claimant.
  * @return 0 (also if the loop never used aiop); -EBUSY if ops are pending
  *         or if called from inside an aiop callback of that loop;
  *         -EINVAL if loop is NULL
