@@ -453,6 +453,10 @@ cond_new(struct aiop_cond **out, struct aiop__obj *lock,
 	c->lock = lock;
 	c->ish = ish;
 	c->own = own;
+	/* the caller's lock must outlive us: its free is refused until then
+	 * (one we own goes with us) */
+	if (!own)
+		atomic_fetch_add(&lock->users, 1);
 	*out = c;
 	return 0;
 }
@@ -491,7 +495,7 @@ aiop_cond_new_rlock(struct aiop_cond **out, struct aiop_rlock *rlock)
 AIOP_API int
 aiop_cond_free(struct aiop_cond *cond)
 {
-	struct aiop__obj *own;
+	struct aiop__obj *own, *lock;
 	int r;
 
 	if (!cond)
@@ -503,9 +507,12 @@ aiop_cond_free(struct aiop_cond *cond)
 	/* coro acquires of its own lock count on that handle */
 	if (own && aiop__pending(own) > 0)
 		return -EBUSY;
+	lock = cond->lock;
 	r = aiop__obj_free(&cond->o, AIOP__T_COND);
 	if (r == 0 && own)
 		(void)aiop__obj_free(own, own->type);
+	else if (r == 0)
+		atomic_fetch_sub(&lock->users, 1);
 	return r;
 }
 

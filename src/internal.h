@@ -110,6 +110,8 @@ struct aiop__obj {
 	uint16_t pad;
 	int fd;                   /* the object's memfd, kept to be sent
 				     (aiop_X_send, design.md 10) */
+	_Atomic uint32_t users;   /* conditions of this process made over
+				     this lock handle: its free waits */
 	size_t size;              /* mapping length (local, trusted) */
 	struct aiop__shm_hdr *shm;
 	/* coro ops of this process pending on it: fork generation << 32 |

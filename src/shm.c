@@ -144,7 +144,7 @@ aiop__obj_free(struct aiop__obj *o, unsigned type)
 		return 0;
 	if (o->hmagic != AIOP__HANDLE_MAGIC || o->type != type)
 		return -EINVAL;
-	if (aiop__pending(o) > 0)
+	if (aiop__pending(o) > 0 || atomic_load(&o->users) > 0)
 		return -EBUSY;
 	o->hmagic = 0; /* best effort against a double free; no guarantee */
 	AIOP__SAVE_ERRNO(aiop__obj_destroy(o));

@@ -411,6 +411,38 @@ Test(cond, free_refuses_while_its_lock_has_pending_ops)
 	ev_loop_destroy(loop);
 }
 
+/*
+ * The lock must outlive the conditions made over it: a free of the lock
+ * while one exists used to succeed, and the condition's next call read
+ * the freed handle (ASan: heap-use-after-free; plain: whatever the memory
+ * held). The free is now refused while a condition of this process uses
+ * the handle, for a Lock and an RLock alike.
+ */
+Test(cond, a_lock_is_not_freed_under_its_conditions)
+{
+	struct aiop_lock *l;
+	struct aiop_rlock *rl;
+	struct aiop_cond *c1, *c2, *c3;
+
+	cr_assert_eq(aiop_lock_new(&l), 0);
+	cr_assert_eq(aiop_cond_new_lock(&c1, l), 0);
+	cr_assert_eq(aiop_cond_new_lock(&c2, l), 0);
+	cr_assert_eq(aiop_lock_free(l), -EBUSY);
+	cr_assert_eq(aiop_cond_free(c1), 0);
+	cr_assert_eq(aiop_lock_free(l), -EBUSY, "c2 still uses it");
+	cr_assert_eq(aiop_cond_acquire(c2, T_SEC), 0);
+	cr_assert_eq(aiop_cond_notify(c2, 1), 0);
+	cr_assert_eq(aiop_cond_release(c2), 0);
+	cr_assert_eq(aiop_cond_free(c2), 0);
+	cr_assert_eq(aiop_lock_free(l), 0);
+
+	cr_assert_eq(aiop_rlock_new(&rl), 0);
+	cr_assert_eq(aiop_cond_new_rlock(&c3, rl), 0);
+	cr_assert_eq(aiop_rlock_free(rl), -EBUSY);
+	cr_assert_eq(aiop_cond_free(c3), 0);
+	cr_assert_eq(aiop_rlock_free(rl), 0);
+}
+
 /* notify then wait: the notification is for the waiter that was there,
  * never for the notifier's own later wait (it registers after the notify) */
 Test(cond, notifier_never_takes_its_own_signal, .init = setup,

@@ -29,14 +29,16 @@ typedef int (*aiop_cond_pred)(void *arg);
 AIOP_API int aiop_cond_new(struct aiop_cond **out);
 
 /**
- * Create a condition over an existing Lock (which must outlive it).
+ * Create a condition over an existing Lock (which must outlive it: its
+ * aiop_lock_free returns -EBUSY until the condition is freed).
  * @return as aiop_cond_new; -EINVAL if lock is not a valid Lock handle,
  *         -EPROTO if its shared object is corrupt
  */
 AIOP_API int aiop_cond_new_lock(struct aiop_cond **out, struct aiop_lock *lock);
 
 /**
- * Create a condition over an existing RLock (which must outlive it).
+ * Create a condition over an existing RLock (which must outlive it: its
+ * aiop_rlock_free returns -EBUSY until the condition is freed).
  * @return as aiop_cond_new; -EINVAL if rlock is not a valid RLock handle,
  *         -EPROTO if its shared object is corrupt
  */

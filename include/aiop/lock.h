@@ -27,7 +27,9 @@ AIOP_API int aiop_lock_new(struct aiop_lock **out);
 /**
  * Drop this process's handle (the lock lives on in other processes).
  * @return 0 (also for NULL), -EBUSY if coro ops on it are still pending in
- *         this process, -EINVAL if it is not a handle of this type
+ *         this process or a condition made over this handle
+ *         (aiop_cond_new_lock) is not freed yet, -EINVAL if it is not a
+ *         handle of this type
  */
 AIOP_API int aiop_lock_free(struct aiop_lock *lock);
 

@@ -28,7 +28,9 @@ AIOP_API int aiop_rlock_new(struct aiop_rlock **out);
 /**
  * Drop this process's handle (the object lives on in other processes).
  * @return 0 (also for NULL), -EBUSY if coro ops on it are still pending in
- *         this process, -EINVAL if it is not a handle of this type
+ *         this process or a condition made over this handle
+ *         (aiop_cond_new_rlock) is not freed yet, -EINVAL if it is not a
+ *         handle of this type
  */
 AIOP_API int aiop_rlock_free(struct aiop_rlock *rlock);
 
