@@ -897,6 +897,26 @@ op_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- coro: registrations ----------------------------------------------- */
 
+/*
+ * The first waiting op of r from op on, walking the parent's list in a
+ * child (forward or back): a dispatcher's cursor is passed over (a
+ * callback that forked and runs the loop in the child before returning
+ * leaves it linked; it has no timer); NULL at the sentinel or at an entry
+ * that is not a waiting op of r (a copy the child zeroed, and maybe
+ * started afresh: op->aiop_reg is never a stale registration for a
+ * child's op).
+ */
+static struct aiop_op *
+inherited(struct aiop__reg *r, struct aiop_op *op, int fwd)
+{
+	while (op && op != &r->wait && op->aiop_state == OP_CURSOR)
+		op = fwd ? op->aiop_next : op->aiop_prev;
+	if (!op || op == &r->wait || op->aiop_state != OP_WAITING ||
+	    op_reg(op) != r)
+		return NULL;
+	return op;
+}
+
 static void
 reg_stop_all(struct aiop__reg *r)
 {
@@ -909,23 +929,26 @@ reg_stop_all(struct aiop__reg *r)
 #endif
 	if (r->gen != cur_gen()) {
 		/* inherited: the ops' timers are the parent's, stop them in
-		 * this copy of the loop */
-		for (struct aiop_op *op = r->wait.aiop_next;
-		     op && op != &r->wait; op = op->aiop_next) {
-			/* not a dispatcher's cursor (a callback that forked
-			 * and runs the loop in the child before returning
-			 * leaves it linked): its timer was never set up */
-			if (op->aiop_state == OP_CURSOR)
-				continue;
-			/* the child zeroed this copy and started it afresh:
-			 * its links lead into the child's own list, which
-			 * never comes back to ours (the walk spun for ever).
-			 * The copies after it stop themselves when their
-			 * timers fire (op_timeout_cb) */
-			if (op->aiop_state != OP_WAITING || op_reg(op) != r)
-				break;
+		 * this copy of the loop. From both ends of the list: the
+		 * child may have zeroed a copy of one op and started it
+		 * afresh; its links then lead into the child's own list,
+		 * which never comes back to ours (the walk spun for ever),
+		 * and a walk that stopped there left the timers of the ops
+		 * after it running, keeping ev_run() from returning until
+		 * they expired. Only the ops between two such copies are
+		 * out of reach: their timers stop themselves when they
+		 * fire (op_timeout_cb) */
+		struct aiop_op *op, *last = NULL;
+
+		for (op = r->wait.aiop_next; (op = inherited(r, op, 1));
+		     op = op->aiop_next) {
 			ev_timer_stop(r->loop, &op->aiop_timer);
+			last = op;
 		}
+		for (op = r->wait.aiop_prev;
+		     (op = inherited(r, op, 0)) && op != last;
+		     op = op->aiop_prev)
+			ev_timer_stop(r->loop, &op->aiop_timer);
 	}
 }
 

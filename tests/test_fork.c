@@ -716,3 +716,70 @@ Test(fork, a_child_may_zero_a_parents_op_and_reuse_it)
 	cr_assert_eq(aiop_event_free(ZE), 0);
 	ev_loop_destroy(loop);
 }
+
+/* ---- ... and the parent's other ops keep no timer in the child ------- */
+
+static struct aiop_event *TE;
+static struct t_op TOPS[3];
+static int TZERO;
+
+static int
+child_rezeroes_one_of_three(void *arg)
+{
+	struct ev_loop *loop = arg;
+	struct t_op *z = &TOPS[TZERO];
+
+	ev_loop_fork(loop);
+	aiop_op_init(&z->op);
+	z->calls = 0;
+	if (aiop_event_coro_wait(loop, &z->op, TE, 1500 * T_MS, t_op_cb) < 0)
+		return 1;
+	/* the parent's ops around it wait 60 s: their timers in this copy
+	 * of the loop must be stopped with the parent's other watchers, or
+	 * they keep ev_run() from returning until then */
+	if (!t_run(loop, 10000))
+		return 2;
+	return z->calls == 1 && z->result == -ETIMEDOUT ? 0 : 3;
+}
+
+/*
+ * The walk that stops the parent's op timers in the child's copy of the
+ * loop ended at the copy the child had zeroed and started afresh: the
+ * timers of the parent's ops after it stayed in the loop, and the child's
+ * ev_run() did not return until they expired (60 s here; found by review:
+ * the child's run hit its 10 s bound, for the first and for the middle op
+ * of three). It now walks back from the sentinel too.
+ */
+Test(fork, a_child_that_zeroes_a_parents_op_keeps_no_timer_of_the_others)
+{
+	for (TZERO = 0; TZERO < 3; TZERO++) {
+		struct ev_loop *loop = ev_loop_new(0);
+		pid_t pid;
+
+		memset(TOPS, 0, sizeof(TOPS));
+		cr_assert_eq(aiop_event_new(&TE), 0);
+		/* only the one the child zeroes may have no timeout
+		 * (coro.md, Fork) */
+		for (int i = 0; i < 3; i++)
+			cr_assert_eq(aiop_event_coro_wait(
+					     loop, &TOPS[i].op, TE,
+					     i == TZERO ? AIOP_FOREVER
+							: 60 * T_SEC,
+					     t_op_cb),
+				     0);
+		pid = t_fork(child_rezeroes_one_of_three, loop);
+		cr_assert_gt(pid, 0);
+		cr_assert_eq(t_reap(pid, T_REAP_MS), 0, "op %d: the child's "
+			     "loop ran on, or failed", TZERO);
+		for (int i = 0; i < 3; i++)
+			cr_assert_eq(aiop_op_cancel(&TOPS[i].op), 0);
+		cr_assert(t_run(loop, 5000));
+		for (int i = 0; i < 3; i++) {
+			cr_assert_eq(TOPS[i].calls, 1);
+			cr_assert_eq(TOPS[i].result, -ECANCELED);
+		}
+		cr_assert_eq(aiop_loop_detach(loop), 0);
+		cr_assert_eq(aiop_event_free(TE), 0);
+		ev_loop_destroy(loop);
+	}
+}
