@@ -783,3 +783,134 @@ Test(fork, a_child_that_zeroes_a_parents_op_keeps_no_timer_of_the_others)
 		ev_loop_destroy(loop);
 	}
 }
+
+/* ---- a child that destroys the inherited loop ------------------------ */
+
+static struct aiop_lock *DL_L;
+static struct aiop_sem *DL_S, *DL_MINE;
+static struct aiop_event *DL_E;
+static struct aiop_barrier *DL_B;
+static struct aiop_cond *DL_C;
+static struct aiop_queue *DL_Q;
+static struct t_op DL_OPS[6];
+static char dl_buf[8];
+static size_t dl_len;
+
+static int
+bells_of(pid_t p)
+{
+	int n = 0;
+
+	for (int i = 0; i < aiop__dom.nbells; i++)
+		n += aiop__bell_owner(i) == p;
+	return n;
+}
+
+static int
+child_destroys_the_loop(void *arg)
+{
+	struct ev_loop *loop = arg;
+	struct t_op a = { 0 }, b = { 0 };
+
+	ev_loop_fork(loop);
+	/* ops of its own on that loop: granted, and waiting */
+	if (aiop_sem_coro_acquire(loop, &a.op, DL_MINE, AIOP_FOREVER,
+				  t_op_cb) < 0 ||
+	    aiop_event_coro_wait(loop, &b.op, DL_E, 60 * T_SEC, t_op_cb) < 0)
+		return 1;
+	if (aiop_sem_get_value(DL_MINE) != 0 || bells_of(getpid()) != 1)
+		return 2;
+	ev_loop_destroy(loop);
+	/* its own: cancelled, the unit back, the doorbell back */
+	if (a.calls || b.calls || aiop_op_pending(&a.op) ||
+	    aiop_op_pending(&b.op) || aiop_sem_get_value(DL_MINE) != 1 ||
+	    bells_of(getpid()) != 0)
+		return 3;
+	/* the parent's: still pending, holding what they were granted, and
+	 * the parent's doorbell still the parent's */
+	if (bells_of(getppid()) != 1)
+		return 4;
+	for (int i = 0; i < 6; i++)
+		if (!aiop_op_pending(&DL_OPS[i].op) || DL_OPS[i].calls ||
+		    aiop_op_cancel(&DL_OPS[i].op) != -EINVAL)
+			return 10 + i;
+	if (aiop_lock_locked(DL_L) != 1 || aiop_sem_get_value(DL_S) != 0 ||
+	    aiop_barrier_broken(DL_B) != 0 ||
+	    aiop_barrier_n_waiting(DL_B) != 1 ||
+	    aiop_queue_try_get(DL_Q, dl_buf, sizeof(dl_buf), &dl_len) !=
+		    -EAGAIN)
+		return 20;
+	return 0;
+}
+
+/*
+ * ev_loop_destroy() cancels and forgets the ops left pending on the loop,
+ * giving their grants back (bb818d2). In a child, the inherited loop's
+ * parent's ops are the parent's: the child's destroy must cancel only its
+ * own, give back only the doorbell it claimed, and leave the parent's
+ * ops, their grants and the parent's doorbell alone (review of bb818d2:
+ * with cleanup_cb's generation check removed, the child gave the parent's
+ * grants back and this test failed).
+ */
+Test(fork, a_child_that_destroys_the_inherited_loop_leaves_the_parents_ops)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	pid_t pid;
+
+	memset(DL_OPS, 0, sizeof(DL_OPS));
+	cr_assert_eq(aiop_lock_new(&DL_L), 0);
+	cr_assert_eq(aiop_sem_new(&DL_S, 1), 0);
+	cr_assert_eq(aiop_sem_new(&DL_MINE, 1), 0);
+	cr_assert_eq(aiop_event_new(&DL_E), 0);
+	cr_assert_eq(aiop_barrier_new(&DL_B, 2, NULL, NULL), 0);
+	cr_assert_eq(aiop_cond_new(&DL_C), 0);
+	cr_assert_eq(aiop_queue_new(&DL_Q, NULL), 0);
+	cr_assert_eq(aiop_queue_try_put(DL_Q, "q", 2), 0);
+	/* granted at their start (callbacks queued) */
+	cr_assert_eq(aiop_lock_coro_acquire(loop, &DL_OPS[0].op, DL_L,
+					    AIOP_FOREVER, t_op_cb), 0);
+	cr_assert_eq(aiop_sem_coro_acquire(loop, &DL_OPS[1].op, DL_S,
+					   AIOP_FOREVER, t_op_cb), 0);
+	cr_assert_eq(aiop_queue_coro_get(loop, &DL_OPS[2].op, DL_Q, dl_buf,
+					 sizeof(dl_buf), &dl_len,
+					 AIOP_FOREVER, t_op_cb), 0);
+	/* waiting */
+	cr_assert_eq(aiop_event_coro_wait(loop, &DL_OPS[3].op, DL_E,
+					  60 * T_SEC, t_op_cb), 0);
+	cr_assert_eq(aiop_barrier_coro_wait(loop, &DL_OPS[4].op, DL_B,
+					    60 * T_SEC, t_op_cb), 0);
+	cr_assert_eq(aiop_cond_acquire(DL_C, AIOP_FOREVER), 0);
+	cr_assert_eq(aiop_cond_coro_wait(loop, &DL_OPS[5].op, DL_C,
+					 60 * T_SEC, t_op_cb), 0);
+	pid = t_fork(child_destroys_the_loop, loop);
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(t_reap(pid, T_REAP_MS), 0);
+	cr_assert_eq(bells_of(getpid()), 1);
+	/* the parent's ops complete as if nothing had happened */
+	cr_assert_eq(aiop_event_set(DL_E), 0);
+	cr_assert_geq(aiop_barrier_wait(DL_B, 5 * T_SEC), 0);
+	cr_assert_eq(aiop_cond_acquire(DL_C, 5 * T_SEC), 0);
+	cr_assert_eq(aiop_cond_notify(DL_C, 1), 1);
+	cr_assert_eq(aiop_cond_release(DL_C), 0);
+	cr_assert(t_run(loop, 5000));
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(DL_OPS[i].calls, 1, "op %d", i);
+	cr_assert_eq(DL_OPS[0].result, 0);
+	cr_assert_eq(DL_OPS[1].result, 0);
+	cr_assert_eq(DL_OPS[2].result, 2);
+	cr_assert_str_eq(dl_buf, "q");
+	cr_assert_eq(DL_OPS[3].result, 0);
+	cr_assert_geq(DL_OPS[4].result, 0);
+	cr_assert_eq(DL_OPS[5].result, 0);
+	cr_assert_eq(aiop_cond_release(DL_C), 0);
+	cr_assert_eq(aiop_lock_release(DL_L), 0);
+	ev_loop_destroy(loop);
+	cr_assert_eq(bells_of(getpid()), 0);
+	cr_assert_eq(aiop_lock_free(DL_L), 0);
+	cr_assert_eq(aiop_sem_free(DL_S), 0);
+	cr_assert_eq(aiop_sem_free(DL_MINE), 0);
+	cr_assert_eq(aiop_event_free(DL_E), 0);
+	cr_assert_eq(aiop_barrier_free(DL_B), 0);
+	cr_assert_eq(aiop_cond_free(DL_C), 0);
+	cr_assert_eq(aiop_queue_free(DL_Q), 0);
+}
