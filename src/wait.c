@@ -482,6 +482,38 @@ op_reg(const struct aiop_op *op)
 	return op->aiop_reg;
 }
 
+/*
+ * Take a dispatcher's cursor out of r's list after user code (an attempt's
+ * predicate or action, a callback) ran. If that code forked and this is
+ * the child, the list is the parent's, and the child may have zeroed the
+ * copy of a neighbour and started it afresh (coro.md, Fork): its links are
+ * then in the child's own list, and writing them corrupted that list (the
+ * child crashed at its next pass). Only the parent's entries are relinked
+ * there; the walk that stops the parent's timers ends at the others.
+ */
+static bool
+parents_entry(struct aiop__reg *r, struct aiop_op *op)
+{
+	return op == &r->wait || op->aiop_state == OP_CURSOR ||
+	       (op->aiop_state == OP_WAITING && op_reg(op) == r);
+}
+
+static void
+cursor_unlink(struct aiop__reg *r, struct aiop_op *c)
+{
+	struct aiop_op *p = c->aiop_prev, *n = c->aiop_next;
+
+	if (AIOP_LIKELY(r->gen == cur_gen())) {
+		list_unlink(c);
+		return;
+	}
+	if (parents_entry(r, p))
+		p->aiop_next = n;
+	if (parents_entry(r, n))
+		n->aiop_prev = p;
+	c->aiop_next = c->aiop_prev = NULL;
+}
+
 static inline const struct aiop__waitdesc *
 op_desc(const struct aiop_op *op)
 {
@@ -722,7 +754,7 @@ pass_waiting(struct aiop__reg *r, unsigned flags)
 			 * it and completes with it; the steps after the user
 			 * code fail in the child (the lock is not its own) or
 			 * have nothing to undo (a Barrier's release) */
-			list_unlink(&cursor);
+			cursor_unlink(r, &cursor);
 			return;
 		}
 		if (op->aiop_state != OP_WAITING) {
@@ -745,7 +777,7 @@ pass_waiting(struct aiop__reg *r, unsigned flags)
 			complete(r, op, res);
 		}
 		op = cursor.aiop_next;
-		list_unlink(&cursor);
+		cursor_unlink(r, &cursor);
 	}
 }
 

@@ -914,3 +914,87 @@ Test(fork, a_child_that_destroys_the_inherited_loop_leaves_the_parents_ops)
 	cr_assert_eq(aiop_cond_free(DL_C), 0);
 	cr_assert_eq(aiop_queue_free(DL_Q), 0);
 }
+
+/* ---- a forking callback's child restarts the parent's next op -------- */
+
+static pid_t RC_PARENT, RC_CHILD;
+static struct aiop_event *RC_X, *RC_Y, *RC_Z;
+static struct t_op RC_A, RC_NEXT, RC_MORE;
+
+static void
+rc_forks(struct ev_loop *l, struct aiop_op *op, int res)
+{
+	t_op_cb(l, op, res);
+	RC_CHILD = fork();
+	if (RC_CHILD != 0) {
+		t_msleep(50); /* the child's dispatcher goes first */
+		return;
+	}
+	alarm(10); /* a child that hangs must not outlive the test */
+	ev_loop_fork(l);
+	/* the copy of the parent's op after this one in the list (the
+	 * pass's cursor sits between them): zeroed, and started afresh
+	 * (coro.md, Fork: it had no timeout) */
+	aiop_op_init(&RC_NEXT.op);
+	if (aiop_event_coro_wait(l, &RC_NEXT.op, RC_Z, 300 * T_MS,
+				 t_op_cb) < 0)
+		_exit(1);
+}
+
+/* in the child, once the forking callback has returned to the pass */
+static int
+rc_child_goes_on(struct ev_loop *loop)
+{
+	if (!t_run(loop, 5000))
+		return 2;
+	if (RC_NEXT.calls != 1 || RC_NEXT.result != -ETIMEDOUT)
+		return 3;
+	/* a pass over the child's own list */
+	if (aiop_event_coro_wait(loop, &RC_MORE.op, RC_Z, 2 * T_SEC,
+				 t_op_cb) < 0 ||
+	    aiop_event_set(RC_Z) < 0)
+		return 4;
+	if (!t_run(loop, 5000))
+		return 5;
+	return RC_MORE.calls == 1 && RC_MORE.result == 0 ? 0 : 6;
+}
+
+/*
+ * A callback run by a pass forks, and the child restarts, inside that
+ * callback, its zeroed copy of the parent's op that comes next in the
+ * list, on the same loop. Back in the pass, the child took the pass's
+ * cursor out of the parent's list, which wrote the restarted op's links:
+ * they are in the child's own list now, which that write corrupted, and
+ * the child crashed (SIGSEGV) at its next pass over it (found by review).
+ */
+Test(fork, a_child_that_restarts_the_next_op_in_a_forking_callback)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	int rc;
+
+	RC_PARENT = getpid();
+	cr_assert_eq(aiop_event_new(&RC_X), 0);
+	cr_assert_eq(aiop_event_new(&RC_Y), 0);
+	cr_assert_eq(aiop_event_new(&RC_Z), 0);
+	cr_assert_eq(aiop_event_coro_wait(loop, &RC_A.op, RC_X, 5 * T_SEC,
+					  rc_forks), 0);
+	cr_assert_eq(aiop_event_coro_wait(loop, &RC_NEXT.op, RC_Y,
+					  AIOP_FOREVER, t_op_cb), 0);
+	cr_assert_eq(aiop_event_set(RC_X), 0);
+	ev_run(loop, EVRUN_ONCE);
+	if (getpid() != RC_PARENT)
+		_exit(rc_child_goes_on(loop));
+	cr_assert_eq(RC_A.calls, 1);
+	rc = t_reap(RC_CHILD, T_REAP_MS);
+	cr_assert_eq(rc, 0, "the child failed: %d", rc);
+	/* the parent's op is untouched */
+	cr_assert_eq(aiop_op_cancel(&RC_NEXT.op), 0);
+	cr_assert(t_run(loop, 5000));
+	cr_assert_eq(RC_NEXT.calls, 1);
+	cr_assert_eq(RC_NEXT.result, -ECANCELED);
+	cr_assert_eq(aiop_loop_detach(loop), 0);
+	ev_loop_destroy(loop);
+	cr_assert_eq(aiop_event_free(RC_X), 0);
+	cr_assert_eq(aiop_event_free(RC_Y), 0);
+	cr_assert_eq(aiop_event_free(RC_Z), 0);
+}
